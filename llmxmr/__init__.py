@@ -1,0 +1,1 @@
+"""llmxmr: LLM×MapReduce-V2 as a LangGraph state machine."""

@@ -1,0 +1,200 @@
+"""Runtime settings of a run: the `Context` a caller passes, and the resolved `Settings` saved in state.
+
+`Context` is what LangGraph Studio shows as the configuration form, so every field carries a description.
+Fields whose default depends on the mode default to None and are filled in by `resolve_settings`, so that
+`mode="reference"` reproduces the reference's knobs unless the caller sets a knob explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Mode = Literal["default", "reference"]
+
+
+def _f(default: Any, description: str) -> Any:
+    return field(default=default, metadata={"description": description})
+
+
+@dataclass(kw_only=True)
+class Context:
+    """Settings of one llmxmr run (all optional; unset knobs take the mode's defaults)."""
+
+    mode: Mode = _f("default", "'default' (improved method) or 'reference' (reproduces the published implementation).")
+    model: str = _f(
+        "local",
+        "Model for every role unless a role sets its own: 'local' (embedded SmolLM2), 'gguf:/path/model.gguf', "
+        "'openai:MODEL' or 'google_genai:MODEL'.",
+    )
+    base_url: str | None = _f(None, "Base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio) for openai: models.")
+    reader_model: str | None = _f(None, "Model of the reader role (map, digest); defaults to `model`.")
+    planner_model: str | None = _f(None, "Model of the planner role (group, skeleton, feedback, merge, modify, critique).")
+    judge_model: str | None = _f(None, "Model of the judge role (entropy scoring); defaults to `model`.")
+    writer_model: str | None = _f(None, "Model of the writer role (sections, polish, charts); defaults to `model`.")
+    group_size: int | None = _f(None, "Papers per topic group (reference 3).")
+    skeleton_group_size: int | None = _f(None, "Groups per local skeleton draft (reference 3).")
+    kernel_width: int | None = _f(None, "Suggestions merged by one convolution unit (reference 3).")
+    units: int | None = _f(None, "Units per sampling layer (reference 10).")
+    top_k: int | None = _f(None, "Suggestions kept after each layer (reference 6).")
+    max_layers: int | None = _f(None, "Convolution layers per block, layer 0 not counted (reference 6).")
+    max_blocks: int | None = _f(None, "Refinement blocks at most (reference 1).")
+    refine_rounds: int | None = _f(None, "Self-refine rounds per block (reference 3).")
+    best_of: int | None = _f(None, "Candidates per self-refine round (reference 3).")
+    epsilon: float | None = _f(None, "Smallest score gain (0-10 scale) that counts as progress for the stop rules.")
+    patience: int | None = _f(None, "Layers in a row without an epsilon gain before the layers stop (default mode).")
+    entropy_lambda: float | None = _f(None, "Weight of the judge score J against structural entropy H (reference 1).")
+    digest_input: Literal["fulltext", "notes"] | None = _f(
+        None, "What the outline digest reads: the paper's 'fulltext' (reference) or its map 'notes' (default)."
+    )
+    charts: bool | None = _f(None, "Ask the writer for mermaid charts/tables in one extra call (reference: always).")
+    language: str = _f("en", "Language of the article.")
+    seed: int = _f(0, "Seed of every random draw (grouping fallback, sampling, shuffles).")
+    max_concurrency: int = _f(8, "Model calls in flight at once (LangGraph max_concurrency).")
+    context_window: int | None = _f(None, "Input budget in tokens of one call; defaults per model (8192 for local).")
+    max_output_tokens: int | None = _f(None, "Largest completion of one call in tokens; defaults per model.")
+    request_timeout: float | None = _f(None, "Seconds before one model request times out; defaults per model.")
+    temperature: float = _f(0.0, "Temperature of ordinary calls.")
+    candidate_temperature: float = _f(0.7, "Temperature of best-of candidates (identical prompts at 0 give identical answers).")
+    max_total_tokens: int | None = _f(None, "Budget: prompt + completion tokens of the whole run (None = unlimited).")
+    max_calls: int | None = _f(None, "Budget: model calls of the whole run, retries and repairs included (None = unlimited).")
+    requests_per_minute: int | None = _f(None, "Rate limit per role in requests per minute (None = unlimited).")
+    max_repairs: int = _f(2, "Re-asks of a model whose output is malformed before the unit is recorded as failed.")
+
+
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "reference": dict(
+        group_size=3, skeleton_group_size=3, kernel_width=3, units=10, top_k=6, max_layers=6, max_blocks=1,
+        refine_rounds=3, best_of=3, epsilon=0.0, patience=10**6, entropy_lambda=1.0, digest_input="fulltext",
+        charts=True,
+    ),
+    "default": dict(
+        group_size=3, skeleton_group_size=3, kernel_width=3, units=10, top_k=6, max_layers=6, max_blocks=3,
+        refine_rounds=3, best_of=3, epsilon=0.1, patience=2, entropy_lambda=0.7, digest_input="notes",
+        charts=False,
+    ),
+}
+
+
+class Settings(BaseModel):
+    """Every knob resolved to a concrete value; saved in state and in survey.json."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Mode
+    model: str
+    base_url: str | None
+    reader_model: str
+    planner_model: str
+    judge_model: str
+    writer_model: str
+    group_size: int
+    skeleton_group_size: int
+    kernel_width: int
+    units: int
+    top_k: int
+    max_layers: int
+    max_blocks: int
+    refine_rounds: int
+    best_of: int
+    epsilon: float
+    patience: int
+    entropy_lambda: float
+    digest_input: Literal["fulltext", "notes"]
+    charts: bool
+    language: str
+    seed: int
+    max_concurrency: int
+    context_window: int | None
+    max_output_tokens: int | None
+    request_timeout: float | None
+    temperature: float
+    candidate_temperature: float
+    max_total_tokens: int | None
+    max_calls: int | None
+    requests_per_minute: int | None
+    max_repairs: int
+
+    def model_for(self, role: str) -> str:
+        return getattr(self, f"{role}_model")
+
+
+class SettingsError(ValueError):
+    """A setting has an unknown name or an invalid value."""
+
+
+CONTEXT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Context))
+
+
+def context_help() -> list[tuple[str, str, str]]:
+    """(name, default, description) of every Context field, for `llmxmr settings` and `--help`."""
+    out = []
+    for f in fields(Context):
+        out.append((f.name, repr(f.default), f.metadata.get("description", "")))
+    return out
+
+
+def resolve_settings(context: Context | dict[str, Any] | None) -> Settings:
+    """Fill mode-dependent defaults and role models; validate ranges."""
+    if context is None:
+        values: dict[str, Any] = dataclasses.asdict(Context())
+    elif isinstance(context, Context):
+        values = dataclasses.asdict(context)
+    else:
+        unknown = sorted(set(context) - set(CONTEXT_FIELDS))
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid names: {', '.join(CONTEXT_FIELDS)}")
+        values = dataclasses.asdict(Context(**context))
+    mode = values["mode"]
+    if mode not in MODE_DEFAULTS:
+        raise SettingsError(f"mode must be 'default' or 'reference', not {mode!r}")
+    for key, default in MODE_DEFAULTS[mode].items():
+        if values.get(key) is None:
+            values[key] = default
+    for role in ("reader", "planner", "judge", "writer"):
+        values[f"{role}_model"] = values.get(f"{role}_model") or values["model"]
+    for key in ("group_size", "skeleton_group_size", "kernel_width", "units", "top_k", "best_of", "max_concurrency"):
+        if int(values[key]) < 1:
+            raise SettingsError(f"{key} must be at least 1, not {values[key]}")
+    for key in ("max_layers", "max_blocks", "refine_rounds", "patience", "max_repairs"):
+        if int(values[key]) < 0:
+            raise SettingsError(f"{key} must not be negative, not {values[key]}")
+    if not 0.0 <= float(values["entropy_lambda"]) <= 1.0:
+        raise SettingsError(f"entropy_lambda must be within [0, 1], not {values['entropy_lambda']}")
+    if values["digest_input"] not in ("fulltext", "notes"):
+        raise SettingsError(f"digest_input must be 'fulltext' or 'notes', not {values['digest_input']!r}")
+    try:
+        return Settings(**values)
+    except Exception as exc:  # pydantic's message names the field
+        raise SettingsError(str(exc)) from exc
+
+
+def parse_setting_value(raw: str) -> Any:
+    """`--set FIELD=VALUE`: VALUE is JSON when it parses, else a string."""
+    import json
+
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def apply_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """Resume with overrides (a new base URL, another model): re-validate the merged values."""
+    unknown = sorted(set(overrides) - set(CONTEXT_FIELDS))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid names: {', '.join(CONTEXT_FIELDS)}")
+    merged = settings.model_dump()
+    if "model" in overrides:
+        # A new --model replaces role models that were only inherited from the old one.
+        for role in ("reader", "planner", "judge", "writer"):
+            if merged[f"{role}_model"] == merged["model"] and f"{role}_model" not in overrides:
+                merged[f"{role}_model"] = overrides["model"]
+    merged.update(overrides)
+    try:
+        return Settings(**merged)
+    except Exception as exc:
+        raise SettingsError(str(exc)) from exc
