@@ -1,0 +1,107 @@
+"""Entropy scoring parts (METHOD §3): structural entropy H, the judge's expected digit J, and E.
+
+J is on 0-10, H on 0-1, E = λ·J + (1-λ)·10·H on 0-10.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llmxmr.state.models import Digest
+
+DIGIT_SCALE = 10 / 9  # a digit 0-9 mapped onto the 0-10 scale of the reference rubric
+
+
+def structural_entropy(leaf_ids: Sequence[str], digests: Sequence[Digest]) -> tuple[float, float, float]:
+    """(H, H_norm, coverage) of how evenly the papers' digests spread over the outline's leaves.
+
+    m_s = digests with non-blank content for leaf s; H_norm = -Σ p ln p / ln L (0 if L = 1 or Σm = 0);
+    coverage = share of digests with at least one non-blank leaf; H = H_norm · coverage.
+    """
+    leaves = list(dict.fromkeys(leaf_ids))  # a repeated id is one leaf
+    m = [sum(1 for d in digests if d.sections.get(s, "").strip()) for s in leaves]
+    total = sum(m)
+    if len(leaves) <= 1 or total == 0:
+        h_norm = 0.0
+    else:
+        h_norm = -sum((c / total) * math.log(c / total) for c in m if c) / math.log(len(leaves))
+    covered = sum(1 for d in digests if any(d.sections.get(s, "").strip() for s in leaves))
+    coverage = covered / len(digests) if digests else 0.0
+    return h_norm * coverage, h_norm, coverage
+
+
+# The score field of the judge's JSON ("score": 7 or "score": "7") or a <score>7</score> tag.
+_SCORE_RE = re.compile(r'"score"\s*:\s*"?\s*(\d)|<score>\s*(\d)')
+
+
+def _single_digit(token: str) -> int | None:
+    t = token.strip()
+    return int(t) if len(t) == 1 and t in "0123456789" else None
+
+
+def expected_digit_score(logprob_content: Sequence[Mapping[str, Any]], text: str) -> tuple[float, float] | None:
+    """(J, uncertainty) from token log-probabilities of the judge's score digit, or None.
+
+    `logprob_content` is the OpenAI chat `logprobs.content` list. The digit's position is found in the
+    concatenated tokens (keys may be split over tokens: '"sc', 'ore', '":', ' ', '7'); the last score
+    field counts (JSON keeps the last duplicate). At that token the top alternatives that are single
+    digits are renormalised: J = (10/9)·Σ p(d)·d, uncertainty = -Σ p ln p (nats). None when the field
+    or its token is not found, the token is not a lone digit, no digit alternatives are listed, or the
+    digit disagrees with the one parsed from `text` (the tokens are then not this response's).
+    """
+    tokens = [str(t.get("token", "")) for t in logprob_content]
+    joined = "".join(tokens)
+    matches = list(_SCORE_RE.finditer(joined))
+    if not matches:
+        return None
+    match = matches[-1]
+    group = 1 if match.group(1) is not None else 2
+    offset = match.start(group)
+    # The token that contains the digit's character.
+    pos, end = -1, 0
+    for i, tok in enumerate(tokens):
+        end += len(tok)
+        if offset < end:
+            pos = i
+            break
+    if pos < 0:
+        return None
+    chosen = _single_digit(tokens[pos])
+    if chosen is None:
+        return None
+    text_matches = list(_SCORE_RE.finditer(text or ""))
+    if text_matches:
+        last = text_matches[-1]
+        if int(last.group(1) if last.group(1) is not None else last.group(2)) != chosen:
+            return None
+    probs = [0.0] * 10
+    for alt in logprob_content[pos].get("top_logprobs") or []:
+        d = _single_digit(str(alt.get("token", "")))
+        lp = alt.get("logprob")
+        if d is not None and isinstance(lp, (int, float)) and not math.isnan(lp):
+            probs[d] += math.exp(lp)  # " 7" and "7" are the same digit
+    mass = sum(probs)
+    if mass <= 0:
+        return None
+    p = [x / mass for x in probs]
+    j = DIGIT_SCALE * sum(pd * d for d, pd in enumerate(p))
+    uncertainty = max(0.0, -sum(pd * math.log(pd) for pd in p if pd > 0))  # no "-0.0"
+    return j, uncertainty
+
+
+def parsed_digit_score(digit: int) -> float:
+    """The fallback J when no log-probabilities are available: digit × 10/9."""
+    if not 0 <= digit <= 9:
+        raise ValueError(f"score digit must be 0-9, got {digit}")
+    return digit * DIGIT_SCALE
+
+
+def combine(J: float, H: float | None, lam: float) -> float:
+    """E = λ·J + (1-λ)·10·H. Without H (an outline that has no digests yet) E is J, whatever λ:
+    treating a missing H as 0 would punish every undigested candidate by (1-λ)·10."""
+    if H is None:
+        return J
+    return lam * J + (1 - lam) * 10 * H
