@@ -1,0 +1,380 @@
+"""`ModelCaller`: the one wrapper that owns every model call.
+
+It picks the role's model, replays durable responses (a resumed run never pays twice), binds structured
+output per provider, retries only retryable errors, repairs malformed output by re-asking a bounded number
+of times, rate-limits per role, and meters calls and tokens per stage. Nodes run in parallel threads, so
+every shared piece here is lock-protected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langgraph.store.base import BaseStore
+from pydantic import BaseModel
+
+from llmxmr.models.errors import (
+    BudgetExceededError,
+    ContextOverflowError,
+    OutputFault,
+    ProviderError,
+    classify,
+)
+from llmxmr.models.jsonparse import parse_json_reply, schema_sketch
+from llmxmr.models.specs import ModelSpec
+from llmxmr.models.tokens import count_tokens, truncate_to_tokens
+from llmxmr.state.context import Settings
+from llmxmr.state.models import Failure, StageUsage
+
+# Retry policy (module-level so tests can shrink the waits).
+BACKOFF_BASE = 1.0  # seconds before the 2nd attempt; doubles each time
+BACKOFF_MAX = 30.0
+RETRY_AFTER_CAP = 60.0  # honour Retry-After up to this many seconds
+MAX_ATTEMPTS = 5
+TOTAL_DEADLINE = 900.0  # seconds one call may spend across its retries
+REPAIR_ECHO_TOKENS = 300  # how much of a bad answer is shown back to the model
+TOP_LOGPROBS = 10
+
+ROLES = ("reader", "planner", "judge", "writer")
+
+
+@dataclass
+class CallResult:
+    value: BaseModel | str
+    text: str
+    logprobs: list[dict] | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+
+
+@dataclass
+class _Reply:
+    """One model response as stored in the durable record."""
+
+    text: str
+    logprobs: list[dict] | None
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    cached: bool = False
+
+
+class UsageMeter:
+    """Per node invocation: StageUsage per stage and Failure records (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._usage: dict[str, StageUsage] = {}
+        self.failures: list[Failure] = []
+
+    def add(self, stage: str, **counts: int) -> None:
+        with self._lock:
+            usage = self._usage.setdefault(stage, StageUsage())
+            for name, n in counts.items():
+                setattr(usage, name, getattr(usage, name) + n)
+
+    def fail(self, stage: str, unit: str, kind: str, message: str) -> None:
+        with self._lock:
+            self.failures.append(Failure(stage=stage, unit=unit, kind=kind, message=message))
+            usage = self._usage.setdefault(stage, StageUsage())
+            usage.failures += 1
+
+    def as_usage(self) -> dict[str, dict]:
+        with self._lock:
+            return {stage: u.model_dump() for stage, u in self._usage.items()}
+
+    def total_tokens(self) -> int:
+        with self._lock:
+            return sum(u.prompt_tokens + u.completion_tokens for u in self._usage.values())
+
+
+class RateLimiter:
+    """At most `per_minute` request starts per minute, evenly spaced (None = unlimited)."""
+
+    def __init__(self, per_minute: int | None) -> None:
+        self._interval = 60.0 / per_minute if per_minute else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+def _content_text(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    # Content blocks (google, reasoning models): keep the text parts only.
+    parts = [b if isinstance(b, str) else b.get("text", "") for b in content if isinstance(b, (str, dict))]
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def _finish_reason(message: BaseMessage) -> str:
+    meta = message.response_metadata or {}
+    reason = str(meta.get("finish_reason") or meta.get("stop_reason") or "stop")
+    return "length" if reason.lower() in ("length", "max_tokens") else reason.lower()
+
+
+def response_key(*, model: str, messages: list[BaseMessage], schema: type[BaseModel] | None, max_tokens: int,
+                 temperature: float | None, candidate: int, logprobs: bool) -> str:
+    """sha256 of everything that determines the answer: equal keys may share one paid response."""
+    payload = {
+        "model": model,
+        "messages": [[m.type, m.content] for m in messages],
+        "schema": [schema.__name__, schema.model_json_schema()] if schema else None,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "candidate": candidate,
+        "logprobs": logprobs,
+    }
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_FIXES = {
+    "auth": "check the API key (OPENAI_API_KEY or GOOGLE_API_KEY)",
+    "permission": "the API key has no access to this model; use another model or key",
+    "not_found": "check the model name (--model) and base_url; an OpenAI-compatible server lists its models at BASE_URL/models",
+    "invalid_request": "the server rejected the request; check that the model supports JSON-schema output"
+    " (and logprobs for the judge), or lower max_output_tokens",
+}
+
+
+class ModelCaller:
+    def __init__(
+        self,
+        settings: Settings,
+        store: BaseStore,
+        *,
+        models: Mapping[str, BaseChatModel] | BaseChatModel | None = None,
+        namespace: tuple[str, ...] = ("llmxmr", "responses"),
+        budget_check: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.namespace = namespace
+        self.budget_check = budget_check
+        self._injected = models
+        self._models: dict[str, BaseChatModel] = {}
+        self._models_lock = threading.Lock()
+        self._limiters = {role: RateLimiter(settings.requests_per_minute) for role in ROLES}
+
+    # -- model selection ---------------------------------------------------------------------------------
+    def model_for(self, role: str) -> BaseChatModel:
+        if isinstance(self._injected, BaseChatModel):
+            return self._injected
+        if isinstance(self._injected, Mapping) and role in self._injected:
+            return self._injected[role]
+        raw = self.settings.model_for(role)
+        with self._models_lock:  # one start of the embedded server, one client per spec
+            if raw not in self._models:
+                from llmxmr.models.factory import make_chat_model
+
+                self._models[raw] = make_chat_model(ModelSpec.parse(raw), settings=self.settings)
+            return self._models[raw]
+
+    # -- the call ------------------------------------------------------------------------------------------
+    def call(
+        self,
+        *,
+        role: str,
+        stage: str,
+        unit: str,
+        messages: list[BaseMessage],
+        meter: UsageMeter,
+        schema: type[BaseModel] | None = None,
+        max_tokens: int,
+        temperature: float | None = None,
+        candidate: int = 0,
+        logprobs: bool = False,
+    ) -> CallResult:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        model = self.model_for(role)
+        temperature = self.settings.temperature if temperature is None else temperature
+        convo = list(messages)
+        for repair in range(self.settings.max_repairs + 1):
+            reply = self._reply(role=role, stage=stage, unit=unit, model=model, messages=convo, meter=meter, schema=schema,
+                                max_tokens=max_tokens, temperature=temperature, candidate=candidate,
+                                logprobs=logprobs)
+            try:
+                value = self._interpret(reply, schema)
+            except OutputFault as fault:
+                if repair >= self.settings.max_repairs:
+                    meter.fail(stage, unit, "output_fault", f"{fault.kind}: {fault}")
+                    raise
+                meter.add(stage, repairs=1)
+                convo = [*convo, *self._repair_messages(reply, fault, schema, max_tokens)]
+                continue
+            return CallResult(value=value, text=reply.text, logprobs=reply.logprobs,
+                              prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                              cached=reply.cached)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _interpret(reply: _Reply, schema: type[BaseModel] | None) -> BaseModel | str:
+        if reply.finish_reason == "length":
+            raise OutputFault(f"the answer was cut off at the token limit ({reply.completion_tokens} tokens)",
+                              kind="length")
+        if not reply.text.strip():
+            raise OutputFault("the reply was empty", kind="empty")
+        return parse_json_reply(reply.text, schema) if schema else reply.text
+
+    @staticmethod
+    def _repair_messages(reply: _Reply, fault: OutputFault, schema: type[BaseModel] | None,
+                         max_tokens: int) -> list[BaseMessage]:
+        shown, _ = truncate_to_tokens(reply.text, REPAIR_ECHO_TOKENS)
+        if fault.kind == "length":
+            ask = f"Your answer was cut off at the {max_tokens}-token limit. Answer again, much shorter"
+        elif fault.kind == "empty":
+            ask = "Your answer was empty. Answer again"
+        else:
+            ask = f"Your answer was not usable: {fault}. Answer again"
+        if schema is not None:
+            ask += f", with only one JSON object of this shape: {schema_sketch(schema)}"
+        return [AIMessage(content=shown or "(empty)"), HumanMessage(content=ask + ".")]
+
+    # -- one response: durable record or a paid request -------------------------------------------------
+    def _reply(self, *, role: str, stage: str, unit: str, model: BaseChatModel, messages: list[BaseMessage],
+               meter: UsageMeter, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
+               candidate: int, logprobs: bool) -> _Reply:
+        spec = self.settings.model_for(role)
+        key = response_key(model=spec, messages=messages, schema=schema, max_tokens=max_tokens,
+                           temperature=temperature, candidate=candidate, logprobs=logprobs)
+        item = self.store.get(self.namespace, key)
+        if item is not None:
+            v = item.value
+            meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"])
+            return _Reply(text=v["text"], logprobs=v.get("logprobs"), prompt_tokens=v["prompt_tokens"],
+                          completion_tokens=v["completion_tokens"], finish_reason=v.get("finish_reason", "stop"),
+                          cached=True)
+        bound = self._bind(model, schema=schema, max_tokens=max_tokens, temperature=temperature,
+                           logprobs=logprobs)
+        reply = self._request(bound, role=role, stage=stage, unit=unit, spec=spec, messages=messages, meter=meter,
+                              logprobs=logprobs)
+        # Record before parsing: a run killed after this point never pays for this response again.
+        self.store.put(self.namespace, key, {
+            "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
+            "model": spec, "stage": stage, "recorded_at": time.time(),
+        })
+        meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        return reply
+
+    @staticmethod
+    def _bind(model: BaseChatModel, *, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
+              logprobs: bool) -> Any:
+        from langchain_openai import ChatOpenAI
+
+        if isinstance(model, ChatOpenAI):
+            kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+            if schema is not None:
+                # A plain dict response_format: the raw text (and its logprobs) reach our one parser.
+                kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                    "name": schema.__name__, "schema": schema.model_json_schema(), "strict": False}}
+            if logprobs:
+                kwargs |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+            return model.bind(**kwargs)
+        try:
+            from langchain_google_genai import ChatGoogleGenerativeAI
+        except ImportError:  # pragma: no cover - optional provider
+            ChatGoogleGenerativeAI = None  # type: ignore[assignment,misc]  # noqa: N806
+        if ChatGoogleGenerativeAI is not None and isinstance(model, ChatGoogleGenerativeAI):
+            kwargs = {"max_output_tokens": max_tokens, "temperature": temperature}
+            if schema is not None:
+                kwargs |= {"response_mime_type": "application/json",
+                           "response_json_schema": schema.model_json_schema()}
+            return model.bind(**kwargs)  # google drops logprobs: the judge falls back to parsed scores
+        return model  # injected fakes: plain invoke, the prompt carries the schema sketch
+
+    def _request(self, bound: Any, *, role: str, stage: str, unit: str, spec: str, messages: list[BaseMessage],
+                 meter: UsageMeter, logprobs: bool) -> _Reply:
+        deadline = time.monotonic() + TOTAL_DEADLINE
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if self.budget_check is not None:
+                self.budget_check()  # raises BudgetExceededError before money is spent
+            self._limiters[role].acquire()
+            meter.add(stage, calls=1, retries=1 if attempt > 1 else 0)
+            try:
+                message = bound.invoke(messages)
+            except openai.LengthFinishReasonError as exc:  # the SDK's parse path refuses length stops
+                return self._reply_from_completion(exc.completion, "length", messages, logprobs)
+            except openai.ContentFilterFinishReasonError as exc:
+                return self._reply_from_completion(exc.completion, "content_filter", messages, logprobs)
+            except BudgetExceededError:
+                raise
+            except Exception as exc:
+                kind, retryable, after = classify(exc)
+                where = f"model {spec} (role {role}, stage {stage})"
+                if kind == "context_overflow":
+                    raise ContextOverflowError(f"{where}: the prompt does not fit the context window: "
+                                               f"{_short(exc)}") from exc
+                status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+                status = status if isinstance(status, int) else None
+                if not retryable:
+                    fix = _FIXES.get(kind, "see the error above")
+                    meter.fail(stage, unit, "provider_error", f"{kind}: {_short(exc)}")
+                    raise ProviderError(f"{kind} error from {where}: {_short(exc)}. Fix: {fix}",
+                                        status=status, retryable=False) from exc
+                wait = min(after, RETRY_AFTER_CAP) if after is not None else _backoff(attempt)
+                if attempt == MAX_ATTEMPTS or time.monotonic() + wait > deadline:
+                    meter.fail(stage, unit, "provider_error", f"{kind}: {_short(exc)}")
+                    raise ProviderError(
+                        f"{kind} error from {where} persisted after {attempt} attempts: {_short(exc)}. "
+                        "Fix: retry later, or lower max_concurrency / requests_per_minute",
+                        status=status, retryable=True) from exc
+                time.sleep(wait)
+                continue
+            usage = message.usage_metadata or {}
+            text = _content_text(message)
+            lp = (message.response_metadata.get("logprobs") or {}).get("content") if logprobs else None
+            return _Reply(text=text, logprobs=lp,
+                          prompt_tokens=int(usage.get("input_tokens") or _count_messages(messages)),
+                          completion_tokens=int(usage.get("output_tokens") or count_tokens(text)),
+                          finish_reason=_finish_reason(message))
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _reply_from_completion(completion: Any, reason: str, messages: list[BaseMessage], logprobs: bool) -> _Reply:
+        choice = completion.choices[0] if completion.choices else None
+        text = (choice.message.content or "") if choice else ""
+        lp = None
+        if logprobs and choice is not None and choice.logprobs is not None and choice.logprobs.content:
+            lp = [c.model_dump() for c in choice.logprobs.content]
+        usage = completion.usage
+        return _Reply(text=text, logprobs=lp,
+                      prompt_tokens=usage.prompt_tokens if usage else _count_messages(messages),
+                      completion_tokens=usage.completion_tokens if usage else count_tokens(text),
+                      finish_reason=reason)
+
+
+def _backoff(attempt: int) -> float:
+    # Exponential with full jitter: parallel branches that failed together do not retry together.
+    return random.uniform(0.5, 1.0) * min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
+
+
+def _count_messages(messages: list[BaseMessage]) -> int:
+    return sum(count_tokens(_content_text(m)) + 4 for m in messages)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,210 @@
+"""A loopback OpenAI-compatible server for tests: the real ChatOpenAI talks HTTP to a scripted responder.
+
+    with StubOpenAIServer(lambda req: {"content": '{"x": 1}'}) as stub:
+        ChatOpenAI(base_url=stub.base_url, api_key="x", model="m").invoke("hi")
+
+The responder receives the request JSON and returns either a reply
+    {"content": str, "logprobs": [...]|None, "finish_reason": "stop", "prompt_tokens": n, "completion_tokens": n}
+or a fault {"status": 429, "headers": {...}, "body": {...}}, or {"drop": True} (close the connection);
+any of them may carry "delay": seconds (sleep first).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Responder = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _default_responder(request: dict[str, Any]) -> dict[str, Any]:
+    return {"content": "ok"}
+
+
+class StubOpenAIServer:
+    def __init__(self, responder: Responder = _default_responder, *, models: list[str] | None = None) -> None:
+        self.responder = responder
+        self.models = models
+        self.requests: list[dict[str, Any]] = []  # {"seq", "path", "body", "delivered"}
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> StubOpenAIServer:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-stub", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> StubOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    # -- request log -----------------------------------------------------------------------------------
+    def _log(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            entry = {"seq": len(self.requests), "path": path, "body": body, "delivered": False}
+            self.requests.append(entry)
+            return entry
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if r["path"].endswith("/chat/completions")]
+
+
+def _completion(request: dict[str, Any], reply: dict[str, Any], seq: int) -> dict[str, Any]:
+    content = reply.get("content", "")
+    prompt_tokens = int(reply.get("prompt_tokens", 10))
+    completion_tokens = int(reply.get("completion_tokens", max(1, len(content) // 4)))
+    logprobs = reply.get("logprobs")
+    return {
+        "id": f"chatcmpl-stub-{seq}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "stub"),
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "logprobs": {"content": logprobs} if logprobs is not None else None,
+            "finish_reason": reply.get("finish_reason", "stop"),
+        }],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def _sse_chunks(request: dict[str, Any], completion: dict[str, Any]) -> list[dict[str, Any]]:
+    choice = completion["choices"][0]
+    content = choice["message"]["content"]
+    lp = (choice["logprobs"] or {}).get("content")
+    base = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    pieces = [content[i : i + 16] for i in range(0, len(content), 16)] or [""]
+    chunks = []
+    for i, piece in enumerate(pieces):
+        delta: dict[str, Any] = {"content": piece} | ({"role": "assistant"} if i == 0 else {})
+        chunk_lp = {"content": lp} if (lp is not None and i == 0) else None  # all logprobs on the first chunk
+        chunks.append(base | {"choices": [{"index": 0, "delta": delta, "logprobs": chunk_lp, "finish_reason": None}]})
+    chunks.append(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+    if (request.get("stream_options") or {}).get("include_usage"):
+        chunks.append(base | {"choices": [], "usage": completion["usage"]})
+    return chunks
+
+
+def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else ~40 ms per response (Nagle + delayed ACK)
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, str(v))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            server._log(self.path, {})
+            if self.path.rstrip("/").endswith("/models") and server.models is not None:
+                data = [{"id": m, "object": "model", "created": 0, "owned_by": "stub"} for m in server.models]
+                self._send_json(200, {"object": "list", "data": data})
+            else:
+                self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                body = {}
+            entry = server._log(self.path, body)
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                return
+            try:
+                reply = server.responder(body)
+            except Exception as exc:  # a broken responder shows up as a 500 with its message
+                reply = {"status": 500, "body": {"error": {"message": f"responder failed: {exc!r}"}}}
+            if reply.get("delay"):
+                time.sleep(float(reply["delay"]))
+            if reply.get("drop"):
+                self.close_connection = True
+                return
+            if "status" in reply:
+                err = reply.get("body") or {"error": {"message": f"stub error {reply['status']}", "type": "stub"}}
+                self._send_json(int(reply["status"]), err, reply.get("headers"))
+            elif body.get("stream"):
+                self._send_sse(body, _completion(body, reply, entry["seq"]))
+            else:
+                self._send_json(200, _completion(body, reply, entry["seq"]))
+            entry["delivered"] = True
+
+        def _send_sse(self, request: dict[str, Any], completion: dict[str, Any]) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for chunk in _sse_chunks(request, completion):
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+
+    return Handler
+
+
+_TOKEN_RE = re.compile(r"\d|[A-Za-z_]+|\s+|[^\w\s]")
+
+
+def _lp_entry(token: str, logprob: float, top: list[tuple[str, float]]) -> dict[str, Any]:
+    return {
+        "token": token, "logprob": logprob, "bytes": list(token.encode()),
+        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top],
+    }
+
+
+def digit_logprobs(text: str, distribution: dict[str, float], *, key: str | None = None) -> list[dict[str, Any]]:
+    """OpenAI-format logprob content for `text`: the first digit (after `key` if given) gets
+    `distribution` (token -> probability) as its top_logprobs; every other token is certain."""
+    start = text.find(f'"{key}"') if key else 0
+    if start < 0:
+        raise ValueError(f"key {key!r} not in text")
+    m = re.search(r"\d", text[start:])
+    score_at = start + m.start() if m else -1
+    out: list[dict[str, Any]] = []
+    for tok in _TOKEN_RE.finditer(text):
+        if tok.start() == score_at:
+            top = sorted(((t, math.log(p)) for t, p in distribution.items() if p > 0), key=lambda x: -x[1])
+            own = dict(top).get(tok.group(), math.log(1e-6))
+            out.append(_lp_entry(tok.group(), own, top))
+        else:
+            out.append(_lp_entry(tok.group(), 0.0, [(tok.group(), 0.0)]))
+    return out
