@@ -334,12 +334,19 @@ def _read_pdf(path: Path) -> tuple[str, str]:
         import pypdf
     except ImportError:
         raise _Skip(f"PDF support is not installed ({PDF_FIX})") from None
+    import logging
+
+    log = logging.getLogger("pypdf")
+    level = log.level
+    log.setLevel(logging.ERROR)  # its repair warnings ("EOF marker not found") would clutter the CLI
     try:
         reader = pypdf.PdfReader(str(path))
         pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except Exception as exc:  # pypdf raises many types for damaged files
         raise _Skip(f"unreadable PDF ({type(exc).__name__}: {exc})") from None
+    finally:
+        log.setLevel(level)
     text = "\n\n".join(p.strip() for p in pages if p.strip())
     if not text:
         raise _Skip("PDF has no extractable text (a scan without a text layer?)")
