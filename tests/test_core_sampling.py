@@ -16,7 +16,9 @@ from llmxmr.state.models import Suggestion
 
 def sugg(scores: list[float | None], orders: list[int] | None = None) -> list[Suggestion]:
     orders = orders or list(range(len(scores)))
-    return [Suggestion(suggestion_id=f"u{i}", text="t", score=sc, order=o) for i, (sc, o) in enumerate(zip(scores, orders))]
+    return [
+        Suggestion(suggestion_id=f"u{i}", text="t", score=sc, order=o) for i, (sc, o) in enumerate(zip(scores, orders))
+    ]
 
 
 # --- rng -----------------------------------------------------------------------------------------------

@@ -154,7 +154,8 @@ def test_outline_from_draft_keeping_ids_maps_titles():
     o = outline_from_draft_keeping_ids(new, old)
     got = [(s.section_id, s.title) for s, _, _ in iter_sections(o)]
     assert got == [
-        ("s3", "1 Methods"), ("s7", "Brand new"), ("s1", "2. introduction"), ("s8", "2.1 Back-ground"), ("s9", "Methods"),
+        ("s3", "1 Methods"), ("s7", "Brand new"), ("s1", "2. introduction"),
+        ("s8", "2.1 Back-ground"), ("s9", "Methods"),
     ]
     assert o.next_id == 10 and o.title == "New title"
     assert validate_outline(o) == []
@@ -193,7 +194,7 @@ def test_outline_to_prompt_text_format():
 
 
 def test_outline_to_markdown():
-    md = outline_to_markdown(three_level().model_copy(update={"sections": [S("s1", "A", S("s2", "B", c="cc"), a="aa")]}))
+    md = outline_to_markdown(Outline(title="Survey", sections=[S("s1", "A", S("s2", "B", c="cc"), a="aa")], next_id=3))
     assert md.startswith("# Survey\n")
     assert "## 1 A\n- *Analysis:* aa" in md
     assert "### 1.1 B\n- *Construction:* cc" in md
@@ -204,7 +205,10 @@ def test_validate_outline_reports_each_problem():
     assert any("no sections" in p for p in validate_outline(Outline(title="t")))
     bad = Outline(
         title="t",
-        sections=[S("s1", "a", S("s2", "b", S("s3", "c", S("s4", "d")))), S("s1", "dup"), S("x7", "bad id"), S("s5", " ")],
+        sections=[
+            S("s1", "a", S("s2", "b", S("s3", "c", S("s4", "d")))),
+            S("s1", "dup"), S("x7", "bad id"), S("s5", " "),
+        ],
         next_id=3,
     )
     problems = "\n".join(validate_outline(bad))

@@ -103,7 +103,7 @@ def sampling_groups(
         return []
     if n < kernel_width:
         return [[rng.choice(ids) for _ in range(n)] for _ in range(units)]
-    weights = [_weight(float(s.score)) for s in eligible]  # type: ignore[arg-type]
+    weights = [_weight(s.score or 0.0) for s in eligible]
     n_sets = math.comb(n, kernel_width)
     seen: set[frozenset[str]] = set()
     groups: list[list[str]] = []
@@ -126,5 +126,5 @@ def top_k(pool: Sequence[Suggestion], k: int) -> list[Suggestion]:
     for s in pool:
         if s.score is not None:
             unique.setdefault(s.suggestion_id, s)
-    ranked = sorted(unique.values(), key=lambda s: (-float(s.score), s.order, s.suggestion_id))  # type: ignore[arg-type]
+    ranked = sorted(unique.values(), key=lambda s: (-(s.score or 0.0), s.order, s.suggestion_id))
     return ranked[: max(k, 0)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from llmxmr.state.models import Outline, Section
@@ -116,7 +116,7 @@ def _clean(text: str | None) -> str:
     return (text or "").strip()
 
 
-def _sections_from_drafts(drafts: Sequence[Any], level: int, new_id: Any) -> list[Section]:
+def _sections_from_drafts(drafts: Sequence[Any], level: int, new_id: Callable[[str], str]) -> list[Section]:
     """Build sections depth-first in pre-order, calling `new_id(draft_title)` for each kept section.
 
     A draft with an empty title is dropped with its subtree (its children have no place to hang);
