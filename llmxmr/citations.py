@@ -223,7 +223,7 @@ def validate_citations(text: str, allowed: set[str], known: set[str] | None = No
         for raw in ids:
             if raw in allowed:
                 new: str | None = raw
-            elif raw in known_ids:
+            elif raw in known_ids or _norm(raw) in known_ids - allowed:
                 problems.append(f"removed citation @{raw} (not in this section's evidence)")
                 continue
             else:
