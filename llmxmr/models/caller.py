@@ -44,6 +44,7 @@ MAX_ATTEMPTS = 5
 TOTAL_DEADLINE = 900.0  # seconds one call may spend across its retries
 REPAIR_ECHO_TOKENS = 300  # how much of a bad answer is shown back to the model
 TOP_LOGPROBS = 10
+_sleep = time.sleep  # module-level so tests can observe waits without waiting
 
 ROLES = ("reader", "planner", "judge", "writer")
 
@@ -115,7 +116,7 @@ class RateLimiter:
             slot = max(now, self._next)
             self._next = slot + self._interval
         if slot > now:
-            time.sleep(slot - now)
+            _sleep(slot - now)
 
 
 def _content_text(message: BaseMessage) -> str:
@@ -341,7 +342,7 @@ class ModelCaller:
                         f"{kind} error from {where} persisted after {attempt} attempts: {_short(exc)}. "
                         "Fix: retry later, or lower max_concurrency / requests_per_minute",
                         status=status, retryable=True) from exc
-                time.sleep(wait)
+                _sleep(wait)
                 continue
             usage = message.usage_metadata or {}
             text = _content_text(message)
