@@ -37,7 +37,7 @@ class PapersReport(BaseModel):
 class EntropyRecord(BaseModel):
     """One recorded score decision: a convolution layer, a block's outline, or the final choice."""
 
-    kind: Literal["layer", "block", "final"]
+    kind: Literal["layer", "block", "refine", "final"]
     block: int
     layer: int | None = None  # None for block and final records
     best: float | None = None  # None when every unit of the layer failed

@@ -113,3 +113,22 @@ def test_check_model_exists_against_listing() -> None:
         assert "'gpt-x'" in str(info.value) and "llama-8b, qwen-7b" in str(info.value)
     with StubOpenAIServer() as stub:  # no listing: skipped silently
         check_model_exists(ModelSpec.parse("openai:gpt-x"), resolve_settings({"base_url": stub.base_url}))
+
+
+def test_google_request_carries_native_json_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+    from pydantic import BaseModel
+
+    from llmxmr.models.caller import ModelCaller, _finish_reason
+
+    class V(BaseModel):
+        score: int
+
+    monkeypatch.setenv("GOOGLE_API_KEY", "test-key")
+    model = make_chat_model(ModelSpec.parse("google_genai:gemini-x"), settings=resolve_settings({}))
+    bound = ModelCaller._bind(model, schema=V, max_tokens=100, temperature=0.0, logprobs=True)
+    config = model._prepare_request([HumanMessage("hi")], **bound.kwargs)["config"]  # no network
+    assert config.response_mime_type == "application/json"
+    assert config.response_json_schema["properties"]["score"]["type"] == "integer"
+    assert config.max_output_tokens == 100 and config.http_options.retry_options.attempts == 1
+    assert _finish_reason(AIMessage("x", response_metadata={"finish_reason": "MAX_TOKENS"})) == "length"

@@ -1,0 +1,156 @@
+"""A scripted, compliant stand-in for an LLM: reads `Task: <stage>` and the prompt's ids, and answers
+valid JSON (or prose) for that stage, deterministically from the prompt's hash.
+
+One responder serves the fake chat model of the tests, the notebooks' stub model and the benchmark's HTTP
+mock, so every measured or tested path parses the same answers production parses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+TASK_RE = re.compile(r"^Task: (\w+)", re.M)
+SECTION_RE = re.compile(r"\[(s\d+)\]")
+DOC_RE = re.compile(r'<document id="([^"]+)" title="([^"]*)"')
+CITE_RE = re.compile(r"\[@([a-z0-9][a-z0-9-]*)\]")
+NUMBERED_RE = re.compile(r"^(\d+)\. ", re.M)
+
+
+def _text(message: Any) -> str:
+    if isinstance(message, dict):
+        content = message.get("content", "")
+    else:
+        content = getattr(message, "content", "")
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return str(content)
+
+
+def stage_of(messages: Sequence[Any]) -> str:
+    for m in messages:
+        match = TASK_RE.search(_text(m))
+        if match:
+            return match.group(1)
+    return "unknown"
+
+
+def _h(text: str) -> int:
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:12], 16)
+
+
+def _words(seed: int, n: int) -> str:
+    vocab = ["latency", "throughput", "scheduling", "isolation", "fairness", "overhead", "queues", "locks",
+             "processes", "threads", "events", "signals", "pipes", "futures", "coroutines", "selectors"]
+    return " ".join(vocab[(seed >> (i % 40)) % len(vocab)] for i in range(n))
+
+
+class Responder:
+    """`respond(messages) -> str`; `sections_per_outline` and `subsections` shape the outlines it drafts."""
+
+    def __init__(self, *, sections_per_outline: int = 4, subsections: int = 2, words: int = 30) -> None:
+        self.sections = sections_per_outline
+        self.subsections = subsections
+        self.words = words
+
+    def respond(self, messages: Sequence[Any]) -> str:
+        stage = stage_of(messages)
+        system = _text(messages[0]) if messages else ""
+        user = "\n".join(_text(m) for m in messages[1:])
+        seed = _h(system + user)
+        handler = getattr(self, f"_{stage}", None)
+        if handler is None:
+            return json.dumps({"suggestion": "n/a"})
+        return handler(system, user, seed)
+
+    # -- stages ---------------------------------------------------------------------------------------
+    def _map(self, system: str, user: str, seed: int) -> str:
+        docs = DOC_RE.findall(user)
+        title = docs[0][1] if docs else "the document"
+        return json.dumps({"notes": [f"{title}: finding {i + 1} on {_words(seed + i, 6)}." for i in range(3)]})
+
+    _reduce_notes = _map
+
+    def _group(self, system: str, user: str, seed: int) -> str:
+        numbers = [int(n) for n in NUMBERED_RE.findall(user)]
+        half = (len(numbers) + 1) // 2
+        topics = [{"name": "Topic A", "papers": numbers[:half]}, {"name": "Topic B", "papers": numbers[half:]}]
+        return json.dumps({"topics": [t for t in topics if t["papers"]]})
+
+    def _outline(self, user: str, seed: int) -> dict:
+        cites = [d[0] for d in DOC_RE.findall(user)] or CITE_RE.findall(user)
+        cite = f" [@{cites[0]}]" if cites else ""
+
+        def leaf(i: int, j: int) -> dict:
+            return {"title": f"Aspect {i + 1}.{j + 1}: {_words(seed + 7 * i + j, 2)}",
+                    "construction": f"Extract {_words(seed + i + j, 4)} from each paper{cite}.",
+                    "analysis": f"Compare {_words(seed + 3 * i + j, 3)} across papers{cite}; explain why they differ."}
+
+        sections = []
+        for i in range(self.sections):
+            s = leaf(i, 99)
+            s["title"] = f"Theme {i + 1}: {_words(seed + i, 2)}"
+            s["subsections"] = [dict(leaf(i, j), subsections=[]) for j in range(self.subsections)]
+            sections.append(s)
+        return {"title": "Survey", "sections": sections}
+
+    def _skeleton(self, system: str, user: str, seed: int) -> str:
+        return json.dumps(self._outline(user, seed))
+
+    _merge_skeleton = _skeleton
+
+    def _digest(self, system: str, user: str, seed: int) -> str:
+        docs = DOC_RE.findall(user)
+        pid = docs[0][0] if docs else "unknown"
+        ids = list(dict.fromkeys(SECTION_RE.findall(user.split("<document", 1)[0])))
+        chosen = [ids[(seed + k) % len(ids)] for k in range(min(2, len(ids)))] if ids else []
+        sections = [{"section_id": sid, "content": f"The paper reports {_words(seed + n, 8)} [@{pid}]."}
+                    for n, sid in enumerate(dict.fromkeys(chosen))]
+        return json.dumps({"sections": sections, "suggestion": f"Cover {_words(seed, 3)} in its own section [@{pid}]."})
+
+    def _suggestion(self, user: str, seed: int) -> str:
+        cites = CITE_RE.findall(user)
+        cite = f" [@{cites[seed % len(cites)]}]" if cites else ""
+        return json.dumps({"suggestion": f"Restructure around {_words(seed, 4)}{cite}."})
+
+    def _feedback(self, system: str, user: str, seed: int) -> str:
+        return self._suggestion(user, seed)
+
+    def _merge_suggestions(self, system: str, user: str, seed: int) -> str:
+        return self._suggestion(user, seed)
+
+    def _critique(self, system: str, user: str, seed: int) -> str:
+        return self._suggestion(user, seed)
+
+    def _modify(self, system: str, user: str, seed: int) -> str:
+        if '"edits"' not in user:  # reference mode: the whole outline
+            return json.dumps(self._outline(user, seed))
+        ids = list(dict.fromkeys(SECTION_RE.findall(user)))
+        if not ids:
+            return json.dumps({"edits": []})
+        target = ids[seed % len(ids)]
+        return json.dumps({"edits": [
+            {"op": "retitle", "section_id": target, "title": f"Revised: {_words(seed, 3)}"},
+            {"op": "describe", "section_id": ids[(seed // 7) % len(ids)], "analysis": f"Contrast {_words(seed + 1, 5)}."},
+        ]})
+
+    def _judge(self, system: str, user: str, seed: int) -> str:
+        if "single digit" in system:
+            return json.dumps({"rationale": f"Structure is {_words(seed, 3)}.", "score": 3 + seed % 6})
+        return json.dumps({"rationale": f"Structure is {_words(seed, 3)}.", "score": round(3 + (seed % 60) / 10, 1)})
+
+    def _write_section(self, system: str, user: str, seed: int) -> str:
+        cites = list(dict.fromkeys(CITE_RE.findall(user)))
+        sentences = [f"Work on {_words(seed + i, 5)} shows clear trade-offs [@{pid}]." for i, pid in enumerate(cites[:4])]
+        return " ".join(sentences) or f"This section connects {_words(seed, self.words // 5)}."
+
+    def _polish(self, system: str, user: str, seed: int) -> str:
+        return user.strip()
+
+    def _charts(self, system: str, user: str, seed: int) -> str:
+        ids = SECTION_RE.findall(user)
+        charts = [{"section_id": ids[0], "caption": "Overview", "mermaid": "graph TD; A[Input] --> B[Output]"}] if ids else []
+        return json.dumps({"charts": charts})

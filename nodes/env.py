@@ -1,0 +1,66 @@
+"""What every node needs besides its state: the store, the run's settings, the model caller, progress.
+
+`Env` is created by `build_graph` (it holds models injected by tests or a parent agent) and closed over by
+the node functions, so nodes never depend on `runtime.context` being ours.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.config import get_stream_writer
+from langgraph.store.base import BaseStore
+from langgraph.store.memory import InMemoryStore
+
+from llmxmr.models.caller import ModelCaller
+from llmxmr.nodes import storage
+from llmxmr.state.context import Settings
+
+_LOCAL_STORES: dict[str, InMemoryStore] = {}
+_LOCK = threading.Lock()
+
+
+class Env:
+    def __init__(self, models: Mapping[str, BaseChatModel] | BaseChatModel | None = None) -> None:
+        self.models = models
+        self._callers: dict[tuple[int, str], ModelCaller] = {}
+        self._lock = threading.Lock()
+
+    def store(self, runtime: Any, run_id: str) -> BaseStore:
+        store = getattr(runtime, "store", None)
+        if store is not None:
+            return store
+        # No store given (module-level graph, a parent agent without one): a per-run in-process store.
+        with _LOCK:
+            return _LOCAL_STORES.setdefault(storage.safe_label(run_id), InMemoryStore())
+
+    def settings(self, store: BaseStore, run_id: str) -> Settings:
+        values = storage.get_settings(store, run_id)
+        if values is None:
+            raise LookupError(f"run {run_id} has no saved settings in the store")
+        return Settings(**values)
+
+    def caller(self, store: BaseStore, settings: Settings) -> ModelCaller:
+        key = (id(store), settings.model_dump_json())
+        with self._lock:
+            caller = self._callers.get(key)
+            if caller is None:
+                caller = self._callers[key] = ModelCaller(settings, store, models=self.models)
+            return caller
+
+    def open(self, state: Mapping[str, Any], runtime: Any) -> tuple[BaseStore, Settings, ModelCaller]:
+        store = self.store(runtime, state["run_id"])
+        settings = self.settings(store, state["run_id"])
+        return store, settings, self.caller(store, settings)
+
+
+def progress(stage: str, **fields: Any) -> None:
+    """A custom stream event; silently dropped when nobody streams `custom` events."""
+    try:
+        writer = get_stream_writer()
+    except Exception:  # outside a runnable context (direct calls in unit tests)
+        return
+    writer({"event": "progress", "stage": stage, **fields})

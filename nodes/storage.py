@@ -1,0 +1,105 @@
+"""Where each large record lives in the store (docs/DESIGN.md): one function per record kind."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from langgraph.store.base import BaseStore
+
+from llmxmr.state.models import Digest, Document, Outline
+
+ROOT = "llmxmr"
+
+
+def safe_label(text: str) -> str:
+    # Store namespace labels may not contain periods; thread ids chosen by users might.
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text) or "_"
+
+
+def ns(run_id: str, *parts: str) -> tuple[str, ...]:
+    return (ROOT, safe_label(run_id), *parts)
+
+
+def _get(store: BaseStore, namespace: tuple[str, ...], key: str) -> dict[str, Any] | None:
+    item = store.get(namespace, key)
+    return None if item is None else item.value
+
+
+def put_settings(store: BaseStore, run_id: str, settings: dict[str, Any]) -> None:
+    store.put(ns(run_id, "meta"), "settings", settings)
+
+
+def get_settings(store: BaseStore, run_id: str) -> dict[str, Any] | None:
+    return _get(store, ns(run_id, "meta"), "settings")
+
+
+def put_document(store: BaseStore, run_id: str, doc: Document) -> None:
+    store.put(ns(run_id, "docs"), doc.paper_id, doc.model_dump())
+
+
+def get_document(store: BaseStore, run_id: str, paper_id: str) -> Document:
+    value = _get(store, ns(run_id, "docs"), paper_id)
+    if value is None:
+        raise LookupError(
+            f"document {paper_id} of run {run_id} is not in the store: this run was started without a "
+            "persistent store and cannot be resumed; start it again"
+        )
+    return Document(**value)
+
+
+def put_chunk_notes(store: BaseStore, run_id: str, paper_id: str, chunk: int, notes: list[str]) -> None:
+    store.put(ns(run_id, "chunknotes"), f"{paper_id}:{chunk}", {"notes": notes})
+
+
+def get_chunk_notes(store: BaseStore, run_id: str, paper_id: str, chunk: int) -> list[str]:
+    value = _get(store, ns(run_id, "chunknotes"), f"{paper_id}:{chunk}")
+    return [] if value is None else list(value["notes"])
+
+
+def put_notes(store: BaseStore, run_id: str, paper_id: str, notes: list[str]) -> None:
+    store.put(ns(run_id, "notes"), paper_id, {"notes": notes})
+
+
+def get_notes(store: BaseStore, run_id: str, paper_id: str) -> list[str] | None:
+    value = _get(store, ns(run_id, "notes"), paper_id)
+    return None if value is None else list(value["notes"])
+
+
+def put_outline(store: BaseStore, run_id: str, key: str, outline: Outline) -> None:
+    store.put(ns(run_id, "outlines"), key, outline.model_dump())
+
+
+def get_outline(store: BaseStore, run_id: str, key: str) -> Outline:
+    value = _get(store, ns(run_id, "outlines"), key)
+    if value is None:
+        raise LookupError(f"outline {key} of run {run_id} is not in the store")
+    return Outline(**value)
+
+
+def put_digest(store: BaseStore, run_id: str, digest: Digest) -> None:
+    store.put(ns(run_id, "digests", digest.outline_key), digest.paper_id, digest.model_dump())
+
+
+def get_digest(store: BaseStore, run_id: str, outline_key: str, paper_id: str) -> Digest | None:
+    value = _get(store, ns(run_id, "digests", outline_key), paper_id)
+    return None if value is None else Digest(**value)
+
+
+def get_digests(store: BaseStore, run_id: str, outline_key: str, paper_ids: list[str]) -> list[Digest]:
+    out = []
+    for pid in paper_ids:
+        d = get_digest(store, run_id, outline_key, pid)
+        out.append(d if d is not None else Digest(paper_id=pid, outline_key=outline_key))
+    return out
+
+
+def put_section(store: BaseStore, run_id: str, outline_key: str, section_id: str, text: str) -> str:
+    store.put(ns(run_id, "sections", outline_key), section_id, {"text": text})
+    return f"{outline_key}/{section_id}"
+
+
+def get_section(store: BaseStore, run_id: str, ref: str) -> str:
+    outline_key, section_id = ref.split("/", 1)
+    value = _get(store, ns(run_id, "sections", outline_key), section_id)
+    return "" if value is None else value["text"]

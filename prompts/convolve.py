@@ -1,0 +1,47 @@
+"""Convolution units: merge suggestions into one, and apply a suggestion to the outline (modify)."""
+
+from __future__ import annotations
+
+from llmxmr.prompts.common import json_only, messages
+from llmxmr.prompts.skeleton import OUTLINE_SHAPE, RULES
+
+MERGE_SYSTEM = """You merge several suggestions for improving a survey outline into ONE coherent suggestion.
+Each comes with the score (0-10) the outline reached when it was applied alone and the judge's rationale:
+keep what raised scores, drop what lowered them, resolve conflicts, keep the citations [@paper-id]."""
+
+
+def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, str]], *, language: str = "en"):
+    items = "\n\n".join(
+        f"Suggestion {i + 1} (score {'n/a' if s is None else f'{s:.1f}'}):\n{text}\nJudge: {why or '(none)'}"
+        for i, (text, s, why) in enumerate(scored)
+    )
+    user = f"Outline:\n{outline_text}\n\n{items}\n\n" + json_only('{"suggestion": "..."}')
+    return messages("merge_suggestions", MERGE_SYSTEM, user, language=language)
+
+
+EDIT_SYSTEM = f"""You apply a suggestion to a survey outline by returning edits. Each outline line starts with
+a section id in brackets, e.g. [s3]; refer to sections by these ids only.
+Edit operations:
+- add: a new section with title, construction and analysis under parent_id (null = top level) at position;
+- remove: section_id and its subsections;
+- move: section_id to parent_id (null = top level) at position;
+- retitle: section_id gets a new title;
+- describe: section_id gets a new construction and/or analysis.
+{RULES}"""
+
+
+def modify_edits(outline_text: str, suggestion: str, *, language: str = "en"):
+    user = (
+        f"Outline:\n{outline_text}\n\nSuggestion:\n{suggestion}\n\n"
+        + json_only('{"edits": [{"op": "retitle", "section_id": "s2", "title": "..."}]} (at most 12 edits)')
+    )
+    return messages("modify", EDIT_SYSTEM, user, language=language)
+
+
+REWRITE_SYSTEM = f"""You apply a suggestion to a survey outline and return the whole improved outline.
+{RULES}"""
+
+
+def modify_rewrite(outline_text: str, suggestion: str, *, language: str = "en"):
+    user = f"Outline:\n{outline_text}\n\nSuggestion:\n{suggestion}\n\n" + json_only(OUTLINE_SHAPE)
+    return messages("modify", REWRITE_SYSTEM, user, language=language)

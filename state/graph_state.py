@@ -1,0 +1,112 @@
+"""Graph state channels and the input/output schemas of the main graph and the writer subgraph.
+
+Rules (docs/DESIGN.md): state holds ids and small records only; reducers only on keys that parallel
+branches write; `typing_extensions.TypedDict` so that Studio gets schemas on Python 3.11; no defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from typing_extensions import NotRequired, TypedDict
+
+RESET = "__reset__"
+
+
+def collect(old: list | None, new: list | str | None) -> list:
+    """Fan-in channel: tasks append; the consuming node writes RESET when it plans the next fan-out."""
+    if new == RESET:
+        return []
+    return (old or []) + list(new or [])
+
+
+def append(old: list | None, new: list | None) -> list:
+    return (old or []) + list(new or [])
+
+
+def merge_usage(old: dict | None, new: dict | None) -> dict:
+    """Per-stage counters from parallel tasks are added field by field."""
+    out = {stage: dict(counts) for stage, counts in (old or {}).items()}
+    for stage, counts in (new or {}).items():
+        acc = out.setdefault(stage, {})
+        for key, value in counts.items():
+            acc[key] = acc.get(key, 0) + value
+    return out
+
+
+def merge_dict(old: dict | None, new: dict | None) -> dict:
+    return {**(old or {}), **(new or {})}
+
+
+class SurveyInput(TypedDict):
+    """What a caller gives: a corpus path (JSONL or a folder) or inline papers, and optionally a title."""
+
+    corpus_path: NotRequired[str | None]
+    papers: NotRequired[list[dict[str, Any]] | None]
+    title: NotRequired[str | None]
+    survey_index: NotRequired[int | None]
+
+
+class SurveyOutput(TypedDict):
+    """What a run returns: the article, its outline, references and the run report (survey.json)."""
+
+    title: str
+    article: str
+    outline: dict[str, Any]
+    references: list[dict[str, Any]]
+    report: dict[str, Any]
+
+
+class SurveyState(SurveyInput, SurveyOutput):
+    run_id: str
+    settings: dict[str, Any]
+    paper_refs: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    groups: list[list[str]]
+    # The refinement loop. `outline` is the outline being worked on (O_b, then C); base_* is O_b.
+    outline_key: str
+    base_key: str
+    base_score: dict[str, Any]
+    best: dict[str, Any]  # {"outline_key", "J", "rationale"}: best outline found in this block so far
+    block: int
+    layer: int
+    round: int
+    phase: str  # "skeleton" | "block_end": what the digest pass that just ran was for
+    working_set: list[dict[str, Any]]  # W: scored suggestions
+    plan: list[list[str]]  # suggestion ids of each unit of the next layer
+    plan_kind: str  # "layer0" | "sampling" | "pooling"
+    layer_best: list[float]  # best J per layer of the current block, layer 0 first
+    block_outlines: list[dict[str, Any]]  # {"outline_key", "E", "J", "H"} of O_0 .. O_last (all digested)
+    final_key: str
+    stop_reason: str
+    results: Annotated[list[dict[str, Any]], collect]
+    usage: Annotated[dict[str, dict[str, int]], merge_usage]
+    failures: Annotated[list[dict[str, Any]], append]
+    entropy_history: Annotated[list[dict[str, Any]], append]
+    sections: Annotated[dict[str, str], merge_dict]  # section id -> store key of its final text
+
+
+class WriterInput(TypedDict):
+    """The writer subgraph's input: which outline to write, from which run's digests."""
+
+    run_id: str
+    final_key: str
+    title: NotRequired[str]
+    outline: NotRequired[dict[str, Any] | None]  # inline outline (Studio): used when final_key is not in the store
+    digests: NotRequired[list[dict[str, Any]] | None]  # inline digests (Studio)
+    paper_refs: NotRequired[list[dict[str, Any]] | None]  # papers (paper_id, title, url): the parent's refs or inline
+
+
+class WriterOutput(TypedDict):
+    sections: dict[str, str]
+    usage: dict[str, dict[str, int]]
+    failures: list[dict[str, Any]]
+
+
+class WriterState(WriterInput):
+    schedule: list[list[str]]
+    with_charts: bool
+    step: int
+    sections: Annotated[dict[str, str], merge_dict]
+    usage: Annotated[dict[str, dict[str, int]], merge_usage]
+    failures: Annotated[list[dict[str, Any]], append]
