@@ -11,7 +11,7 @@ import httpx
 from langchain_core.language_models import BaseChatModel
 
 from llmxmr.models.errors import ModelSetupError, ProviderError
-from llmxmr.models.local_server import bundled_weights_path, local_base_url
+from llmxmr.models.local_server import bundled_weights_path, local_base_url, slot_context
 from llmxmr.models.specs import LOCAL_PARALLEL, LOCAL_SLOT_CTX, ModelSpec
 from llmxmr.state.context import Settings
 
@@ -24,13 +24,26 @@ def _local_slot_ctx(settings: Settings) -> int:
 
 def effective_spec(spec: ModelSpec, settings: Settings) -> ModelSpec:
     """The spec with the run's explicit overrides (context window, output cap, timeout) applied."""
-    window = _local_slot_ctx(settings) if spec.is_local else (settings.context_window or spec.context_window)
+    if spec.is_local:
+        # A server already running for this file keeps the per-slot context it was started with.
+        running = slot_context(model_path(spec)) if spec.provider == "gguf" or _weights_installed() else None
+        window = running or _local_slot_ctx(settings)
+    else:
+        window = settings.context_window or spec.context_window
     return dataclasses.replace(
         spec,
         context_window=window,
         max_output_tokens=settings.max_output_tokens or spec.max_output_tokens,
         request_timeout=settings.request_timeout or spec.request_timeout,
     )
+
+
+def _weights_installed() -> bool:
+    try:
+        bundled_weights_path()
+    except ModelSetupError:
+        return False
+    return True
 
 
 def model_path(spec: ModelSpec) -> Path:
