@@ -7,8 +7,8 @@ from llmxmr.state.context import Settings
 
 # Completion budget per stage, sized for the bounded response schemas (a small model pretty-prints JSON).
 STAGE_OUTPUT = {
-    "map": 500, "reduce_notes": 600, "group": 800, "skeleton": 1400, "merge_skeleton": 1800,
-    "digest": 900, "feedback": 500, "judge": 400, "merge_suggestions": 500, "modify": 900,
+    "map": 700, "reduce_notes": 700, "group": 800, "skeleton": 1400, "merge_skeleton": 1800,
+    "digest": 900, "feedback": 500, "judge": 500, "merge_suggestions": 500, "modify": 900,
     "modify_rewrite": 1800, "critique": 500, "write_section": 900, "polish": 1000, "charts": 700,
 }
 ROLE_OF = {

@@ -15,7 +15,7 @@ def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, s
         f"Suggestion {i + 1} (score {'n/a' if s is None else f'{s:.1f}'}):\n{text}\nJudge: {why or '(none)'}"
         for i, (text, s, why) in enumerate(scored)
     )
-    user = f"Outline:\n{outline_text}\n\n{items}\n\n" + json_only('{"suggestion": "..."}')
+    user = f"Outline:\n{outline_text}\n\n{items}\n\n" + json_only('{"suggestion": "<the merged suggestion>"}')
     return messages("merge_suggestions", MERGE_SYSTEM, user, language=language)
 
 
@@ -33,7 +33,7 @@ Edit operations:
 def modify_edits(outline_text: str, suggestion: str, *, language: str = "en"):
     user = (
         f"Outline:\n{outline_text}\n\nSuggestion:\n{suggestion}\n\n"
-        + json_only('{"edits": [{"op": "retitle", "section_id": "s2", "title": "..."}]} (at most 12 edits)')
+        + json_only('{"edits": [{"op": "retitle", "section_id": "s2", "title": "<new title>"}]} (at most 12 edits)')
     )
     return messages("modify", EDIT_SYSTEM, user, language=language)
 

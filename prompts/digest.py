@@ -13,6 +13,6 @@ Skip sections it says nothing about. Then suggest one change to the outline that
 def digest_paper(outline_text: str, paper_id: str, title: str, body: str, *, language: str = "en"):
     user = (
         f"Outline:\n{outline_text}\n\n{document_block(paper_id, title, body)}\n\n"
-        + json_only('{"sections": [{"section_id": "s3", "content": "..."}], "suggestion": "..."}')
+        + json_only('{"sections": [{"section_id": "s3", "content": "<what this paper contributes to s3, citing it>"}], "suggestion": "<one outline change>"}')
     )
     return messages("digest", SYSTEM.format(paper_id=paper_id), user, language=language)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from llmxmr.prompts.common import document_block, json_only, messages
 
 OUTLINE_SHAPE = (
-    '{"title": "...", "sections": [{"title": "...", "construction": "...", "analysis": "...", '
-    '"subsections": [{"title": "...", "construction": "...", "analysis": "...", "subsections": []}]}]}'
+    '{"title": "<survey title>", "sections": [{"title": "<chapter title>", "construction": "<what to extract>", '
+    '"analysis": "<how to compare and criticise>", "subsections": [{"title": "<subsection title>", '
+    '"construction": "<what to extract>", "analysis": "<how to compare>", "subsections": []}]}]}'
 )
 
 RULES = """An outline has at most 3 levels. Each section has one theme; chapters do not overlap; a chapter

@@ -7,108 +7,120 @@ explicit levels instead of a recursive model because grammar compilers handle `$
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 SHORT = 200
-MEDIUM = 600
-LONG = 2000
+MEDIUM = 500
+LONG = 1200
+
+
+
+def _cut(limit: int):
+    # Schemas advertise the bound (constrained decoders obey it); a model that overshoots is cut, not rejected.
+    def cut(value: Any) -> Any:
+        return value[:limit] if isinstance(value, (str, list)) else value
+
+    return BeforeValidator(cut)
+
+
+Note = Annotated[str, _cut(300), Field(max_length=300)]
 
 
 class Notes(BaseModel):
     """map / reduce: the document's key claims, methods, results and numbers relevant to the topic."""
 
-    notes: list[str] = Field(default_factory=list, max_length=12, description="One finding per item.")
+    notes: Annotated[list[Note], _cut(8)] = Field(default_factory=list, max_length=8, description="One finding per item.")
 
 
 class Topic(BaseModel):
-    name: str = Field(max_length=SHORT)
-    papers: list[int] = Field(max_length=400, description="Numbers of the papers in this topic.")
+    name: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT)
+    papers: Annotated[list[int], _cut(400)] = Field(max_length=400, description="Numbers of the papers in this topic.")
 
 
 class Topics(BaseModel):
     """group: papers by topic (numbers as listed in the prompt)."""
 
-    topics: list[Topic] = Field(max_length=60)
+    topics: Annotated[list[Topic], _cut(60)] = Field(max_length=60)
 
 
 class LeafDraft(BaseModel):
-    title: str = Field(max_length=SHORT)
-    construction: str = Field(default="", max_length=MEDIUM)
-    analysis: str = Field(default="", max_length=MEDIUM)
+    title: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT)
+    construction: Annotated[str, _cut(MEDIUM)] = Field(default="", max_length=MEDIUM)
+    analysis: Annotated[str, _cut(MEDIUM)] = Field(default="", max_length=MEDIUM)
 
 
 class SubsectionDraft(LeafDraft):
-    subsections: list[LeafDraft] = Field(default_factory=list, max_length=8)
+    subsections: Annotated[list[LeafDraft], _cut(8)] = Field(default_factory=list, max_length=8)
 
 
 class SectionDraft(LeafDraft):
-    subsections: list[SubsectionDraft] = Field(default_factory=list, max_length=8)
+    subsections: Annotated[list[SubsectionDraft], _cut(8)] = Field(default_factory=list, max_length=8)
 
 
 class OutlineDraft(BaseModel):
     """skeleton / merge_skeleton / reference modify: a whole outline without ids."""
 
-    title: str = Field(max_length=SHORT)
-    sections: list[SectionDraft] = Field(max_length=10)
+    title: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT)
+    sections: Annotated[list[SectionDraft], _cut(10)] = Field(max_length=10)
 
 
 class SectionContent(BaseModel):
-    section_id: str = Field(max_length=16)
-    content: str = Field(max_length=LONG)
+    section_id: Annotated[str, _cut(16)] = Field(max_length=16)
+    content: Annotated[str, _cut(MEDIUM * 2)] = Field(max_length=MEDIUM * 2)
 
 
 class DigestReply(BaseModel):
     """digest: the paper's content for each relevant section, plus one suggestion for the outline."""
 
-    sections: list[SectionContent] = Field(default_factory=list, max_length=40)
-    suggestion: str = Field(default="", max_length=LONG)
+    sections: Annotated[list[SectionContent], _cut(12)] = Field(default_factory=list, max_length=12)
+    suggestion: Annotated[str, _cut(LONG)] = Field(default="", max_length=LONG)
 
 
 class SuggestionReply(BaseModel):
     """feedback / merge / critique: one integrated suggestion."""
 
-    suggestion: str = Field(max_length=LONG)
+    suggestion: Annotated[str, _cut(LONG)] = Field(max_length=LONG)
 
 
 class EditDraft(BaseModel):
     op: Literal["add", "remove", "move", "retitle", "describe"]
-    section_id: str | None = Field(default=None, max_length=16)
-    parent_id: str | None = Field(default=None, max_length=16)
+    section_id: Annotated[str | None, _cut(16)] = Field(default=None, max_length=16)
+    parent_id: Annotated[str | None, _cut(16)] = Field(default=None, max_length=16)
     position: int | None = None
-    title: str | None = Field(default=None, max_length=SHORT)
-    construction: str | None = Field(default=None, max_length=MEDIUM)
-    analysis: str | None = Field(default=None, max_length=MEDIUM)
+    title: Annotated[str | None, _cut(SHORT)] = Field(default=None, max_length=SHORT)
+    construction: Annotated[str | None, _cut(MEDIUM)] = Field(default=None, max_length=MEDIUM)
+    analysis: Annotated[str | None, _cut(MEDIUM)] = Field(default=None, max_length=MEDIUM)
 
 
 class EditsReply(BaseModel):
     """modify (default mode): edits to the outline by section_id."""
 
-    edits: list[EditDraft] = Field(default_factory=list, max_length=12)
+    edits: Annotated[list[EditDraft], _cut(12)] = Field(default_factory=list, max_length=12)
 
 
 class JudgeDigit(BaseModel):
     """judge (default mode): the rationale first, then a single digit 0-9 at a fixed position."""
 
-    rationale: str = Field(max_length=LONG)
+    rationale: Annotated[str, _cut(MEDIUM * 2)] = Field(max_length=MEDIUM * 2)
     score: int = Field(ge=0, le=9)
 
 
 class JudgeNumber(BaseModel):
     """judge (reference mode): a 0-10 rating."""
 
-    rationale: str = Field(max_length=LONG)
+    rationale: Annotated[str, _cut(MEDIUM * 2)] = Field(max_length=MEDIUM * 2)
     score: float = Field(ge=0, le=10)
 
 
 class Chart(BaseModel):
-    section_id: str = Field(max_length=16)
-    caption: str = Field(max_length=SHORT)
-    mermaid: str = Field(max_length=LONG)
+    section_id: Annotated[str, _cut(16)] = Field(max_length=16)
+    caption: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT)
+    mermaid: Annotated[str, _cut(LONG)] = Field(max_length=LONG)
 
 
 class ChartsReply(BaseModel):
     """charts: mermaid charts or tables proposed for sections."""
 
-    charts: list[Chart] = Field(default_factory=list, max_length=6)
+    charts: Annotated[list[Chart], _cut(6)] = Field(default_factory=list, max_length=6)

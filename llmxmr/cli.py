@@ -1,0 +1,305 @@
+"""`llmxmr`: run, resume and inspect survey runs from the command line.
+
+Exit codes: 0 complete; 3 complete with recorded failures; 2 bad input or usage; 1 stopped by an error
+(the resume command is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILURES = 0, 1, 2, 3
+
+
+def _settings_epilog() -> str:
+    from llmxmr.state.context import context_help
+
+    lines = ["settings for --set FIELD=VALUE (VALUE is JSON when it parses, else a string):"]
+    lines += [f"  {name} (default {default}): {desc}" for name, default, desc in context_help()]
+    return "\n".join(lines)
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model of every role: local, gguf:PATH, openai:NAME, google_genai:NAME")
+    p.add_argument("--base-url", help="base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio)")
+    p.add_argument("--judge-model", help="model of the judge role (entropy scoring)")
+    p.add_argument("--writer-model", help="model of the writer role (sections, polish, charts)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
+                   help="set any setting (see `llmxmr settings`); repeatable")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more output (progress lines without a terminal)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors and the final summary")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="llmxmr", description="Long, cited surveys from many sources (LLM×MapReduce-V2).")
+    sub = top.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="write a survey from a corpus", epilog=_settings_epilog(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("corpus", help="reference-format JSONL file (one survey per line) or a folder of documents")
+    run.add_argument("-o", "--out", required=True, help="output folder (survey.md, survey.json)")
+    run.add_argument("--mode", choices=["default", "reference"], help="improved method (default) or the reference's")
+    run.add_argument("--thread", help="thread id (default: derived from the corpus and settings)")
+    run.add_argument("--db", help="SQLite file of checkpoints and store (default OUT/runs.sqlite)")
+    run.add_argument("--title", help="survey title for a folder corpus")
+    _add_model_flags(run)
+    res = sub.add_parser("resume", help="continue a stopped run with the settings it started with")
+    res.add_argument("thread", help="thread id printed when the run stopped")
+    res.add_argument("--db", required=True, help="SQLite file of the run")
+    res.add_argument("-o", "--out", required=True, help="output folder")
+    _add_model_flags(res)
+    sub.add_parser("settings", help="list every setting with its default and description")
+    return top
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    from llmxmr.state.context import CONTEXT_FIELDS, SettingsError, parse_setting_value
+
+    values: dict[str, Any] = {}
+    for item in args.sets:
+        field, sep, raw = item.partition("=")
+        field = field.strip()
+        if not sep:
+            raise SettingsError(f"--set needs FIELD=VALUE, got {item!r}")
+        if field not in CONTEXT_FIELDS:
+            raise SettingsError(f"unknown setting {field!r}; valid names: {', '.join(CONTEXT_FIELDS)}")
+        values[field] = parse_setting_value(raw)
+    for flag, field in (("model", "model"), ("base_url", "base_url"), ("judge_model", "judge_model"),
+                        ("writer_model", "writer_model"), ("mode", "mode")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            values[field] = value
+    return values
+
+
+def check_models(settings: Any) -> None:
+    """Catch a malformed model name or missing weights before any paid call."""
+    from llmxmr.models.specs import ModelSpec
+
+    for role in ("reader", "planner", "judge", "writer"):
+        spec = ModelSpec.parse(settings.model_for(role))
+        if spec.provider == "local":
+            from llmxmr.models.local_server import bundled_weights_path
+
+            bundled_weights_path()
+        elif spec.provider == "gguf" and not Path(spec.name).expanduser().is_file():
+            from llmxmr.models.errors import ModelSetupError
+
+            raise ModelSetupError(f"model {spec.raw!r}: no such file {spec.name}")
+
+
+class Console:
+    """Progress on a terminal (rich), quiet otherwise unless -v."""
+
+    def __init__(self, verbose: int, quiet: bool) -> None:
+        from rich.console import Console as RichConsole
+
+        self.out = RichConsole(stderr=True)
+        self.verbose, self.quiet = verbose, quiet
+        self.live = self.out.is_terminal and not quiet
+        self.counts: dict[str, int] = {}
+        self.progress = None
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Console:
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.out)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def event(self, event: dict[str, Any]) -> None:
+        stage = str(event.get("stage", "?"))
+        self.counts[stage] = self.counts.get(stage, 0) + int(event.get("done", 0) or 0)
+        info = " ".join(f"{k}={v}" for k, v in event.items() if k in ("block", "layer", "best", "score", "entropy", "stop_reason") and v is not None)
+        if self.progress is not None:
+            if stage not in self.tasks:
+                self.tasks[stage] = self.progress.add_task(stage, total=event.get("total"), info="")
+            self.progress.update(self.tasks[stage], completed=self.counts[stage], info=info,
+                                 **({"total": event["total"]} if event.get("total") else {}))
+        elif self.verbose:
+            self.out.print(f"{stage}: done={self.counts[stage]} {info}".rstrip(), markup=False, highlight=False)
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            self.out.print(text)
+
+    def error(self, text: str) -> None:
+        self.out.print(f"[bold red]error:[/] {text}", highlight=False)
+
+
+def usage_table(report: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title="usage per stage")
+    for col in ("stage", "calls", "cached", "retries", "repairs", "failures", "prompt tok", "completion tok"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for stage, u in report.usage.items():
+        table.add_row(stage, str(u.calls), str(u.cached), str(u.retries), str(u.repairs), str(u.failures),
+                      str(u.prompt_tokens), str(u.completion_tokens))
+    return table
+
+
+def _resume_hint(thread: str, db: Path, out: Path) -> str:
+    return f"llmxmr resume {thread} --db {db} -o {out}"
+
+
+def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
+    from llmxmr.runs import serious_failures, write_result
+
+    md, js, report = write_result(values, out)
+    if not console.quiet:
+        console.out.print(usage_table(report))
+    failures = serious_failures(values["report"])
+    console.say(f"stop reason: {report.stop_reason}")
+    console.say(f"wrote {md} and {js}" + (f" ({len(failures)} recorded failures, see survey.json)" if failures else ""))
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dict[str, Any] | None,
+             context: Any, overrides: dict[str, Any]) -> int:
+    """Start, resume or report one thread; every error becomes a message and an exit code."""
+    from llmxmr.corpus import CorpusError
+    from llmxmr.models.errors import BudgetExceededError, ContextOverflowError, ModelSetupError, ProviderError
+    from llmxmr.runs import config_for, drive, graph_for, open_database, override_settings, status
+    from llmxmr.state.context import SettingsError, resolve_settings
+
+    hint = _resume_hint(thread, db_path, out)
+    with open_database(db_path) as db:
+        graph = graph_for(db)
+        st = status(graph, {"configurable": {"thread_id": thread}})
+        try:
+            if st.finished:
+                console.say(f"thread {thread} is already complete: writing its outputs again (no model calls)")
+                return _finish(console, st.values, out)
+            if st.exists:
+                settings = override_settings(db, st.values, overrides) if overrides else None
+                if settings is None:
+                    from llmxmr.runs import saved_settings
+
+                    settings = saved_settings(db, st.values)
+                console.say(f"resuming thread {thread}")
+                check_models(settings)
+                drive(graph, None, config_for(thread, settings), on_event=console.event)
+            else:
+                if start is None:
+                    console.error(f"no run with thread id {thread} in {db_path}")
+                    return EXIT_USAGE
+                settings = resolve_settings(context)
+                check_models(settings)
+                console.say(f"thread {thread}: {settings.mode} mode, model {settings.model}")
+                drive(graph, start, config_for(thread, settings), context=context, on_event=console.event)
+        except KeyboardInterrupt:
+            console.error(f"interrupted; progress is saved. Resume with:\n  {hint}")
+            return EXIT_ERROR
+        except (CorpusError, SettingsError) as exc:
+            console.error(str(exc))
+            return EXIT_USAGE
+        except ModelSetupError as exc:
+            console.error(f"{exc}\nAfter fixing it, resume with:\n  {hint}" if st.exists else str(exc))
+            return EXIT_USAGE
+        except (ProviderError, ContextOverflowError, BudgetExceededError, LookupError) as exc:
+            console.error(f"{exc}\nProgress is saved. Resume with:\n  {hint}")
+            return EXIT_ERROR
+        except Exception as exc:  # an unexpected bug: still say how to resume
+            console.error(f"{type(exc).__name__}: {exc}\nProgress is saved. Resume with:\n  {hint}")
+            if console.verbose:
+                raise
+            return EXIT_ERROR
+        final = status(graph, {"configurable": {"thread_id": thread}})
+        if not final.finished:
+            console.error(f"the run stopped before finishing. Resume with:\n  {hint}")
+            return EXIT_ERROR
+        return _finish(console, final.values, out)
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from llmxmr.corpus import load_surveys
+    from llmxmr.runs import thread_id_for
+    from llmxmr.state.context import Context, resolve_settings
+
+    overrides = overrides_from(args)
+    settings = resolve_settings(overrides)
+    context = Context(**overrides)
+    corpus = Path(args.corpus).expanduser().resolve()
+    surveys = load_surveys(corpus, title=args.title)
+    out = Path(args.out).expanduser().resolve()
+    db_path = Path(args.db).expanduser().resolve() if args.db else out / "runs.sqlite"
+    worst = EXIT_OK
+    for index, survey in enumerate(surveys):
+        for skip in survey.skipped:
+            console.say(f"skipped {skip.source}: {skip.reason}")
+        folder = out if len(surveys) == 1 else out / f"{index + 1:02d}-{_slug(survey.title)}"
+        thread = args.thread if args.thread and len(surveys) == 1 else (
+            f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings))
+        start = {"corpus_path": str(corpus), "survey_index": index, **({"title": args.title} if args.title else {})}
+        code = _execute(console, db_path, folder, thread, start, context, {})
+        worst = code if code in (EXIT_ERROR, EXIT_USAGE) else max(worst, code)
+        if code in (EXIT_ERROR, EXIT_USAGE):
+            break
+    return worst
+
+
+def _slug(title: str) -> str:
+    from llmxmr.ids import slugify
+
+    return slugify(title) or "survey"
+
+
+def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    overrides = overrides_from(args)
+    db_path = Path(args.db).expanduser().resolve()
+    if not db_path.is_file():
+        console.error(f"no database at {db_path}")
+        return EXIT_USAGE
+    return _execute(console, db_path, Path(args.out).expanduser().resolve(), args.thread, None, None, overrides)
+
+
+def cmd_settings() -> int:
+    from rich.console import Console as RichConsole
+    from rich.table import Table
+
+    from llmxmr.state.context import context_help
+
+    table = Table(title="llmxmr settings (--set FIELD=VALUE)")
+    for col in ("field", "default", "description"):
+        table.add_column(col)
+    for name, default, desc in context_help():
+        table.add_row(name, default, desc)
+    RichConsole().print(table)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    from llmxmr.corpus import CorpusError
+    from llmxmr.models.errors import ModelSetupError
+    from llmxmr.state.context import SettingsError
+
+    args = parser().parse_args(argv)
+    if args.command == "settings":
+        return cmd_settings()
+    os.environ.setdefault("LANGCHAIN_TRACING_V2", "false")
+    with Console(args.verbose, args.quiet) as console:
+        try:
+            if args.command == "run":
+                return cmd_run(args, console)
+            return cmd_resume(args, console)
+        except (CorpusError, SettingsError, ModelSetupError) as exc:
+            console.error(str(exc))
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            console.error("interrupted")
+            return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

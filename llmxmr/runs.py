@@ -1,0 +1,130 @@
+"""Durable runs: the SQLite checkpointer and store of a CLI run, thread ids, starting, resuming and
+collecting the result. The CLI is a thin layer over these functions; notebooks can use them too."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.store.sqlite import SqliteStore
+
+from llmxmr.export import SurveyReport, write_outputs
+from llmxmr.graph.build import build_graph
+from llmxmr.nodes import storage
+from llmxmr.state.context import Settings, apply_overrides
+
+RECURSION_LIMIT = 20_000  # our loops carry their own guards; this only stops a bug from spinning forever
+# Failure kinds that are notes rather than failures: they do not turn exit code 0 into 3.
+NOTICE_KINDS = {"truncated", "citation", "edit_rejected", "unknown_section"}
+
+
+@dataclass
+class Database:
+    path: Path
+    checkpointer: SqliteSaver
+    store: SqliteStore
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")  # two connections (checkpoints, store) on one file
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+@contextmanager
+def open_database(path: str | Path) -> Iterator[Database]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saver_conn, store_conn = _connect(path), _connect(path)
+    try:
+        saver = SqliteSaver(saver_conn)
+        saver.setup()
+        store = SqliteStore(store_conn)
+        store.setup()
+        yield Database(path, saver, store)
+    finally:
+        saver_conn.close()
+        store_conn.close()
+
+
+def thread_id_for(corpus: Path, survey_index: int, settings: Settings) -> str:
+    """Same corpus and settings -> same thread, so re-running a command resumes instead of paying again."""
+    digest = hashlib.sha256()
+    digest.update(corpus.read_bytes() if corpus.is_file() else _dir_fingerprint(corpus))
+    knobs = settings.model_dump(exclude={"base_url", "max_concurrency", "request_timeout", "requests_per_minute"})
+    digest.update(json.dumps(knobs, sort_keys=True).encode())
+    stem = storage.safe_label(corpus.stem)[:24]
+    return f"{stem}-{survey_index}-{digest.hexdigest()[:10]}"
+
+
+def _dir_fingerprint(folder: Path) -> bytes:
+    parts = []
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        parts.append(f"{f.relative_to(folder)}:{hashlib.sha256(f.read_bytes()).hexdigest()}")
+    return "\n".join(parts).encode()
+
+
+def config_for(thread_id: str, settings: Settings) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id}, "max_concurrency": settings.max_concurrency,
+            "recursion_limit": RECURSION_LIMIT}
+
+
+@dataclass
+class RunStatus:
+    exists: bool
+    finished: bool
+    values: dict[str, Any]
+
+
+def status(graph: Any, config: dict[str, Any]) -> RunStatus:
+    snapshot = graph.get_state(config)
+    values = dict(snapshot.values or {})
+    if not values:
+        return RunStatus(False, False, {})
+    return RunStatus(True, not snapshot.next and bool(values.get("report")), values)
+
+
+def saved_settings(db: Database, values: dict[str, Any]) -> Settings:
+    run_id = values.get("run_id")
+    saved = storage.get_settings(db.store, run_id) if run_id else None
+    if saved is None:
+        raise LookupError("this thread has no saved settings yet: start it again with `llmxmr run`")
+    return Settings(**saved)
+
+
+def override_settings(db: Database, values: dict[str, Any], overrides: dict[str, Any]) -> Settings:
+    """Resume with overrides: the merged settings replace the saved ones, so pending tasks use them too."""
+    settings = apply_overrides(saved_settings(db, values), overrides)
+    storage.put_settings(db.store, values["run_id"], settings.model_dump())
+    return settings
+
+
+def drive(graph: Any, payload: Any, config: dict[str, Any], *, context: Any = None,
+          on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Run (or resume with payload None) to the end, passing custom progress events to `on_event`."""
+    for item in graph.stream(payload, config, context=context, stream_mode="custom", subgraphs=True):
+        event = item[1] if isinstance(item, tuple) else item
+        if on_event is not None and isinstance(event, dict):
+            on_event(event)
+
+
+def serious_failures(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in report.get("failures", []) if f.get("kind") not in NOTICE_KINDS]
+
+
+def write_result(values: dict[str, Any], outdir: Path) -> tuple[Path, Path, SurveyReport]:
+    report = SurveyReport(**values["report"])
+    md, js = write_outputs(outdir, report)
+    return md, js, report
+
+
+def graph_for(db: Database, models: Any = None) -> Any:
+    return build_graph(models=models, checkpointer=db.checkpointer, store=db.store)
