@@ -159,14 +159,19 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if reply.get("drop"):
                 self.close_connection = True
                 return
-            if "status" in reply:
-                err = reply.get("body") or {"error": {"message": f"stub error {reply['status']}", "type": "stub"}}
-                self._send_json(int(reply["status"]), err, reply.get("headers"))
-            elif body.get("stream"):
-                self._send_sse(body, _completion(body, reply, entry["seq"]))
-            else:
-                self._send_json(200, _completion(body, reply, entry["seq"]))
+            # Flag first (a fast client may act on the reply before this thread runs again), undo on failure.
             entry["delivered"] = True
+            try:
+                if "status" in reply:
+                    err = reply.get("body") or {"error": {"message": f"stub error {reply['status']}", "type": "stub"}}
+                    self._send_json(int(reply["status"]), err, reply.get("headers"))
+                elif body.get("stream"):
+                    self._send_sse(body, _completion(body, reply, entry["seq"]))
+                else:
+                    self._send_json(200, _completion(body, reply, entry["seq"]))
+            except OSError:
+                entry["delivered"] = False
+                raise
 
         def _send_sse(self, request: dict[str, Any], completion: dict[str, Any]) -> None:
             self.send_response(200)
