@@ -3,6 +3,7 @@ written from its evidence and polished; a section that keeps failing becomes a v
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from llmxmr.citations import find_citations, merge_adjacent, validate_citations
@@ -93,7 +94,8 @@ def make_write_section(env: Env):
         call = Call(caller, settings)
         unit = f"{numbers[sid]} {section.title}"
         draft = call.ask("write_section", sid, prompts.write_section(
-            task["topic"], numbers[sid], section.title, section.analysis, evidence, children, language=settings.language), None)
+            task["topic"], numbers[sid], section.title, _uncited(section.analysis), evidence, children,
+            language=settings.language), None)
         if draft is None or not str(draft.value).strip():
             text = gap_marker("the writer's answers were unusable")
             call.fail("write_section", unit, "gap", "section replaced by a gap marker")
@@ -110,6 +112,11 @@ def make_write_section(env: Env):
         return call.update(sections={sid: ref})
 
     return write_section
+
+
+def _uncited(brief: str) -> str:
+    # The brief's markers name papers that may not be in this section's evidence: only evidence is citable.
+    return re.sub(r"\s*\[@[^\]]*\]", "", brief)
 
 
 def _checked(call: Call, text: str, allowed: set[str], sid: str) -> str:

@@ -1,0 +1,48 @@
+"""The scripted Responder behind the loopback OpenAI-compatible stub: the real ChatOpenAI client (and so
+the CLI with `--model openai:scripted --base-url ...`) runs the whole pipeline offline and fast.
+
+Judge answers carry token logprobs for the score digit, as llama.cpp, vLLM and OpenAI return them, so the
+expected-digit path is exercised end to end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from llmxmr.models.tokens import count_tokens
+from llmxmr.testing.openai_stub import StubOpenAIServer, digit_logprobs
+from llmxmr.testing.responder import Responder, stage_of
+
+Fault = Callable[[str, dict[str, Any]], dict[str, Any] | None]  # (stage, request) -> fault/reply or None
+
+
+def scripted_reply(responder: Responder, request: dict[str, Any]) -> dict[str, Any]:
+    messages = request.get("messages") or []
+    text = responder.respond(messages)
+    prompt = sum(count_tokens(str(m.get("content") or "")) + 4 for m in messages)
+    reply: dict[str, Any] = {"content": text, "prompt_tokens": prompt, "completion_tokens": count_tokens(text)}
+    if request.get("logprobs") and stage_of(messages) == "judge":
+        try:
+            digit = int(json.loads(text)["score"])
+        except (ValueError, KeyError, TypeError):
+            return reply
+        near = str(min(9, digit + 1))
+        reply["logprobs"] = digit_logprobs(text, {str(digit): 0.7, near: 0.3} if near != str(digit) else {str(digit): 1.0})
+    return reply
+
+
+def scripted_server(responder: Responder | None = None, *, fault: Fault | None = None,
+                    models: list[str] | None = None) -> StubOpenAIServer:
+    """A stub server answering like `responder`; `fault(stage, request)` may replace any answer."""
+    responder = responder or Responder()
+
+    def answer(request: dict[str, Any]) -> dict[str, Any]:
+        if fault is not None:
+            replaced = fault(stage_of(request.get("messages") or []), request)
+            if replaced is not None:
+                return replaced
+        return scripted_reply(responder, request)
+
+    return StubOpenAIServer(answer, models=models)
