@@ -277,3 +277,13 @@ def test_stub_serves_streaming(make: Any) -> None:
     model = ChatOpenAI(base_url=stub.base_url, api_key="x", model="m", max_retries=0, use_responses_api=False)
     assert "".join(str(c.content) for c in model.stream("hi")) == GOOD * 3
     assert json.loads(json.dumps(stub.chat_requests[0]["body"]))["stream"] is True
+
+
+def test_prose_cut_at_the_limit_is_kept_to_its_last_sentence(make: Any) -> None:
+    text = "First finding [@p-1]. Second finding is long and was cut in the mid"
+    caller, stub = make({"content": text, "finish_reason": "length"})
+    meter = UsageMeter()
+    result = _call(caller, meter, schema=None)
+    assert result.value == "First finding [@p-1]."
+    assert len(stub.chat_requests) == 1  # no re-ask for prose
+    assert meter.as_usage()["entropy"]["repairs"] == 0

@@ -177,6 +177,8 @@ class ModelCaller:
         self._models: dict[str, BaseChatModel] = {}
         self._models_lock = threading.Lock()
         self._limiters = {role: RateLimiter(settings.requests_per_minute) for role in ROLES}
+        self._inflight: dict[str, threading.Lock] = {}  # one paid request per key at a time (single flight)
+        self._inflight_lock = threading.Lock()
 
     # -- model selection ---------------------------------------------------------------------------------
     def model_for(self, role: str) -> BaseChatModel:
@@ -232,6 +234,10 @@ class ModelCaller:
 
     @staticmethod
     def _interpret(reply: _Reply, schema: type[BaseModel] | None) -> BaseModel | str:
+        if reply.finish_reason == "length" and schema is None and reply.text.strip():
+            # Prose cut at the token limit is still usable: keep it up to its last full sentence
+            # (re-asking would pay for the same long answer again).
+            return _to_last_sentence(reply.text)
         if reply.finish_reason == "length":
             raise OutputFault(f"the answer was cut off at the token limit ({reply.completion_tokens} tokens)",
                               kind="length")
@@ -260,6 +266,18 @@ class ModelCaller:
         spec = self.settings.model_for(role)
         key = response_key(model=spec, messages=messages, schema=schema, max_tokens=max_tokens,
                            temperature=temperature, candidate=candidate, logprobs=logprobs)
+        # Parallel branches may ask the very same question (two sections with the same draft): the second
+        # waits for the first and replays its record instead of paying again.
+        with self._inflight_lock:
+            gate = self._inflight.setdefault(key, threading.Lock())
+        with gate:
+            return self._reply_once(key, role=role, stage=stage, unit=unit, spec=spec, model=model,
+                                    messages=messages, meter=meter, schema=schema, max_tokens=max_tokens,
+                                    temperature=temperature, logprobs=logprobs)
+
+    def _reply_once(self, key: str, *, role: str, stage: str, unit: str, spec: str, model: BaseChatModel,
+                    messages: list[BaseMessage], meter: UsageMeter, schema: type[BaseModel] | None,
+                    max_tokens: int, temperature: float, logprobs: bool) -> _Reply:
         item = self.store.get(self.namespace, key)
         if item is not None:
             v = item.value
@@ -365,6 +383,11 @@ class ModelCaller:
                       prompt_tokens=usage.prompt_tokens if usage else _count_messages(messages),
                       completion_tokens=usage.completion_tokens if usage else count_tokens(text),
                       finish_reason=reason)
+
+
+def _to_last_sentence(text: str) -> str:
+    cut = max(text.rfind(". "), text.rfind(".\n"), text.rfind("]."), text.rstrip().rfind("."))
+    return text[: cut + 1].rstrip() if cut > len(text) // 3 else text.rstrip()
 
 
 def _backoff(attempt: int) -> float:
