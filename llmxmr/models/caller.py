@@ -387,7 +387,7 @@ class ModelCaller:
 
 def _to_last_sentence(text: str) -> str:
     cut = max(text.rfind(". "), text.rfind(".\n"), text.rfind("]."), text.rstrip().rfind("."))
-    return text[: cut + 1].rstrip() if cut > len(text) // 3 else text.rstrip()
+    return text[: cut + 1].rstrip() if cut > 0 else text.rstrip()
 
 
 def _backoff(attempt: int) -> float:
