@@ -1,0 +1,257 @@
+"""A loopback OpenAI-compatible mock LLM for benchmarks.
+
+It reuses the project's `StubOpenAIServer` (stdlib HTTP, `disable_nagle_algorithm = True`) and the scripted
+`Responder` (valid answers for every stage, keyed by the prompt's `Task: <stage>` line, deterministic by the
+prompt's hash), and adds what a benchmark needs:
+
+* a latency model: every call sleeps `base + per_token * completion_tokens` seconds inside the handler;
+* a cap on concurrent requests (a semaphore: requests beyond the cap wait, as on a rate-limited API);
+* realistic `usage` (tiktoken counts of the messages and of the answer) and answers of realistic length per
+  stage (`BenchResponder`, with a `length` knob that scales every answer);
+* a request log: arrival, start (after the cap), end, stage, requests in flight and queued, tokens,
+  the request's `max_tokens` and whether the answer overshot it.
+
+Run it as its own process (so its CPU is not charged to the pipeline under test):
+
+    python bench/mock.py --latency 1.0 --per-token 0.005 --max-inflight 20 --log /tmp/requests.jsonl
+
+It prints one line `{"base_url": ...}` on stdout when it is listening and serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/mock.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline, truncate_to_tokens
+from llmxmr.testing.openai_stub import StubOpenAIServer
+from llmxmr.testing.responder import CITE_RE, DOC_RE, SECTION_RE, Responder, _words, stage_of
+from llmxmr.testing.scripted_server import scripted_reply
+
+# S = 38 non-root sections: 8 top-level sections with 4,4,4,4,4,4,3,3 subsections (the reference's example).
+DEFAULT_SHAPE = (4, 4, 4, 4, 4, 4, 3, 3)
+
+
+class BenchResponder(Responder):
+    """The scripted Responder with answers of realistic length per stage.
+
+    `length` scales every answer (1.0 = the defaults below, sized after the reference's measured answers:
+    notes ~350 tokens, digests ~500, suggestions ~150, judge ~120, sections ~450 before polish);
+    `shape` is the number of subsections of each top-level section of every outline it drafts;
+    `desc_words` the words of each construction/analysis description.
+    """
+
+    def __init__(self, *, length: float = 1.0, shape: tuple[int, ...] = DEFAULT_SHAPE, desc_words: int = 48) -> None:
+        super().__init__(sections_per_outline=len(shape), subsections=max(shape) if shape else 0, words=30)
+        self.length = length
+        self.shape = tuple(shape)
+        self.desc_words = desc_words
+
+    def n(self, words: int) -> int:
+        return max(1, int(round(words * self.length)))
+
+    @property
+    def sections_total(self) -> int:
+        return len(self.shape) + sum(self.shape)
+
+    # -- outlines (skeleton, merge_skeleton, reference modify) -----------------------------------------
+    def _outline(self, user: str, seed: int) -> dict:
+        cites = [d[0] for d in DOC_RE.findall(user)] or CITE_RE.findall(user)
+        cite = f" [@{cites[0]}]" if cites else ""
+        dw = self.n(self.desc_words)
+
+        def leaf(i: int, j: int) -> dict:
+            return {"title": f"Aspect {i + 1}.{j + 1}: {_words(seed + 7 * i + j, 3)}",
+                    "construction": f"Extract {_words(seed + i + j, dw)} from each paper{cite}.",
+                    "analysis": f"Compare {_words(seed + 3 * i + j, dw)} across papers{cite}; explain why."}
+
+        sections = []
+        for i, subs in enumerate(self.shape):
+            s = leaf(i, 99)
+            s["title"] = f"Theme {i + 1}: {_words(seed + i, 3)}"
+            s["subsections"] = [dict(leaf(i, j), subsections=[]) for j in range(subs)]
+            sections.append(s)
+        return {"title": "Survey", "sections": sections}
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def _map(self, system: str, user: str, seed: int) -> str:
+        docs = DOC_RE.findall(user)
+        title = docs[0][1][:60] if docs else "the document"
+        w = min(self.n(30), 40)  # a note is at most 300 characters
+        return json.dumps({"notes": [f"{title}: finding {i + 1}: {_words(seed + i, w)}."[:300] for i in range(8)]})
+
+    _reduce_notes = _map
+
+    def _digest(self, system: str, user: str, seed: int) -> str:
+        docs = DOC_RE.findall(user)
+        pid = docs[0][0] if docs else "unknown"
+        ids = list(dict.fromkeys(SECTION_RE.findall(user.split("<document", 1)[0])))
+        chosen = list(dict.fromkeys(ids[(seed + 5 * k) % len(ids)] for k in range(3))) if ids else []
+        w = min(self.n(90), 110)  # content is at most 1000 characters
+        sections = [{"section_id": sid, "content": f"The paper reports {_words(seed + n, w)} [@{pid}]."[:990]}
+                    for n, sid in enumerate(chosen)]
+        return json.dumps({"sections": sections,
+                           "suggestion": f"Cover {_words(seed, min(self.n(60), 120))} in its own section [@{pid}]."[:1150]})
+
+    # -- planning --------------------------------------------------------------------------------------
+    def _suggestion(self, user: str, seed: int) -> str:
+        cites = CITE_RE.findall(user)
+        cite = f" [@{cites[seed % len(cites)]}]" if cites else ""
+        return json.dumps({"suggestion": f"Restructure around {_words(seed, min(self.n(110), 120))}{cite}."[:1150]})
+
+    def _modify(self, system: str, user: str, seed: int) -> str:
+        if '"edits"' not in user:  # reference mode: the whole outline
+            return json.dumps(self._outline(user, seed))
+        ids = list(dict.fromkeys(SECTION_RE.findall(user)))
+        if not ids:
+            return json.dumps({"edits": []})
+        dw = self.n(self.desc_words)
+        edits = [
+            {"op": "retitle", "section_id": ids[seed % len(ids)], "title": f"Revised: {_words(seed, 4)}"},
+            {"op": "describe", "section_id": ids[(seed // 7) % len(ids)],
+             "construction": f"Extract {_words(seed + 2, dw)}.", "analysis": f"Contrast {_words(seed + 1, dw)}."},
+            {"op": "describe", "section_id": ids[(seed // 11) % len(ids)], "analysis": f"Explain {_words(seed + 3, dw)}."},
+        ]
+        return json.dumps({"edits": edits})
+
+    def _judge(self, system: str, user: str, seed: int) -> str:
+        why = f"Structure is {_words(seed, min(self.n(80), 110))}."[:990]
+        if "single digit" in system:
+            return json.dumps({"rationale": why, "score": 3 + seed % 6})
+        return json.dumps({"rationale": why, "score": round(3 + (seed % 60) / 10, 1)})
+
+    # -- writing ---------------------------------------------------------------------------------------
+    def _write_section(self, system: str, user: str, seed: int) -> str:
+        cites = list(dict.fromkeys(CITE_RE.findall(user)))
+        sentences = self.n(14)
+        out = []
+        for i in range(sentences):
+            c = f" [@{cites[i % len(cites)]}]" if cites else ""
+            out.append(f"Work on {_words(seed + i, 20)} shows clear trade-offs{c}.")
+        return " ".join(out)
+
+
+def completion_limit(request: dict[str, Any]) -> int | None:
+    for key in ("max_completion_tokens", "max_tokens"):
+        if request.get(key):
+            return int(request[key])
+    return None
+
+
+class BenchMock:
+    """The stub server plus latency model, concurrency cap and request log (in this process)."""
+
+    def __init__(self, *, latency: float = 0.0, per_token: float = 0.0, max_inflight: int = 20,
+                 responder: Responder | None = None, log_path: str | Path | None = None,
+                 enforce_max_tokens: bool = False) -> None:
+        ensure_tiktoken_offline()
+        self.latency = latency
+        self.per_token = per_token
+        self.max_inflight = max_inflight
+        self.responder = responder or BenchResponder()
+        self.enforce_max_tokens = enforce_max_tokens
+        self._cap = threading.BoundedSemaphore(max_inflight)
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._queued = 0
+        self.log: list[dict[str, Any]] = []
+        self._log_file = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
+        self.t0 = time.time()
+        self.server = StubOpenAIServer(self._answer, models=["mock", "scripted"])
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self) -> BenchMock:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> BenchMock:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    # -- one request ---------------------------------------------------------------------------------------
+    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        arrived = time.time()
+        stage = stage_of(request.get("messages") or [])
+        with self._lock:
+            self._queued += 1
+        self._cap.acquire()
+        try:
+            started = time.time()
+            with self._lock:
+                self._queued -= 1
+                self._inflight += 1
+                inflight, queued = self._inflight, self._queued
+            reply = scripted_reply(self.responder, request)
+            limit = completion_limit(request)
+            over = limit is not None and reply["completion_tokens"] > limit
+            if over and self.enforce_max_tokens:  # what a real server does: cut the answer, finish "length"
+                reply["content"] = truncate_to_tokens(reply["content"], limit)[0]
+                reply["completion_tokens"] = limit
+                reply["finish_reason"] = "length"
+            delay = self.latency + self.per_token * reply["completion_tokens"]
+            if delay > 0:
+                time.sleep(delay)
+            ended = time.time()
+        finally:
+            with self._lock:
+                self._inflight -= 1
+            self._cap.release()
+        entry = {"arrived": arrived - self.t0, "started": started - self.t0, "ended": ended - self.t0,
+                 "stage": stage, "inflight": inflight, "queued": queued,
+                 "prompt_tokens": reply["prompt_tokens"], "completion_tokens": reply["completion_tokens"],
+                 "max_tokens": limit, "over_limit": over, "temperature": request.get("temperature"),
+                 "logprobs": bool(request.get("logprobs"))}
+        with self._lock:
+            self.log.append(entry)
+            if self._log_file is not None:
+                self._log_file.write(json.dumps(entry) + "\n")
+        return reply
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--latency", type=float, default=0.0, help="base seconds per call")
+    ap.add_argument("--per-token", type=float, default=0.0, help="seconds per completion token")
+    ap.add_argument("--max-inflight", type=int, default=20, help="requests served at once; more wait")
+    ap.add_argument("--length", type=float, default=1.0, help="scale of every answer's length")
+    ap.add_argument("--enforce-max-tokens", action="store_true",
+                    help="cut answers longer than the request's max_tokens (finish_reason=length)")
+    ap.add_argument("--shape", default=",".join(map(str, DEFAULT_SHAPE)),
+                    help="subsections of each top-level section of every drafted outline (S = sections + their sum)")
+    ap.add_argument("--log", help="append one JSON line per request to this file")
+    args = ap.parse_args(argv)
+    mock = BenchMock(latency=args.latency, per_token=args.per_token, max_inflight=args.max_inflight,
+                     responder=BenchResponder(length=args.length, shape=tuple(int(x) for x in args.shape.split(",") if x)), log_path=args.log,
+                     enforce_max_tokens=args.enforce_max_tokens).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(json.dumps({"base_url": mock.base_url}), flush=True)
+    stop.wait()
+    mock.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

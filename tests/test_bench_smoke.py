@@ -1,0 +1,51 @@
+"""The benchmark harness runs end to end in --quick mode (tiny corpus, zero latency) and writes its figures.
+
+No timing assertions: this only keeps bench/ from rotting.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_stub_handler_disables_nagle():
+    from llmxmr.testing.openai_stub import StubOpenAIServer, _make_handler
+
+    assert _make_handler(StubOpenAIServer()).disable_nagle_algorithm is True
+
+
+def test_corpus_is_deterministic(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from bench.corpus import corpus_tokens, write_corpus
+
+    a = write_corpus(tmp_path / "a.jsonl", 3, 300, seed=1)
+    b = write_corpus(tmp_path / "b.jsonl", 3, 300, seed=1)
+    assert a.read_bytes() == b.read_bytes()
+    survey = json.loads(a.read_text())
+    assert len(survey["papers"]) == 3 and all(p["txt"] and p["title"] for p in survey["papers"])
+    assert 600 <= corpus_tokens(a) <= 1000
+
+
+@pytest.mark.timeout(300)
+def test_quick_benchmark_writes_figures(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=280, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    for mode in ("reference", "default"):
+        summary = results["overhead"]["modes"][mode]
+        run = summary["run"]
+        assert run["log"]["calls"] > 0
+        assert run["task_calls"] == run["log"]["calls"]  # every request is attributed to a task
+        assert run["critical_path"]["bound"] > 0
+        assert run["usage"]["write_section"]["calls"] >= 1
+        assert run["stop_reason"]
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "Framework overhead" in text and "Calls and tokens per stage" in text
