@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +138,10 @@ class Console:
             self.out.print(text)
 
     def error(self, text: str) -> None:
-        self.out.print(f"[bold red]error:[/] {text}", highlight=False)
+        # soft_wrap: a printed command (the resume hint) must stay one line to copy and paste.
+        from rich.markup import escape
+
+        self.out.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def usage_table(report: Any) -> Any:
@@ -150,7 +157,36 @@ def usage_table(report: Any) -> Any:
 
 
 def _resume_hint(thread: str, db: Path, out: Path) -> str:
-    return f"llmxmr resume {thread} --db {db} -o {out}"
+    from shlex import quote
+
+    return f"llmxmr resume {quote(thread)} --db {quote(str(db))} -o {quote(str(out))}"
+
+
+@contextmanager
+def _stop_on_ctrl_c(console: Console, hint: str) -> Iterator[None]:
+    """Ctrl-C stops the process at once, like a crash, and prints the resume command.
+
+    Everything a resume needs is already on disk: each response is recorded as it arrives and each finished
+    step is checkpointed (SQLite autocommit), so there is nothing to save at this point. Unwinding instead
+    would wait for every request in flight (and its retries) before the process could exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        if console.progress is not None:
+            console.progress.stop()
+        console.error(f"interrupted; progress is saved. Resume with:\n  {hint}")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_ERROR)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
@@ -174,7 +210,7 @@ def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dic
     from llmxmr.state.context import SettingsError, resolve_settings
 
     hint = _resume_hint(thread, db_path, out)
-    with open_database(db_path) as db:
+    with open_database(db_path) as db, _stop_on_ctrl_c(console, hint):
         graph = graph_for(db)
         st = status(graph, {"configurable": {"thread_id": thread}})
         try:

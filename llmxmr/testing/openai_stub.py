@@ -28,10 +28,14 @@ def _default_responder(request: dict[str, Any]) -> dict[str, Any]:
 
 
 class StubOpenAIServer:
-    def __init__(self, responder: Responder = _default_responder, *, models: list[str] | None = None) -> None:
+    def __init__(self, responder: Responder = _default_responder, *, models: list[str] | None = None,
+                 on_delivered: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.responder = responder
         self.models = models
-        self.requests: list[dict[str, Any]] = []  # {"seq", "path", "body", "delivered"}
+        # {"seq", "path", "body", "delivered", "written"}: "delivered" is set just before the reply is written
+        # (a fast client never sees it unset), "written" once the whole body has been written and flushed.
+        self.requests: list[dict[str, Any]] = []
+        self.on_delivered = on_delivered  # called with the entry after "written" (kill-and-resume tests)
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -66,7 +70,7 @@ class StubOpenAIServer:
     # -- request log -----------------------------------------------------------------------------------
     def _log(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            entry = {"seq": len(self.requests), "path": path, "body": body, "delivered": False}
+            entry = {"seq": len(self.requests), "path": path, "body": body, "delivered": False, "written": False}
             self.requests.append(entry)
             return entry
 
@@ -169,9 +173,13 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
                     self._send_sse(body, _completion(body, reply, entry["seq"]))
                 else:
                     self._send_json(200, _completion(body, reply, entry["seq"]))
+                self.wfile.flush()
             except OSError:
                 entry["delivered"] = False
                 raise
+            entry["written"] = True
+            if server.on_delivered is not None:
+                server.on_delivered(entry)
 
         def _send_sse(self, request: dict[str, Any], completion: dict[str, Any]) -> None:
             self.send_response(200)
