@@ -46,3 +46,16 @@ def chunks_of(text: str, settings: Settings) -> list[str]:
 
     size = max(200, input_budget(settings, "map") - MAP_PROMPT_OVERHEAD)
     return split_by_tokens(text, size) or [text]
+
+
+def chunk_bounds(text: str, settings: Settings) -> list[tuple[int, int]]:
+    """Character spans of the chunks: computed once at prepare, so map tasks never re-tokenize the text."""
+    spans, pos = [], 0
+    for chunk in chunks_of(text, settings):
+        start = text.find(chunk, pos)
+        if start < 0:  # the splitter normalised whitespace: fall back to the running position
+            start = pos
+        end = min(len(text), start + len(chunk))
+        spans.append((start, end))
+        pos = end
+    return spans or [(0, len(text))]

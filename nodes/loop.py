@@ -127,6 +127,9 @@ def layer_done(state: dict[str, Any]) -> dict[str, Any]:
         plan = pooling_groups(ids, settings.kernel_width, rng)
     else:
         plan = sampling_groups(W, settings.kernel_width, settings.units, rng)
+        if settings.mode == "default":
+            # With |W| < kernel_width the draws repeat; merging a suggestion with itself buys nothing.
+            plan = [list(dict.fromkeys(group)) for group in plan]
     update.update(plan=plan, plan_kind="pooling" if pooling else "sampling", layer=next_layer)
     return update
 

@@ -8,7 +8,7 @@ from typing import Any
 from llmxmr.nodes import storage
 from llmxmr.nodes.calls import Call
 from llmxmr.nodes.env import Env, progress
-from llmxmr.nodes.limits import chunks_of
+from llmxmr.nodes.limits import chunk_bounds
 from llmxmr.prompts import map as prompts
 from llmxmr.state.responses import Notes
 
@@ -17,7 +17,8 @@ def make_map_chunk(env: Env):
     def map_chunk(task: dict[str, Any], runtime: Any) -> dict[str, Any]:
         store, settings, caller = env.open(task, runtime)
         doc = storage.get_document(store, task["run_id"], task["paper_id"])
-        parts = chunks_of(doc.text, settings)
+        bounds = storage.get_chunk_bounds(store, task["run_id"], doc.paper_id) or chunk_bounds(doc.text, settings)
+        parts = [doc.text[a:b] for a, b in bounds]
         index = task["chunk"]
         call = Call(caller, settings)
         part = f"{index + 1}/{len(parts)}" if len(parts) > 1 else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,26 @@ from llmxmr.corpus import CorpusError, documents_from_papers, load_surveys
 from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
 from llmxmr.nodes import storage
 from llmxmr.nodes.env import Env, progress
-from llmxmr.nodes.limits import chunks_of
+from llmxmr.nodes.limits import chunk_bounds
 from llmxmr.state.context import Context, Settings, resolve_settings
 from llmxmr.state.models import Document, PaperRef
 
 def _run_id() -> str:
+    """The thread id of a top-level run; nested in a parent graph, the thread id plus a hash of where in the
+    parent this run sits (its checkpoint namespace), so that two pipeline runs in one parent thread (two turns
+    of an agent, two calls from a wrapper node) never share settings or store records."""
     try:
-        thread = (get_config().get("configurable") or {}).get("thread_id")
+        configurable = get_config().get("configurable") or {}
     except Exception:
-        thread = None
-    return storage.safe_label(str(thread)) if thread else uuid.uuid4().hex[:16]
+        configurable = {}
+    thread = configurable.get("thread_id")
+    if not thread:
+        return uuid.uuid4().hex[:16]
+    ns = str(configurable.get("checkpoint_ns") or "")
+    parent = ns.rsplit("|", 1)[0] if "|" in ns else ""  # the last part is this node's own task
+    if not parent:
+        return storage.safe_label(str(thread))
+    return f"{storage.safe_label(str(thread))[:40]}-{hashlib.sha256(parent.encode()).hexdigest()[:12]}"
 
 
 def _context_of(runtime: Any) -> Context | dict | None:
@@ -62,8 +73,10 @@ def make_prepare(env: Env):
         for doc in docs:
             storage.put_document(store, run_id, doc)
             tokens = count_tokens(doc.text)
+            bounds = chunk_bounds(doc.text, settings)
+            storage.put_chunk_bounds(store, run_id, doc.paper_id, bounds)
             refs.append(PaperRef(paper_id=doc.paper_id, title=doc.title, url=doc.url, tokens=tokens,
-                                 chunks=len(chunks_of(doc.text, settings))).model_dump())
+                                 chunks=len(bounds)).model_dump())
         progress("prepare", done=len(refs), total=len(refs), skipped=len(skipped))
         return {
             "run_id": run_id, "settings": settings.model_dump(), "title": title, "paper_refs": refs,

@@ -48,6 +48,15 @@ def get_document(store: BaseStore, run_id: str, paper_id: str) -> Document:
     return Document(**value)
 
 
+def put_chunk_bounds(store: BaseStore, run_id: str, paper_id: str, bounds: list[tuple[int, int]]) -> None:
+    store.put(ns(run_id, "chunks"), paper_id, {"bounds": [list(b) for b in bounds]})
+
+
+def get_chunk_bounds(store: BaseStore, run_id: str, paper_id: str) -> list[tuple[int, int]] | None:
+    value = _get(store, ns(run_id, "chunks"), paper_id)
+    return None if value is None else [tuple(b) for b in value["bounds"]]
+
+
 def put_chunk_notes(store: BaseStore, run_id: str, paper_id: str, chunk: int, notes: list[str]) -> None:
     store.put(ns(run_id, "chunknotes"), f"{paper_id}:{chunk}", {"notes": notes})
 

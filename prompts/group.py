@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmxmr.prompts.common import json_only, messages
+from llmxmr.prompts.common import document_block, json_only, messages
 
 SYSTEM = """You organise the papers of a survey titled "{topic}" into topics.
 Every paper number must appear in exactly one topic. Papers on the same theme go together."""
@@ -10,5 +10,5 @@ Every paper number must appear in exactly one topic. Papers on the same theme go
 
 def group_papers(topic: str, titles: list[str], *, language: str = "en"):
     listing = "\n".join(f"{i + 1}. {t}" for i, t in enumerate(titles))
-    user = f"Papers:\n{listing}\n\n" + json_only('{"topics": [{"name": "<topic name>", "papers": [1, 4]}]}')
+    user = document_block("paper-titles", "Papers", listing) + "\n\n" + json_only('{"topics": [{"name": "<topic name>", "papers": [1, 4]}]}')
     return messages("group", SYSTEM.format(topic=topic), user, language=language)

@@ -108,14 +108,20 @@ def parse_json_reply(text: str, schema: type[BaseModel]) -> BaseModel:
         raise OutputFault("the reply contains no complete JSON value (cut off, or not JSON)", kind="invalid_json")
     wrap = _single_list_field(schema)
     first_error: ValidationError | None = None
+    fields = set(schema.model_fields)
     for value in values:
         if isinstance(value, list) and wrap:
             value = {wrap: value}
+        if isinstance(value, dict) and fields and not fields & set(value):
+            # An inner object of a cut-off answer (or an unrelated one) would validate as all-defaults.
+            continue
         try:
             return schema.model_validate(value)
         except ValidationError as exc:
             first_error = first_error or exc
-    assert first_error is not None
+    if first_error is None:
+        raise OutputFault(f"the JSON has none of the fields of {schema.__name__} (cut off, or another shape)",
+                          kind="wrong_shape")
     raise OutputFault(
         f"the JSON does not match {schema.__name__}: {_first_error(first_error)}", kind="wrong_shape"
     )

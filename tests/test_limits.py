@@ -1,0 +1,42 @@
+"""Token limits per stage, chunk spans, and a long document mapped chunk by chunk then reduced."""
+
+from __future__ import annotations
+
+from langgraph.store.memory import InMemoryStore
+
+from llmxmr.graph import build_graph
+from llmxmr.nodes.limits import chunk_bounds, chunks_of, input_budget, output_tokens
+from llmxmr.state.context import Context, resolve_settings
+from llmxmr.testing.fake_model import ScriptedChatModel
+
+LONG = "\n\n".join(f"Paragraph {i} reports a {i}% gain. " + "detail " * 150 for i in range(30))
+
+
+def test_budgets_follow_the_model_and_the_caps() -> None:
+    local = resolve_settings({})
+    assert output_tokens(local, "judge") == 500
+    assert input_budget(local, "digest") < 4096  # the embedded server's slot
+    capped = resolve_settings({"model": "openai:m", "max_output_tokens": 100})
+    assert output_tokens(capped, "skeleton") == 100
+    assert input_budget(capped, "digest") > 100_000
+
+
+def test_chunk_spans_cover_the_chunks_in_order() -> None:
+    settings = resolve_settings({"context_window": 1200})
+    spans = chunk_bounds(LONG, settings)
+    chunks = chunks_of(LONG, settings)
+    assert len(spans) == len(chunks) > 1
+    assert [LONG[a:b].strip() for a, b in spans] == [c.strip() for c in chunks]
+    assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
+
+
+def test_a_long_document_is_mapped_in_chunks_and_reduced() -> None:
+    model = ScriptedChatModel()
+    papers = [{"title": "Long paper", "txt": LONG}, {"title": "Short paper", "txt": "A short text about caches."}]
+    out = build_graph(models=model, store=InMemoryStore()).invoke(
+        {"papers": papers, "title": "T"},
+        context=Context(context_window=1200, max_layers=0, refine_rounds=0, max_blocks=1))
+    chunks = len(chunk_bounds(LONG, resolve_settings({"context_window": 1200})))
+    assert model.calls["map"] == chunks + 1
+    assert model.calls["reduce_notes"] == 1  # only the multi-chunk document is reduced
+    assert out["article"].startswith("# T")
