@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from llmxmr.core.rng import rng_for
-from llmxmr.core.tree import outline_key, outline_to_prompt_text
+from llmxmr.core.tree import iter_sections, outline_key, outline_to_prompt_text, section_numbers
+from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.nodes import storage
 from llmxmr.nodes.calls import Call
 from llmxmr.nodes.entropy import judge_outline
 from llmxmr.nodes.env import Env, progress
 from llmxmr.nodes.limits import input_budget
 from llmxmr.nodes.modify import modify_outline
-from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.prompts import convolve as conv_prompts
 from llmxmr.prompts import feedback as fb_prompts
 from llmxmr.state.models import Suggestion
@@ -44,8 +44,6 @@ def merged_digest(digests, numbers: dict[str, str], titles: dict[str, str], room
 
 def make_feedback(env: Env):
     def feedback(task: dict[str, Any], runtime: Any) -> dict[str, Any]:
-        from llmxmr.core.tree import iter_sections, section_numbers
-
         store, settings, caller = env.open(task, runtime)
         run_id, key, b, g = task["run_id"], task["outline_key"], task["block"], task["group"]
         outline = storage.get_outline(store, run_id, key)

@@ -19,7 +19,7 @@ from llmxmr.nodes.entropy import judge_outline
 from llmxmr.nodes.env import Env, progress
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import RESET
-from llmxmr.state.models import Suggestion
+from llmxmr.state.models import Outline, Suggestion
 
 RESCORE_CANDIDATE = 1000  # candidate index of the fresh judge calls at block end (never a cache hit)
 
@@ -46,8 +46,6 @@ def within_budget(state: dict[str, Any], settings: Settings, next_calls: int) ->
 
 
 def section_ids_of(state: dict[str, Any]) -> list[str]:
-    from llmxmr.state.models import Outline
-
     return section_ids(Outline(**state["outline"])) if state.get("outline") else []
 
 
@@ -182,8 +180,6 @@ def make_digest_done(env: Env):
         store = env.store(runtime, state["run_id"])
         settings = _settings(state)
         key = state["outline_key"]
-        from llmxmr.state.models import Outline
-
         outline = Outline(**state["outline"])
         digests = storage.get_digests(store, state["run_id"], key, [r["paper_id"] for r in state["paper_refs"]])
         H, H_norm, coverage = structural_entropy(leaf_ids(outline), digests)

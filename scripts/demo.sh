@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec .venv/bin/llmxmr run examples/stdlib-concurrency.jsonl -o "${1:-out/demo}" \
-  --set max_blocks=1 --set max_layers=1 --set units=2 --set refine_rounds=1 --set best_of=1 "${@:2}"
+  --set max_blocks=1 --set max_layers=1 --set units=2 --set refine_rounds=1 --set best_of=1 \
+  --set max_output_tokens=600 "${@:2}"
