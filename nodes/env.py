@@ -37,6 +37,13 @@ class Env:
         with _LOCK:
             return _LOCAL_STORES.setdefault(storage.safe_label(run_id), InMemoryStore())
 
+    def release(self, runtime: Any, run_id: str) -> None:
+        """A finished run drops its per-run local store (a long-lived parent agent would otherwise keep every
+        document it ever surveyed in memory). Nothing to do when the caller gave a store."""
+        if getattr(runtime, "store", None) is None:
+            with _LOCK:
+                _LOCAL_STORES.pop(storage.safe_label(run_id), None)
+
     def settings(self, store: BaseStore, run_id: str) -> Settings:
         values = storage.get_settings(store, run_id)
         if values is None:

@@ -74,6 +74,7 @@ def make_finalize(env: Env):
             failures=[Failure(**f) for f in all_failures], settings=settings,
         )
         progress("finalize", done=1, total=1)
+        env.release(runtime, run_id)
         return {"article": article, "outline": outline.model_dump(), "references": [r.model_dump() for r in references],
                 "report": report.model_dump(mode="json"), "failures": failures}
 
