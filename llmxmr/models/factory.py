@@ -61,6 +61,9 @@ def make_chat_model(spec: ModelSpec, *, settings: Settings) -> BaseChatModel:
     raise ModelSetupError(f"no factory for provider {spec.provider!r}")
 
 
+LOCAL_FREQUENCY_PENALTY = 0.5
+
+
 def _local_model(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
@@ -69,8 +72,11 @@ def _local_model(spec: ModelSpec, settings: Settings) -> BaseChatModel:
     # n_ctx is split across the slots: give each parallel request the full per-call window.
     base_url = local_base_url(path, n_ctx=slot * LOCAL_PARALLEL, n_parallel=LOCAL_PARALLEL,
                               threads=max(1, os.cpu_count() or 1))
+    # The bundled 135M model loops on its own phrases until the token limit; a frequency penalty ends its
+    # answers (measured: a section went from a 300-token loop to 21 tokens). Other GGUF models keep defaults.
+    penalty = {"frequency_penalty": LOCAL_FREQUENCY_PENALTY} if spec.provider == "local" else {}
     return ChatOpenAI(model=path.stem, base_url=base_url, api_key="not-needed", max_retries=0,
-                      timeout=spec.request_timeout, use_responses_api=False)
+                      timeout=spec.request_timeout, use_responses_api=False, **penalty)
 
 
 def _openai_model(spec: ModelSpec, settings: Settings) -> BaseChatModel:
