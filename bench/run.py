@@ -386,7 +386,12 @@ def machine() -> dict[str, Any]:
         mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
     except (OSError, IndexError):
         pass
-    return {"nproc": os.cpu_count(), "python": platform.python_version(), "cpu": cpu, "mem": mem,
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"nproc": os.cpu_count(), "python": platform.python_version(), "cpu": cpu, "mem": mem, "commit": commit,
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -463,6 +468,11 @@ def _f(x: float | None, nd: int = 1) -> str:
     return "–" if x is None else f"{x:,.{nd}f}"
 
 
+def _when(part: dict[str, Any]) -> str:
+    m = part.get("machine") or {}
+    return f"*Commit `{m.get('commit', '?')}`, {m.get('date', '?')}.*\n" if m else ""
+
+
 def _i(x: int | float | None) -> str:
     return "–" if x is None else f"{int(x):,}"
 
@@ -519,12 +529,12 @@ def render(results: dict[str, Any], command: str) -> str:
          "process. Corpora come from `bench/corpus.py` (deterministic by seed).", "",
          f"Regenerate: `{command}` (parts: `--only overhead,latency,decode,scale,local`; `--quick` for the CI smoke run).",
          "", f"Machine: {m.get('nproc')} cores, {m.get('cpu')}, {m.get('mem')}, Python {m.get('python')}, "
-         f"{m.get('platform')}; taken {m.get('date')}. Other developers' test runs shared the 2 cores, so noisy",
+         f"{m.get('platform')}; taken {m.get('date')}; each part below names the commit it measured. Other developers' test runs shared the 2 cores, so noisy",
          "figures are medians of repeated runs (the repeat count is given).", ""]
 
     ov = results.get("overhead")
     if ov:
-        L += ["## 1. Framework overhead (zero model latency)", "",
+        L += ["## 1. Framework overhead (zero model latency)", "", _when(ov),
               f"{ov['n']} papers × {ov['tokens']} tokens, {CAP} requests in flight. Wall per call = run wall ÷ calls; "
               "CPU per call = the pipeline process's user+sys CPU ÷ calls (our code, LangGraph, checkpointing, the",
               "client; the mock's CPU is in its own process). Import = `llmxmr.runs` + `langchain_openai`; build = "
@@ -543,7 +553,7 @@ def render(results: dict[str, Any], command: str) -> str:
 
     la = results.get("latency")
     if la:
-        L += ["## 2. Latency-bound efficiency", "",
+        L += ["## 2. Latency-bound efficiency", "", _when(la),
               f"{la['n']} papers × {la['tokens']} tokens; every call takes {la['latency']} s; at most {CAP} requests in "
               f"flight (mock cap and `max_concurrency`). Bound = Σ over supersteps that call the model of (longest "
               f"chain of sequential calls in one task) × ⌈model-calling tasks ÷ {CAP}⌉ × {la['latency']} s.", "",
@@ -575,7 +585,7 @@ def render(results: dict[str, Any], command: str) -> str:
 
     de = results.get("decode")
     if de:
-        L += ["### Realistic decode", "",
+        L += ["### Realistic decode", "", _when(de),
               f"{de['n']} papers × {de['tokens']} tokens; every call takes {de['latency']} s + {de['per_token'] * 1000:g} ms "
               f"per completion token; {CAP} in flight.", "",
               "| mode | runs | wall (median) | calls | completion tokens | largest completion stage |", "|---|---:|---:|---:|---:|---|"]
@@ -615,7 +625,7 @@ def render(results: dict[str, Any], command: str) -> str:
 
     sc = results.get("scale")
     if sc:
-        L += ["## 4. Scale", "",
+        L += ["## 4. Scale", "", _when(sc),
               f"N documents of ~{sc['tokens']} tokens, `mode={sc['mode']}`, zero latency, {CAP} in flight, one run each. "
               "Peak RSS of the worker process (`ru_maxrss`); DB = the run's SQLite file with its -wal/-shm "
               "(checkpoints + store), measured before closing.", "",
@@ -650,7 +660,7 @@ def render(results: dict[str, Any], command: str) -> str:
     lo = results.get("local")
     if lo:
         run = lo["run"]
-        L += ["## 5. The embedded local model (demo)", "",
+        L += ["## 5. The embedded local model (demo)", "", _when(lo),
               f"`{lo['corpus']}` ({_i(lo['corpus_tokens'])} tokens) on `model=local` (SmolLM2-135M in the embedded "
               f"llama.cpp server, 2 slots) with the demo configuration of `scripts/demo.sh` ({', '.join(f'{k}={v}' for k, v in lo['set'].items())}); one run.", "",
               f"Wall **{_f(run['wall_s'] / 60, 1)} min** ({_f(run['wall_s'], 0)} s; import {_f(run['import_s'], 1)} s), "
@@ -733,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode-modes", default="default", help="modes of the realistic-decode part")
     ap.add_argument("--out", default=None, help="results directory (default bench/results; --quick: a temp dir)")
     ap.add_argument("--benchmarks", default=None, help="markdown to write (default BENCHMARKS.md; --quick: OUT/BENCHMARKS.md)")
+    ap.add_argument("--render", action="store_true", help="only re-render BENCHMARKS.md and the plot from results.json")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -753,11 +764,14 @@ def main(argv: list[str] | None = None) -> int:
         parts = [p for p in (args.only or ("local" if args.local else "overhead,latency,decode,scale")).split(",") if p]
         repeats = args.repeats or 3
         sizes = [int(x) for x in args.scale_sizes.split(",") if x]
+    if args.render:
+        parts = []
     out.mkdir(parents=True, exist_ok=True)
     bench_md = Path(args.benchmarks) if args.benchmarks else (out / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md")
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results["machine"] = machine()
+    if parts:
+        results["machine"] = machine()
     work = Path(tempfile.mkdtemp(prefix="llmxmr-bench-work-"))
     t0 = time.perf_counter()
     try:
@@ -775,6 +789,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["local"] = part_local(work, Path(args.local_corpus))
             else:
                 ap.error(f"unknown part {part!r}")
+            results[part]["machine"] = machine()
             results_path.write_text(json.dumps(results, indent=1))  # after each part: a crash keeps the rest
     finally:
         import shutil
