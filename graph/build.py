@@ -16,6 +16,7 @@ from llmxmr.nodes.loop import block_start, feedback_done, layer_done, make_block
 from llmxmr.nodes.map import make_map_chunk, make_reduce_notes, map_done
 from llmxmr.nodes.prepare import make_prepare
 from llmxmr.nodes.refine import make_refine_candidate
+from llmxmr.nodes.review import make_review_outline
 from llmxmr.nodes.skeleton import make_merge_skeleton, make_skeleton_batch
 from llmxmr.state.context import Context
 from llmxmr.state.graph_state import SurveyInput, SurveyOutput, SurveyState
@@ -43,6 +44,7 @@ def build_builder(models=None) -> StateGraph:
     b.add_node("refine_done", refine_done)
     b.add_node("block_end", make_block_end(env))
     b.add_node("select_final", make_select_final(env))
+    b.add_node("review_outline", make_review_outline(env))
     b.add_node("write", build_writer_builder(env).compile(name="llmxmr_writer"))
     b.add_node("finalize", make_finalize(env))
 
@@ -55,7 +57,7 @@ def build_builder(models=None) -> StateGraph:
     b.add_edge("skeleton_batch", "merge_skeleton")
     b.add_conditional_edges("merge_skeleton", routes.digest_all, ["digest_paper"])
     b.add_edge("digest_paper", "digest_done")
-    b.add_conditional_edges("digest_done", routes.after_digest, ["block_start", "select_final"])
+    b.add_conditional_edges("digest_done", routes.after_digest, ["block_start", "select_final", "write"])
     b.add_conditional_edges("block_start", routes.start_block, ["feedback", "score_base"])
     b.add_edge("feedback", "feedback_done")
     b.add_edge("score_base", "feedback_done")
@@ -65,7 +67,8 @@ def build_builder(models=None) -> StateGraph:
     b.add_edge("refine_candidate", "refine_done")
     b.add_conditional_edges("refine_done", routes.refine_or_end, ["refine_candidate", "block_end"])
     b.add_conditional_edges("block_end", routes.after_block_end, ["digest_paper", "select_final"])
-    b.add_edge("select_final", "write")
+    b.add_edge("select_final", "review_outline")
+    b.add_conditional_edges("review_outline", routes.after_review, ["digest_paper", "write"])
     b.add_edge("write", "finalize")
     b.add_edge("finalize", END)
     return b

@@ -42,7 +42,14 @@ def after_block_end(state: dict[str, Any]) -> list[Send] | str:
 
 
 def after_digest(state: dict[str, Any]) -> str:
+    if state.get("phase") == "review":
+        return "write"  # the reviewed outline's new structure is digested
     return "select_final" if state.get("stop_reason") else "block_start"
+
+
+def after_review(state: dict[str, Any]) -> list[Send] | str:
+    """A person changed the outline's structure: digest it again before writing."""
+    return digest_all(state) if state.get("phase") == "review" else "write"
 
 
 def start_block(state: dict[str, Any]) -> list[Send]:

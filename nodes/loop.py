@@ -185,6 +185,10 @@ def make_digest_done(env: Env):
         H, H_norm, coverage = structural_entropy(leaf_ids(outline), digests)
         if state["phase"] == "skeleton":
             return {"block_outlines": [{"outline_key": key, "J": None, "H": H, "E": None, "coverage": coverage}]}
+        if state["phase"] == "review":
+            # A person changed the final outline's structure (nodes/review.py): it is digested; now write it.
+            progress("review_digested", outline_key=key, entropy=round(H, 3), coverage=coverage)
+            return {}
         J = state["best"]["J"]
         E = combine(J, H, settings.entropy_lambda)
         outlines = list(state["block_outlines"]) + [{"outline_key": key, "J": J, "H": H, "E": E, "coverage": coverage}]

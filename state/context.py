@@ -63,6 +63,11 @@ class Context:
     max_calls: int | None = _f(None, "Budget: model calls of the whole run, retries and repairs included (None = unlimited).")
     requests_per_minute: int | None = _f(None, "Rate limit per role in requests per minute (None = unlimited).")
     max_repairs: int = _f(2, "Re-asks of a model whose output is malformed before the unit is recorded as failed.")
+    review_outline: bool = _f(
+        False,
+        "Pause before writing so a person can inspect and edit the final outline (a LangGraph interrupt: needs a "
+        "checkpointer; resume with Command(resume=the edited outline, or True to keep it)). A changed structure is re-digested.",
+    )
 
 
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -117,6 +122,7 @@ class Settings(BaseModel):
     max_calls: int | None
     requests_per_minute: int | None
     max_repairs: int
+    review_outline: bool = False  # a default, so that settings saved before this field existed still load
 
     def model_for(self, role: str) -> str:
         return getattr(self, f"{role}_model")
