@@ -512,7 +512,8 @@ def formula_for(summary: dict[str, Any]) -> dict[str, int]:
         return method_formula(N, S, B=1, layers=sets.get("max_layers", 6), units=sets.get("units", 10),
                               rounds=sets.get("refine_rounds", 3), best_of=sets.get("best_of", 3))
     usage = run["usage"]
-    return method_formula(N, S, B=max(1, run.get("blocks") or 1), layers=sets.get("max_layers", 6),
+    blocks = round(usage.get("feedback", {}).get("calls", 0) / max(1, math.ceil(N / 3))) or 1  # blocks begun
+    return method_formula(N, S, B=blocks, layers=sets.get("max_layers", 6),
                           units=sets.get("units", 10), rounds=sets.get("refine_rounds", 3),
                           best_of=sets.get("best_of", 3), charts=False,
                           map_calls=usage.get("map", {}).get("calls", 0))
