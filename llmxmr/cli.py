@@ -36,6 +36,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="set any setting (see `llmxmr settings`); repeatable")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more output (progress lines without a terminal)")
     p.add_argument("-q", "--quiet", action="store_true", help="only errors and the final summary")
+    from llmxmr.review_cli import add_flag
+
+    add_flag(p)  # --review-outline
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,7 +75,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
             raise SettingsError(f"unknown setting {field!r}; valid names: {', '.join(CONTEXT_FIELDS)}")
         values[field] = parse_setting_value(raw)
     for flag, field in (("model", "model"), ("base_url", "base_url"), ("judge_model", "judge_model"),
-                        ("writer_model", "writer_model"), ("mode", "mode")):
+                        ("writer_model", "writer_model"), ("mode", "mode"),
+                        ("review_outline", "review_outline")):
         value = getattr(args, flag, None)
         if value is not None:
             values[field] = value
@@ -81,8 +85,20 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_models(settings: Any) -> None:
     """Catch a malformed model name or missing weights before any paid call."""
+    from llmxmr.models.errors import ModelSetupError, ProviderError
+    from llmxmr.models.factory import check_model_exists
     from llmxmr.models.specs import ModelSpec
 
+    roles: dict[str, list[str]] = {}
+    for role in ("reader", "planner", "judge", "writer"):
+        roles.setdefault(settings.model_for(role), []).append(role)
+    for raw, used_by in roles.items():  # one listing request per distinct model (GET BASE_URL/models)
+        spec = ModelSpec.parse(raw)
+        if spec.provider == "openai" and settings.base_url:
+            try:
+                check_model_exists(spec, settings)
+            except ProviderError as exc:
+                raise ModelSetupError(f"{exc} (role {', '.join(used_by)}; no model call was made)") from None
     for role in ("reader", "planner", "judge", "writer"):
         spec = ModelSpec.parse(settings.model_for(role))
         if spec.provider == "local":
@@ -90,8 +106,6 @@ def check_models(settings: Any) -> None:
 
             bundled_weights_path()
         elif spec.provider == "gguf" and not Path(spec.name).expanduser().is_file():
-            from llmxmr.models.errors import ModelSetupError
-
             raise ModelSetupError(f"model {spec.raw!r}: no such file {spec.name}")
 
 
@@ -193,11 +207,13 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
     from llmxmr.runs import serious_failures, write_result
 
     md, js, report = write_result(values, out)
-    if not console.quiet:
-        console.out.print(usage_table(report))
+    console.out.print(usage_table(report))  # the final summary: printed with -q too
     failures = serious_failures(values["report"])
-    console.say(f"stop reason: {report.stop_reason}")
-    console.say(f"wrote {md} and {js}" + (f" ({len(failures)} recorded failures, see survey.json)" if failures else ""))
+    summary = f"stop reason: {report.stop_reason}\nwrote {md} and {js}"
+    if failures:
+        kinds = sorted({f"{f['stage']}/{f['kind']}" for f in failures})
+        summary += f" ({len(failures)} recorded failures: {', '.join(kinds)}; see `failures` in survey.json)"
+    console.out.print(summary, markup=False, highlight=False, soft_wrap=True)
     return EXIT_FAILURES if failures else EXIT_OK
 
 
@@ -206,6 +222,7 @@ def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dic
     """Start, resume or report one thread; every error becomes a message and an exit code."""
     from llmxmr.corpus import CorpusError
     from llmxmr.models.errors import BudgetExceededError, ContextOverflowError, ModelSetupError, ProviderError
+    from llmxmr.review_cli import resume_input, settle
     from llmxmr.runs import config_for, drive, graph_for, open_database, override_settings, status
     from llmxmr.state.context import SettingsError, resolve_settings
 
@@ -225,7 +242,7 @@ def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dic
                     settings = saved_settings(db, st.values)
                 console.say(f"resuming thread {thread}")
                 check_models(settings)
-                drive(graph, None, config_for(thread, settings), on_event=console.event)
+                drive(graph, resume_input(graph, thread, out), config_for(thread, settings), on_event=console.event)
             else:
                 if start is None:
                     console.error(f"no run with thread id {thread} in {db_path}")
@@ -234,6 +251,10 @@ def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dic
                 check_models(settings)
                 console.say(f"thread {thread}: {settings.mode} mode, model {settings.model}")
                 drive(graph, start, config_for(thread, settings), context=context, on_event=console.event)
+            waiting = settle(console, graph, thread, out, hint,  # --review-outline: the thread waits for a person
+                             lambda cmd: drive(graph, cmd, config_for(thread, settings), on_event=console.event))
+            if waiting is not None:
+                return waiting
         except KeyboardInterrupt:
             console.error(f"interrupted; progress is saved. Resume with:\n  {hint}")
             return EXIT_ERROR

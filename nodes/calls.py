@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,6 +11,9 @@ from llmxmr.models.caller import CallResult, ModelCaller, UsageMeter
 from llmxmr.models.errors import ContextOverflowError, OutputFault
 from llmxmr.nodes.limits import ROLE_OF, output_tokens
 from llmxmr.state.context import Settings
+
+
+SHRINK_TRIES = 3  # halvings of a call's variable input after context overflows (1 -> 1/8)
 
 
 class Call:
@@ -42,9 +46,32 @@ class Call:
             )
         except OutputFault:
             return None  # the caller's meter has recorded the failure
-        except ContextOverflowError as exc:
-            self.fail(stage, unit, "context_overflow", str(exc))
-            return None
+        # ContextOverflowError propagates: only map, digest and writing can shrink their input
+        # (ask_shrinking); anywhere else it stops the run with the model, role, stage and fix.
+
+    def ask_shrinking(
+        self,
+        stage: str,
+        unit: str,
+        build: Callable[[float], list],
+        schema: type[BaseModel] | None,
+        **kwargs: Any,
+    ) -> CallResult | None:
+        """`ask` with `build(scale)` making the messages; on a context overflow the variable input is
+        shrunk (scale halved) and the call retried, at most SHRINK_TRIES times, then recorded as failed."""
+        scale = 1.0
+        for attempt in range(SHRINK_TRIES + 1):
+            try:
+                return self.ask(stage, unit, build(scale), schema, **kwargs)
+            except ContextOverflowError as exc:
+                if attempt == SHRINK_TRIES:
+                    self.fail(stage, unit, "context_overflow",
+                              f"{exc} (still too long after shrinking the input to {scale:.0%}). Fix: set "
+                              "context_window to the server's real context size, or use a larger model")
+                    return None
+                scale /= 2
+                self.fail(stage, unit, "truncated", f"context overflow: input shrunk to {scale:.0%} and retried")
+        return None
 
     def fail(self, stage: str, unit: str, kind: str, message: str) -> None:
         self.meter.fail(stage, unit, kind, message[:500])

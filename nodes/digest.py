@@ -45,7 +45,12 @@ def make_digest_paper(env: Env):
         title, body, cut = paper_body(store, run_id, pid, settings, max(100, room))
         if cut:
             call.fail("digest", unit, "truncated", f"paper text cut to {max(100, room)} tokens to fit the reader's budget")
-        reply = call.ask("digest", unit, prompts.digest_paper(outline_text, pid, title, body, language=settings.language), DigestReply)
+
+        def build(scale: float) -> list:  # a context overflow halves the paper's text and asks again
+            shown = body if scale >= 1 else truncate_to_tokens(body, max(50, int(count_tokens(body) * scale)))[0]
+            return prompts.digest_paper(outline_text, pid, title, shown, language=settings.language)
+
+        reply = call.ask_shrinking("digest", unit, build, DigestReply)
         digest = Digest(paper_id=pid, outline_key=key)
         if reply is not None:
             known = set(section_ids(outline))

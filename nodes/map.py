@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.nodes import storage
 from llmxmr.nodes.calls import Call
 from llmxmr.nodes.env import Env, progress
@@ -22,8 +23,13 @@ def make_map_chunk(env: Env):
         index = task["chunk"]
         call = Call(caller, settings)
         part = f"{index + 1}/{len(parts)}" if len(parts) > 1 else ""
-        reply = call.ask("map", f"{doc.paper_id}:{index}", prompts.map_chunk(
-            task["topic"], doc.paper_id, doc.title, parts[index], part=part, language=settings.language), Notes)
+        text = parts[index]
+
+        def build(scale: float) -> list:  # a context overflow halves the chunk's text and asks again
+            body = text if scale >= 1 else truncate_to_tokens(text, max(50, int(count_tokens(text) * scale)))[0]
+            return prompts.map_chunk(task["topic"], doc.paper_id, doc.title, body, part=part, language=settings.language)
+
+        reply = call.ask_shrinking("map", f"{doc.paper_id}:{index}", build, Notes)
         # A failed chunk falls back to its leading text so the document still has notes.
         notes = reply.value.notes if reply and reply.value.notes else [parts[index][:600]]
         storage.put_chunk_notes(store, task["run_id"], doc.paper_id, index, notes)

@@ -8,6 +8,7 @@ from typing import Any
 
 from llmxmr.citations import find_citations, merge_adjacent, validate_citations
 from llmxmr.core.tree import find_section, height_schedule, outline_key, outline_to_prompt_text, section_numbers
+from llmxmr.models.errors import ContextOverflowError
 from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.nodes import storage
 from llmxmr.nodes.calls import Call
@@ -93,15 +94,24 @@ def make_write_section(env: Env):
         allowed |= cited
         call = Call(caller, settings)
         unit = f"{numbers[sid]} {section.title}"
-        draft = call.ask("write_section", sid, prompts.write_section(
-            task["topic"], numbers[sid], section.title, _uncited(section.analysis), evidence, children,
-            language=settings.language), None)
+
+        def build(scale: float) -> list:  # a context overflow halves the evidence budget and asks again
+            shown = evidence if scale >= 1 else evidence_text(digests, sid, titles, max(60, int(room * scale)))[0]
+            kids = children if scale >= 1 else truncate_to_tokens(children, max(60, int(count_tokens(children) * scale)))[0]
+            return prompts.write_section(task["topic"], numbers[sid], section.title, _uncited(section.analysis),
+                                         shown, kids, language=settings.language)
+
+        draft = call.ask_shrinking("write_section", sid, build, None)
         if draft is None or not str(draft.value).strip():
             text = gap_marker("the writer's answers were unusable")
             call.fail("write_section", unit, "gap", "section replaced by a gap marker")
         else:
             text = _checked(call, str(draft.value), allowed, sid)
-            polished = call.ask("polish", sid, prompts.polish(text, language=settings.language), None)
+            try:
+                polished = call.ask("polish", sid, prompts.polish(text, language=settings.language), None)
+            except ContextOverflowError as exc:  # the draft itself is the input: keep it unpolished
+                call.fail("polish", sid, "truncated", f"polish skipped: {exc}")
+                polished = None
             if polished is not None and str(polished.value).strip():
                 candidate = _checked(call, str(polished.value), allowed, sid)
                 # Polish must not lose the evidence: keep the draft if it dropped citations.

@@ -344,8 +344,10 @@ class ModelCaller:
                 kind, retryable, after = classify(exc)
                 where = f"model {spec} (role {role}, stage {stage})"
                 if kind == "context_overflow":
-                    raise ContextOverflowError(f"{where}: the prompt does not fit the context window: "
-                                               f"{_short(exc)}") from exc
+                    raise ContextOverflowError(
+                        f"{where}: the prompt does not fit the model's context window: {_short(exc)}. Fix: set "
+                        "context_window (--set context_window=N) to the server's real per-request context, or "
+                        "use a model with a larger context") from exc
                 status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
                 status = status if isinstance(status, int) else None
                 if not retryable:
