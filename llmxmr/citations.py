@@ -238,7 +238,21 @@ def validate_citations(text: str, allowed: set[str], known: set[str] | None = No
             problems.append(f"removed stray text {s!r} from citation {m.group(0)}")
         return _render_group(kept)
 
-    return _rewrite(text, fix), problems
+    fixed = _rewrite(text, fix)
+
+    def drop_unclosed(m: re.Match[str]) -> str:
+        problems.append(f"removed unclosed citation {m.group(0).strip()!r}")
+        return _REMOVED
+
+    return _rewrite_prose(fixed, lambda chunk: _UNCLOSED.sub(drop_unclosed, chunk)), problems
+
+
+# A marker the model never closed ("[@paper-id" then a line end or another "["): never a citation.
+_UNCLOSED = re.compile(r"\[[ \t]*@[^\[\]\n]*(?=\n|\[|$)")
+
+
+def _rewrite_prose(text: str, fn: Callable[[str], str]) -> str:
+    return "".join(chunk if is_code else _cleanup(fn(chunk)) for is_code, chunk in iter_prose(text))
 
 
 # ---------------------------------------------------------------- merging and numbering

@@ -160,3 +160,12 @@ def test_numbering_skips_code_and_unknown_ids():
 def test_numbering_empty():
     assert number_citations([], PAPERS) == ([], [])
     assert number_citations(["no citations"], PAPERS) == (["no citations"], [])
+
+
+def test_unclosed_markers_are_removed_and_reported_outside_code() -> None:
+    text = "Evidence: [@a-1b2c3d] and [@speculative_decoding-with_\nnext [1] [see] `[@x`\n```\n[@kept\n```\n"
+    fixed, problems = validate_citations(text, {"a-1b2c3d"})
+    assert "[@speculative" not in fixed
+    assert "[@a-1b2c3d]" in fixed and "[1] [see]" in fixed
+    assert "`[@x`" in fixed and "[@kept" in fixed  # code is never touched
+    assert problems == ["removed unclosed citation '[@speculative_decoding-with_'"]
