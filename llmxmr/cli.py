@@ -58,6 +58,14 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("--db", required=True, help="SQLite file of the run")
     res.add_argument("-o", "--out", required=True, help="output folder")
     _add_model_flags(res)
+    pl = sub.add_parser("plan", help="expected calls, tokens (and money) per stage, before paying")
+    pl.add_argument("corpus", help="the corpus a `run` would read")
+    pl.add_argument("--mode", choices=["default", "reference"])
+    pl.add_argument("--title", help="survey title for a folder corpus")
+    pl.add_argument("--sections", type=int, help="expected sections of the outline (default: from the corpus size)")
+    pl.add_argument("--price-in", type=float, help="$ per million prompt tokens")
+    pl.add_argument("--price-out", type=float, help="$ per million completion tokens")
+    _add_model_flags(pl)
     sub.add_parser("settings", help="list every setting with its default and description")
     return top
 
@@ -289,6 +297,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     context = Context(**overrides)
     corpus = Path(args.corpus).expanduser().resolve()
     surveys = load_surveys(corpus, title=args.title)
+    check_budget(settings, corpus, args.title)
     out = Path(args.out).expanduser().resolve()
     db_path = Path(args.db).expanduser().resolve() if args.db else out / "runs.sqlite"
     worst = EXIT_OK
@@ -321,6 +330,73 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     return _execute(console, db_path, Path(args.out).expanduser().resolve(), args.thread, None, None, overrides)
 
 
+def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections: int | None = None) -> list[Any]:
+    """One Plan per survey of the corpus (token counts offline, chunks as the run would make them)."""
+    from llmxmr.corpus import load_surveys
+    from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
+    from llmxmr.nodes.limits import chunks_of
+    from llmxmr.plan import estimate
+
+    ensure_tiktoken_offline()
+    plans = []
+    for survey in load_surveys(corpus, title=title):
+        tokens = [count_tokens(d.text) for d in survey.documents]
+        chunks = [len(chunks_of(d.text, settings)) for d in survey.documents]
+        plans.append((survey.title, estimate(settings, tokens, chunks, sections=sections), tokens, chunks))
+    return plans
+
+
+def cmd_plan(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from llmxmr.state.context import resolve_settings
+
+    settings = resolve_settings(overrides_from(args))
+    for title, plan, tokens, _ in corpus_plans(Path(args.corpus).expanduser().resolve(), settings, args.title,
+                                               args.sections):
+        priced = args.price_in is not None or args.price_out is not None
+        pin, pout = args.price_in or 0.0, args.price_out or 0.0
+        table = Table(title=f"plan: {title} ({plan.papers} papers, {sum(tokens)} tokens, ~{plan.sections} sections, "
+                            f"{settings.mode} mode, up to {plan.blocks} block(s))")
+        cols = ["stage", "calls", "prompt tok", "completion tok"] + (["$"] if priced else [])
+        for col in cols:
+            table.add_column(col, justify="left" if col == "stage" else "right")
+        for stage, sp in plan.stages.items():
+            row = [stage, str(sp.calls), str(sp.prompt_tokens), str(sp.completion_tokens)]
+            if priced:
+                row.append(f"{(sp.prompt_tokens * pin + sp.completion_tokens * pout) / 1e6:.4f}")
+            table.add_row(*row)
+        total = ["total", str(plan.calls), str(plan.prompt_tokens), str(plan.completion_tokens)]
+        table.add_row(*(total + ([f"{plan.cost(pin, pout):.4f}"] if priced else [])), style="bold")
+        console.out.print(table)
+        console.out.print("Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates.",
+                          markup=False, highlight=False)
+    return EXIT_OK
+
+
+def check_budget(settings: Any, corpus: Path, title: str | None) -> None:
+    """A budget too small for any article is a usage error before any paid call."""
+    from llmxmr.plan import minimum_calls, minimum_tokens
+    from llmxmr.state.context import SettingsError
+
+    if settings.max_calls is None and settings.max_total_tokens is None:
+        return
+    for name, plan, tokens, chunks in corpus_plans(corpus, settings, title):
+        need_calls = minimum_calls(settings, tokens, chunks)
+        need_tokens = minimum_tokens(settings, tokens, chunks)
+        if settings.max_calls is not None and settings.max_calls < need_calls:
+            raise SettingsError(
+                f"max_calls={settings.max_calls} is too small for any article of {name!r}: reading, one outline "
+                f"and writing need about {need_calls} calls (a full run about {plan.calls}; see `llmxmr plan`). "
+                f"Fix: --set max_calls={need_calls} or more")
+        if settings.max_total_tokens is not None and settings.max_total_tokens < need_tokens:
+            raise SettingsError(
+                f"max_total_tokens={settings.max_total_tokens} is too small for any article of {name!r}: reading, "
+                f"one outline and writing need about {need_tokens} tokens (a full run about "
+                f"{plan.prompt_tokens + plan.completion_tokens}; see `llmxmr plan`). "
+                f"Fix: --set max_total_tokens={need_tokens} or more")
+
+
 def cmd_settings() -> int:
     from rich.console import Console as RichConsole
     from rich.table import Table
@@ -349,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.command == "run":
                 return cmd_run(args, console)
+            if args.command == "plan":
+                return cmd_plan(args, console)
             return cmd_resume(args, console)
         except (CorpusError, SettingsError, ModelSetupError) as exc:
             console.error(str(exc))

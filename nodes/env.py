@@ -50,18 +50,18 @@ class Env:
             raise LookupError(f"run {run_id} has no saved settings in the store")
         return Settings(**values)
 
-    def caller(self, store: BaseStore, settings: Settings) -> ModelCaller:
-        key = (id(store), settings.model_dump_json())
+    def caller(self, store: BaseStore, settings: Settings, run_id: str | None = None) -> ModelCaller:
+        key = (id(store), settings.model_dump_json(), run_id or "")
         with self._lock:
             caller = self._callers.get(key)
-            if caller is None:
-                caller = self._callers[key] = ModelCaller(settings, store, models=self.models)
+            if caller is None:  # run_id: the caller keeps the run's budget count (calls, tokens)
+                caller = self._callers[key] = ModelCaller(settings, store, models=self.models, run_id=run_id)
             return caller
 
     def open(self, state: Mapping[str, Any], runtime: Any) -> tuple[BaseStore, Settings, ModelCaller]:
         store = self.store(runtime, state["run_id"])
         settings = self.settings(store, state["run_id"])
-        return store, settings, self.caller(store, settings)
+        return store, settings, self.caller(store, settings, state["run_id"])
 
 
 def progress(stage: str, **fields: Any) -> None:

@@ -168,17 +168,49 @@ class ModelCaller:
         models: Mapping[str, BaseChatModel] | BaseChatModel | None = None,
         namespace: tuple[str, ...] = ("llmxmr", "responses"),
         budget_check: Callable[[], None] | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.namespace = namespace
-        self.budget_check = budget_check
+        # The run's spending (calls incl. retries and repairs, tokens), persisted in the store so that a resumed
+        # run continues the same count; the default budget_check stops before a request that would exceed it.
+        self._spent_key = (("llmxmr", _label(run_id), "meta"), "spent") if run_id else None
+        self._spent_lock = threading.Lock()
+        self.spent = {"calls": 0, "tokens": 0}
+        if self._spent_key is not None:
+            item = store.get(*self._spent_key)
+            if item is not None:
+                self.spent.update(item.value)
+        self.budget_check = budget_check if budget_check is not None else self._check_budget
         self._injected = models
         self._models: dict[str, BaseChatModel] = {}
         self._models_lock = threading.Lock()
         self._limiters = {role: RateLimiter(settings.requests_per_minute) for role in ROLES}
         self._inflight: dict[str, threading.Lock] = {}  # one paid request per key at a time (single flight)
         self._inflight_lock = threading.Lock()
+
+    # -- budget ------------------------------------------------------------------------------------------
+    def _check_budget(self) -> None:
+        s = self.settings
+        with self._spent_lock:
+            calls, tokens = self.spent["calls"], self.spent["tokens"]
+        if s.max_calls is not None and calls >= s.max_calls:
+            raise BudgetExceededError(
+                f"budget exhausted: {calls} of max_calls={s.max_calls} calls used (retries and repairs included). "
+                "Fix: resume with a larger budget, e.g. --set max_calls=" + str(max(s.max_calls * 2, calls + 10)))
+        if s.max_total_tokens is not None and tokens >= s.max_total_tokens:
+            raise BudgetExceededError(
+                f"budget exhausted: {tokens} of max_total_tokens={s.max_total_tokens} tokens used. Fix: resume "
+                "with a larger budget, e.g. --set max_total_tokens=" + str(max(s.max_total_tokens * 2, tokens)))
+
+    def _spend(self, calls: int = 0, tokens: int = 0) -> None:
+        with self._spent_lock:
+            self.spent["calls"] += calls
+            self.spent["tokens"] += tokens
+            value = dict(self.spent)
+        if self._spent_key is not None:
+            self.store.put(*self._spent_key, value)
 
     # -- model selection ---------------------------------------------------------------------------------
     def model_for(self, role: str) -> BaseChatModel:
@@ -296,6 +328,7 @@ class ModelCaller:
             "model": spec, "stage": stage, "recorded_at": time.time(),
         })
         meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
         return reply
 
     @staticmethod
@@ -332,6 +365,7 @@ class ModelCaller:
                 self.budget_check()  # raises BudgetExceededError before money is spent
             self._limiters[role].acquire()
             meter.add(stage, calls=1, retries=1 if attempt > 1 else 0)
+            self._spend(calls=1)
             try:
                 message = bound.invoke(messages)
             except openai.LengthFinishReasonError as exc:  # the SDK's parse path refuses length stops
@@ -390,6 +424,12 @@ class ModelCaller:
 def _to_last_sentence(text: str) -> str:
     cut = max(text.rfind(". "), text.rfind(".\n"), text.rfind("]."), text.rstrip().rfind("."))
     return text[: cut + 1].rstrip() if cut > 0 else text.rstrip()
+
+
+def _label(run_id: str | None) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_-]", "_", run_id or "") or "_"  # as nodes.storage.safe_label
 
 
 def _backoff(attempt: int) -> float:

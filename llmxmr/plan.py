@@ -1,0 +1,132 @@
+"""Plan before paying: the expected calls and tokens of a run per stage, from the corpus token counts and
+the settings (METHOD.md §5). Pure functions; `llmxmr plan` prints them.
+
+Counts are upper bounds where the method stops early: every block runs `max_layers` layers and every
+self-refine round, and default mode runs `max_blocks` blocks. Tokens are rough (prompt sizes from the
+corpus and typical outline sizes; completions at half of each stage's output cap).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from llmxmr.nodes.limits import STAGE_OUTPUT, input_budget
+from llmxmr.state.context import Settings
+
+OUTLINE_TOKENS_PER_SECTION = 60  # an outline's prompt text per section (title, construction, analysis)
+NOTES_TOKENS = 250  # a paper's map notes
+PROMPT_OVERHEAD = 350
+
+
+@dataclass
+class StagePlan:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Plan:
+    stages: dict[str, StagePlan] = field(default_factory=dict)
+    papers: int = 0
+    sections: int = 0
+    blocks: int = 0
+
+    @property
+    def calls(self) -> int:
+        return sum(s.calls for s in self.stages.values())
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(s.prompt_tokens for s in self.stages.values())
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(s.completion_tokens for s in self.stages.values())
+
+    def cost(self, price_in: float, price_out: float) -> float:
+        """Money at `price_in` / `price_out` per million prompt / completion tokens."""
+        return (self.prompt_tokens * price_in + self.completion_tokens * price_out) / 1e6
+
+
+def default_sections(papers: int, group_size: int = 3) -> int:
+    """A typical outline size when none is known yet: about one section per group, 8 to 40."""
+    return max(8, min(40, 3 * math.ceil(papers / group_size)))
+
+
+def layer_calls(settings: Settings, groups: int) -> int:
+    """Calls of the convolution layers of one block (3 per unit: merge, modify, judge), at most max_layers."""
+    total, width = 0, groups  # W after layer 0 holds every feedback of the block
+    for _ in range(settings.max_layers):
+        pooling = width / settings.kernel_width > settings.units
+        units = math.ceil(width / settings.kernel_width) if pooling else settings.units
+        total += 3 * units
+        width = settings.top_k if not pooling else min(settings.top_k, units)
+    return total
+
+
+def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None,
+             sections: int | None = None) -> Plan:
+    """Expected calls and tokens per stage for papers of `paper_tokens` tokens (split into `chunks`)."""
+    n = len(paper_tokens)
+    chunks = chunks or [1] * n
+    g = math.ceil(n / settings.group_size)
+    s = sections or default_sections(n, settings.group_size)
+    blocks = settings.max_blocks
+    outline = s * OUTLINE_TOKENS_PER_SECTION
+    plan = Plan(papers=n, sections=s, blocks=blocks)
+
+    def add(stage: str, calls: int, prompt_each: int) -> None:
+        if calls <= 0:
+            return
+        sp = plan.stages.setdefault(stage, StagePlan())
+        sp.calls += calls
+        sp.prompt_tokens += calls * prompt_each
+        sp.completion_tokens += calls * STAGE_OUTPUT[stage] // 2
+
+    reference = settings.mode == "reference"
+    if not reference:
+        map_calls = sum(chunks)
+        per_chunk = (sum(paper_tokens) // max(1, map_calls)) + PROMPT_OVERHEAD
+        add("map", map_calls, per_chunk)
+        add("reduce_notes", sum(1 for c in chunks if c > 1), 4 * NOTES_TOKENS + PROMPT_OVERHEAD)
+    add("group", 1, n * 40 + PROMPT_OVERHEAD)
+    add("skeleton", math.ceil(g / settings.skeleton_group_size), 3 * settings.group_size * 300 + PROMPT_OVERHEAD)
+    add("merge_skeleton", 1, 2 * outline + PROMPT_OVERHEAD)
+    if settings.digest_input == "notes":
+        body = NOTES_TOKENS
+    else:
+        room = input_budget(settings, "digest") - outline - PROMPT_OVERHEAD
+        body = min(sum(paper_tokens) // max(1, n), max(100, room))
+    add("digest", n * (blocks + 1), body + outline + PROMPT_OVERHEAD)
+    add("feedback", g * blocks, outline + 3 * NOTES_TOKENS + PROMPT_OVERHEAD)
+    conv_units = layer_calls(settings, g) // 3
+    add("judge", blocks * (1 + g + conv_units + settings.best_of * settings.refine_rounds + (0 if reference else 2)),
+        outline + PROMPT_OVERHEAD)
+    add("modify", blocks * (g + conv_units + settings.best_of * settings.refine_rounds), outline + 200 + PROMPT_OVERHEAD)
+    add("merge_suggestions", blocks * conv_units, 200 + PROMPT_OVERHEAD)
+    add("critique", blocks * settings.best_of * settings.refine_rounds, outline + PROMPT_OVERHEAD)
+    evidence = min(input_budget(settings, "write_section"), max(200, 2 * n * 60 // max(1, s) * 3))
+    add("write_section", s, evidence + PROMPT_OVERHEAD)
+    add("polish", s, STAGE_OUTPUT["write_section"] // 2 + PROMPT_OVERHEAD)
+    if settings.charts:
+        add("charts", 1, outline + PROMPT_OVERHEAD)
+    return plan
+
+
+def minimum_calls(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None) -> int:
+    """Calls without which no article can be written: reading, one outline, one digest pass and writing
+    the smallest outline (refinement skipped)."""
+    p = estimate(settings, paper_tokens, chunks, sections=default_sections(len(paper_tokens), settings.group_size))
+    keep = ("map", "reduce_notes", "group", "skeleton", "merge_skeleton", "write_section", "polish", "charts")
+    n = len(paper_tokens)
+    return sum(p.stages[k].calls for k in keep if k in p.stages) + n
+
+
+def minimum_tokens(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None) -> int:
+    p = estimate(settings, paper_tokens, chunks)
+    keep = ("map", "reduce_notes", "group", "skeleton", "merge_skeleton", "write_section", "polish", "charts")
+    digest = p.stages.get("digest")
+    one_pass = (digest.prompt_tokens + digest.completion_tokens) // (p.blocks + 1) if digest else 0
+    return sum(p.stages[k].prompt_tokens + p.stages[k].completion_tokens for k in keep if k in p.stages) + one_pass

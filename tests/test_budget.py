@@ -1,0 +1,83 @@
+"""Budgets: max_calls / max_total_tokens count every paid call (retries and repairs included), a budget too
+small for any article is refused before any paid call, and an exhausted budget stops a run resumably."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.store.memory import InMemoryStore
+
+from llmxmr import cli
+from llmxmr.models import caller as caller_mod
+from llmxmr.models.caller import ModelCaller, UsageMeter
+from llmxmr.models.errors import BudgetExceededError
+from llmxmr.state.context import resolve_settings
+from llmxmr.testing.openai_stub import StubOpenAIServer
+from llmxmr.testing.scripted_server import scripted_server
+
+CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
+TINY = ["--set", "max_layers=0", "--set", "max_blocks=1", "--set", "refine_rounds=0", "--set", "best_of=1", "-q"]
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    waits: list[float] = []
+    monkeypatch.setattr(caller_mod, "_sleep", waits.append)
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    return waits
+
+
+def test_retries_count_against_max_calls_and_the_count_survives_a_new_caller() -> None:
+    attempts = iter([{"status": 500}, {"status": 500}, {"content": "ok"}])
+    with StubOpenAIServer(lambda req: next(attempts)) as stub:
+        settings = resolve_settings({"model": "openai:m", "base_url": stub.base_url, "max_calls": 2})
+        store = InMemoryStore()
+        caller = ModelCaller(settings, store, run_id="r1")
+        with pytest.raises(BudgetExceededError, match=r"2 of max_calls=2 calls used"):
+            caller.call(role="judge", stage="judge", unit="u", messages=[SystemMessage("s"), HumanMessage("h")],
+                        meter=UsageMeter(), max_tokens=10)
+        assert len(stub.chat_requests) == 2  # the third attempt was refused before it was sent
+        again = ModelCaller(settings, store, run_id="r1")  # a resumed process reads the saved count
+        assert again.spent["calls"] == 2
+        with pytest.raises(BudgetExceededError):
+            again.call(role="judge", stage="judge", unit="u", messages=[HumanMessage("other")],
+                       meter=UsageMeter(), max_tokens=10)
+
+
+def test_budget_too_small_for_any_article_fails_before_any_paid_call(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    with scripted_server() as stub:
+        code = cli.main(["run", str(CORPUS), "-o", str(tmp_path), "--model", "openai:scripted",
+                         "--base-url", stub.base_url, "--set", "max_calls=5", *TINY])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert stub.requests == []
+    assert "max_calls=5 is too small for any article" in err and "Fix: --set max_calls=" in err
+
+
+def test_token_budget_too_small_is_refused_too(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cli.main(["run", str(CORPUS), "-o", str(tmp_path), "--model", "openai:scripted",
+                     "--base-url", "http://127.0.0.1:9/v1", "--set", "max_total_tokens=100", *TINY])
+    assert code == 2
+    assert "max_total_tokens=100 is too small" in capsys.readouterr().err
+
+
+def test_exhausted_budget_outside_refinement_stops_resumably_then_resume_with_more(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    with scripted_server() as stub:
+        code = cli.main(["run", str(CORPUS), "-o", str(out), "--thread", "b", "--model", "openai:scripted",
+                         "--base-url", stub.base_url, "--set", "max_calls=27", *TINY])
+        err = capsys.readouterr().err
+        assert code == 1, err
+        assert "budget exhausted: 27 of max_calls=27 calls used" in err
+        assert f"llmxmr resume b --db {out / 'runs.sqlite'} -o {out}" in err
+        assert len(stub.chat_requests) == 27  # never more than the budget
+        code = cli.main(["resume", "b", "--db", str(out / "runs.sqlite"), "-o", str(out), "-q",
+                         "--set", "max_calls=200"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "survey.json").read_text())
+    assert "Section not written" not in report["content"]

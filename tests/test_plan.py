@@ -1,0 +1,48 @@
+"""`llmxmr plan`: the pure estimate (METHOD.md §5) and the command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmxmr import cli
+from llmxmr.plan import estimate, minimum_calls
+from llmxmr.state.context import resolve_settings
+
+CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
+
+
+@pytest.mark.parametrize(("n", "calls"), [(12, 325), (60, 474), (150, 775)])
+def test_reference_call_estimate_matches_method_section_5(n: int, calls: int) -> None:
+    plan = estimate(resolve_settings({"mode": "reference"}), [3000] * n, sections=38)
+    assert plan.blocks == 1
+    assert plan.calls == calls
+
+
+def test_reference_first_layer_pools_for_150_papers() -> None:
+    plan = estimate(resolve_settings({"mode": "reference"}), [3000] * 150, sections=38)
+    assert plan.stages["merge_suggestions"].calls == 17 + 5 * 10  # 17 pooling units, then 5 sampling layers
+
+
+def test_default_mode_adds_map_reduce_and_rescoring() -> None:
+    ref = estimate(resolve_settings({"mode": "reference", "max_blocks": 1}), [3000] * 12, sections=38)
+    d = estimate(resolve_settings({"max_blocks": 1, "charts": True}), [3000] * 12, [2] * 6 + [1] * 6, sections=38)
+    assert d.stages["map"].calls == 18 and d.stages["reduce_notes"].calls == 6
+    assert d.stages["judge"].calls == ref.stages["judge"].calls + 2
+    assert d.calls == ref.calls + 18 + 6 + 2
+
+
+def test_money_and_minimum() -> None:
+    plan = estimate(resolve_settings({}), [1000] * 4)
+    assert plan.cost(1.0, 0.0) == pytest.approx(plan.prompt_tokens / 1e6)
+    assert plan.cost(0.0, 2.0) == pytest.approx(2 * plan.completion_tokens / 1e6)
+    assert 0 < minimum_calls(resolve_settings({}), [1000] * 4) < plan.calls
+
+
+def test_plan_command_prints_stages_and_money(capsys: pytest.CaptureFixture) -> None:
+    code = cli.main(["plan", str(CORPUS), "--set", "max_blocks=1", "--price-in", "0.15", "--price-out", "0.6"])
+    err = capsys.readouterr().err
+    assert code == 0
+    for word in ("map", "digest", "judge", "write_section", "total", "$", "4 papers"):
+        assert word in err
