@@ -6,6 +6,13 @@ problems in a new interrupt."""
 from __future__ import annotations
 
 import copy
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +23,11 @@ from langgraph.types import Command
 from llmxmr.core.tree import section_ids
 from llmxmr.graph import build_graph
 from llmxmr.nodes.review import parse_edit, structure
+from llmxmr.review_cli import REVIEW_JSON, REVIEW_MD
 from llmxmr.state.context import Context
 from llmxmr.state.models import Outline
 from llmxmr.testing.fake_model import ScriptedChatModel
+from llmxmr.testing.scripted_server import scripted_server
 
 FAST = dict(mode="default", units=2, max_layers=1, refine_rounds=1, best_of=2, max_blocks=1)
 N_PAPERS = 3
@@ -177,3 +186,72 @@ def test_parse_edit_rules():
     assert any("depth" in p for p in problems)
     moved = Outline(title="T", sections=[{"section_id": "s1", "title": "A"}, {"section_id": "s2", "title": "B"}], next_id=3)
     assert structure(moved) != structure(current)
+
+
+# ---------------------------------------------------------------- the CLI: llmxmr run/resume --review-outline
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI_SETTINGS = ["--set", "max_blocks=1", "--set", "max_layers=1", "--set", "units=2", "--set", "refine_rounds=1",
+                "--set", "best_of=1"]
+CLEARED = ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY")
+
+
+def _retitle_file(out: Path, title: str) -> None:
+    path = out / REVIEW_JSON
+    outline = json.loads(path.read_text())
+    outline["sections"][0]["title"] = title
+    path.write_text(json.dumps(outline, indent=2))
+
+
+def test_cli_without_a_terminal_stops_with_the_resume_command_which_reads_the_edit(tmp_path):
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+    env.update(OPENAI_API_KEY="x", LANGGRAPH_CLI_NO_ANALYTICS="1")
+    with scripted_server() as stub:
+        base = [sys.executable, "-m", "llmxmr.cli"]
+        model = ["--model", "openai:scripted", "--base-url", stub.base_url]
+        first = subprocess.run([*base, "run", str(ROOT / "examples" / "mini.jsonl"), "-o", str(out), *model,
+                                "--review-outline", *CLI_SETTINGS],
+                               env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 1, first.stderr
+        assert (out / REVIEW_JSON).is_file() and (out / REVIEW_MD).is_file()
+        assert not (out / "survey.md").exists()
+        match = re.search(r"^\s*(llmxmr resume \S+ --db \S+ -o \S+)\s*$", first.stderr, re.M)
+        assert match, first.stderr
+        _retitle_file(out, "Edited on disk")
+        args = shlex.split(match.group(1))[1:]
+        second = subprocess.run([*base, *args, *model], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, timeout=120)
+    assert second.returncode in (0, 3), second.stderr
+    article = (out / "survey.md").read_text()
+    assert any("Edited on disk" in h for h in headings(article))
+
+
+def test_cli_on_a_terminal_waits_for_enter_and_asks_again_after_an_invalid_edit(tmp_path, monkeypatch):
+    from llmxmr import cli, review_cli
+
+    out = tmp_path / "out"
+    prompts: list[str] = []
+
+    def person(prompt: str) -> str:
+        prompts.append(prompt)
+        path = out / REVIEW_JSON
+        if len(prompts) == 1:
+            outline = json.loads(path.read_text())
+            outline["sections"][0]["title"] = ""  # invalid: asked again with the problem
+            path.write_text(json.dumps(outline))
+        else:
+            assert "empty title" in (out / "outline-review-problems.txt").read_text()
+            _retitle_file(out, "Edited at the prompt")
+        return ""
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    monkeypatch.setattr(review_cli, "_stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("builtins.input", person)
+    with scripted_server() as stub:
+        code = cli.main(["run", str(ROOT / "examples" / "mini.jsonl"), "-o", str(out), "--model", "openai:scripted",
+                         "--base-url", stub.base_url, "--review-outline", "-q", *CLI_SETTINGS])
+    assert code in (0, 3)
+    assert len(prompts) == 2
+    assert any("Edited at the prompt" in h for h in headings((out / "survey.md").read_text()))
+    assert not (out / "outline-review-problems.txt").exists()
