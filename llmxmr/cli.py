@@ -144,6 +144,11 @@ class Console:
             self.progress.stop()
 
     def event(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "artifact":  # outline-b<block>.md, entropy.json: written to OUTDIR as the run goes
+            from llmxmr.artifacts import write_artifact
+
+            write_artifact(getattr(self, "outdir", None), event)
+            return
         stage = str(event.get("stage", "?"))
         self.counts[stage] = self.counts.get(stage, 0) + int(event.get("done", 0) or 0)
         info = " ".join(f"{k}={v}" for k, v in event.items() if k in ("block", "layer", "best", "score", "entropy", "stop_reason") and v is not None)
@@ -235,6 +240,7 @@ def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dic
     from llmxmr.state.context import SettingsError, resolve_settings
 
     hint = _resume_hint(thread, db_path, out)
+    console.outdir = out  # where artifact events go
     with open_database(db_path) as db, _stop_on_ctrl_c(console, hint):
         graph = graph_for(db)
         st = status(graph, {"configurable": {"thread_id": thread}})

@@ -71,3 +71,13 @@ def progress(stage: str, **fields: Any) -> None:
     except Exception:  # outside a runnable context (direct calls in unit tests)
         return
     writer({"event": "progress", "stage": stage, **fields})
+
+
+def artifact(name: str, text: str) -> None:
+    """A file for the run's output folder (the CLI writes OUTDIR/<name> as the run goes, so a person can follow a
+    long run from another terminal): a custom stream event like `progress`, dropped when nobody streams."""
+    try:
+        writer = get_stream_writer()
+    except Exception:
+        return
+    writer({"event": "artifact", "name": name, "text": text})

@@ -3,6 +3,7 @@ re-scoring; the decisions themselves are pure functions in `llmxmr.core`."""
 
 from __future__ import annotations
 
+import json
 from statistics import mean
 from typing import Any
 
@@ -16,7 +17,7 @@ from llmxmr.core.tree import leaf_ids, section_ids
 from llmxmr.nodes import storage
 from llmxmr.nodes.calls import Call
 from llmxmr.nodes.entropy import judge_outline
-from llmxmr.nodes.env import Env, progress
+from llmxmr.nodes.env import Env, artifact, progress
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import RESET
 from llmxmr.state.models import Outline, Suggestion
@@ -49,6 +50,19 @@ def section_ids_of(state: dict[str, Any]) -> list[str]:
     return section_ids(Outline(**state["outline"])) if state.get("outline") else []
 
 
+def entropy_artifact(state: dict[str, Any], new: list[dict[str, Any]]) -> None:
+    """OUTDIR/entropy.json: the entropy history so far (layers, refine rounds, blocks, final choice)."""
+    history = list(state.get("entropy_history") or []) + list(new)
+    artifact("entropy.json", json.dumps(history, indent=1) + "\n")
+
+
+def outline_artifact(name: str, outline: Any, key: str, extra: str = "") -> None:
+    """OUTDIR/<name>: an outline as markdown (every block's outline, the reviewed one)."""
+    from llmxmr.core.tree import outline_to_markdown
+
+    artifact(name, f"<!-- outline {key}{extra} -->\n\n" + outline_to_markdown(outline))
+
+
 def block_start(state: dict[str, Any]) -> dict[str, Any]:
     progress("block", block=state["block"])
     return {"base_key": state["outline_key"], "layer": 0, "round": 0, "layer_best": [], "working_set": [],
@@ -78,6 +92,7 @@ def feedback_done(state: dict[str, Any]) -> dict[str, Any]:
         update["entropy_history"] = [{"kind": "block", "block": 0, "layer": None, "best": outlines[0]["E"],
                                       "mean": outlines[0]["E"], "parts": {"J": base["J"], "H": outlines[0]["H"],
                                       "lambda": settings.entropy_lambda, "method": base.get("method")}}]
+        entropy_artifact(state, update["entropy_history"])
     if feedbacks and settings.max_layers >= 0:
         update.update(plan=[[s.suggestion_id] for s in feedbacks], plan_kind="layer0", layer=0)
     else:
@@ -103,6 +118,7 @@ def layer_done(state: dict[str, Any]) -> dict[str, Any]:
     record = {"kind": "layer", "block": block, "layer": layer, "best": best_l, "mean": mean(scores) if scores else None,
               "parts": {"units": len(new), "failed": len(new) - len(scores), "plan": kind}}
     progress("layer", block=block, layer=layer, best=round(best_l, 2))
+    entropy_artifact(state, [record])
     update: dict[str, Any] = {"results": RESET, "working_set": [s.model_dump() for s in W], "layer_best": layer_best,
                               "entropy_history": [record]}
     next_layer = layer + 1
@@ -144,6 +160,7 @@ def refine_done(state: dict[str, Any]) -> dict[str, Any]:
     record = {"kind": "refine", "block": state["block"], "layer": None, "best": best["J"],
               "mean": mean(scores) if scores else None, "parts": {"round": state["round"], "candidates": len(state.get("results") or [])}}
     rnd = state["round"] + 1
+    entropy_artifact(state, [record])
     return {"best": best, "round": rnd if rnd <= settings.refine_rounds else 0, "results": RESET,
             "entropy_history": [record]}
 
@@ -184,10 +201,12 @@ def make_digest_done(env: Env):
         digests = storage.get_digests(store, state["run_id"], key, [r["paper_id"] for r in state["paper_refs"]])
         H, H_norm, coverage = structural_entropy(leaf_ids(outline), digests)
         if state["phase"] == "skeleton":
+            outline_artifact("outline-b0.md", outline, key, f": O_0, the skeleton; H={H:.3f}")
             return {"block_outlines": [{"outline_key": key, "J": None, "H": H, "E": None, "coverage": coverage}]}
         if state["phase"] == "review":
             # A person changed the final outline's structure (nodes/review.py): it is digested; now write it.
             progress("review_digested", outline_key=key, entropy=round(H, 3), coverage=coverage)
+            outline_artifact("outline-reviewed.md", outline, key, f": edited by a person; H={H:.3f}")
             return {}
         J = state["best"]["J"]
         E = combine(J, H, settings.entropy_lambda)
@@ -197,6 +216,8 @@ def make_digest_done(env: Env):
         update: dict[str, Any] = {"block_outlines": outlines, "entropy_history": [record]}
         prev = outlines[-2].get("E") or 0.0
         progress("block_done", block=state["block"], entropy=round(E, 3))
+        outline_artifact(f"outline-b{state['block'] + 1}.md", outline, key, f": O_{state['block'] + 1}; E={E:.3f}")
+        entropy_artifact(state, [record])
         if settings.mode == "default" and entropy_gain_too_small(prev, E, settings.epsilon):
             update["stop_reason"] = "converged: entropy gain < epsilon"
         elif state["block"] + 1 >= settings.max_blocks:
@@ -220,4 +241,5 @@ def select_final(state: dict[str, Any], runtime: Any = None) -> dict[str, Any]:
     update: dict[str, Any] = {"final_key": chosen, "stop_reason": state.get("stop_reason") or "completed"}
     update["entropy_history"] = [{"kind": "final", "block": index, "layer": None, "best": scores[index] if scores else None,
                                   "mean": None, "parts": {"outline_key": chosen}}]
+    entropy_artifact(state, update["entropy_history"])
     return update

@@ -216,6 +216,9 @@ def test_cli_without_a_terminal_stops_with_the_resume_command_which_reads_the_ed
         assert first.returncode == 1, first.stderr
         assert (out / REVIEW_JSON).is_file() and (out / REVIEW_MD).is_file()
         assert not (out / "survey.md").exists()
+        # The run's artifacts are already there for a person following it.
+        assert (out / "outline-b0.md").is_file() and (out / "outline-b1.md").is_file()
+        assert json.loads((out / "entropy.json").read_text())[-1]["kind"] == "final"
         match = re.search(r"^\s*(llmxmr resume \S+ --db \S+ -o \S+)\s*$", first.stderr, re.M)
         assert match, first.stderr
         _retitle_file(out, "Edited on disk")
