@@ -14,7 +14,7 @@ from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
 from llmxmr.nodes import storage
 from llmxmr.nodes.env import Env, progress
 from llmxmr.nodes.limits import chunk_bounds
-from llmxmr.state.context import Context, Settings, resolve_settings
+from llmxmr.state.context import CONTEXT_FIELDS, Context, Settings, resolve_settings
 from llmxmr.state.models import Document, PaperRef
 
 def _run_id() -> str:
@@ -36,8 +36,19 @@ def _run_id() -> str:
 
 
 def _context_of(runtime: Any) -> Context | dict | None:
+    """Our settings from the runtime context. A parent agent passes its own context type: it may carry ours
+    under `llmxmr` (a Context or a dict, attribute or key); otherwise the defaults apply. A dict none of whose
+    keys is one of our fields is a parent's dict, not a mistyped one of ours."""
     ctx = getattr(runtime, "context", None)
-    # A parent agent may pass its own context type: then ours is not there and defaults apply.
+    if isinstance(ctx, Context):
+        return ctx
+    if isinstance(ctx, dict):
+        if "llmxmr" in ctx:
+            ctx = ctx["llmxmr"]
+        elif ctx and not set(ctx) & set(CONTEXT_FIELDS):
+            return None
+    else:
+        ctx = getattr(ctx, "llmxmr", None)
     return ctx if isinstance(ctx, (Context, dict)) else None
 
 

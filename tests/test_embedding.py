@@ -37,6 +37,7 @@ class AgentContext:
 
     user: str = "ann"
     tone: str = "formal"
+    llmxmr: Context | None = None  # optional: the pipeline's own settings, carried by the parent's context
 
 
 class SharedState(TypedDict, total=False):
@@ -183,3 +184,36 @@ def test_pipeline_as_a_node_resumes_from_the_parents_checkpoint_after_a_failure(
     assert model.calls["digest"] == digests
     stages = progress_stages(events, "survey")
     assert "write" in stages and not {"prepare", "map", "digest"} & stages, "the resumed parent redid earlier work"
+
+
+def test_parent_context_may_carry_the_pipelines_settings():
+    """A parent's context with an `llmxmr` field (a Context or a dict) configures the embedded pipeline; a parent
+    dict context without our keys is not mistaken for a mistyped one of ours."""
+    model = ScriptedChatModel()
+    parent = shared_parent(build_graph(models=model), None)
+    config = {"configurable": {"thread_id": "agent-4"}}
+    ctx = AgentContext(llmxmr=Context(**{**FAST, "mode": "reference", "max_layers": 0}))
+    out = parent.invoke({"papers": papers(3), "title": "Configured"}, config, context=ctx)
+    assert out["report"]["settings"]["mode"] == "reference"
+    assert out["report"]["settings"]["max_layers"] == 0
+    # A plain dict context of the parent's own (as a server passes it): defaults, no "unknown setting" error.
+    parent2 = shared_parent(build_graph(models=model), None)
+    out = parent2.invoke({"papers": papers(3), "title": "Dict"}, {"configurable": {"thread_id": "agent-5"}},
+                         context={"user": "bob", "tone": "casual", "llmxmr": {**FAST, "best_of": 1}})
+    assert out["report"]["settings"]["best_of"] == 1
+
+
+def test_context_of_tells_ours_from_a_parents():
+    from types import SimpleNamespace as NS
+
+    from llmxmr.nodes.prepare import _context_of
+
+    ours = Context(mode="reference")
+    assert _context_of(NS(context=ours)) is ours
+    assert _context_of(NS(context={"mode": "reference"})) == {"mode": "reference"}
+    assert _context_of(NS(context={"mode": "reference", "modle": "x"})) == {"mode": "reference", "modle": "x"}  # ours, typo
+    assert _context_of(NS(context={"user": "bob"})) is None  # a parent's dict
+    assert _context_of(NS(context={"user": "bob", "llmxmr": {"mode": "reference"}})) == {"mode": "reference"}
+    assert _context_of(NS(context=AgentContext(llmxmr=ours))) is ours
+    assert _context_of(NS(context=AgentContext())) is None
+    assert _context_of(NS(context=None)) is None
