@@ -7,6 +7,7 @@ from typing import Any
 from langgraph.types import Send
 
 from llmxmr.core.grouping import batched
+from llmxmr.nodes.env import run_settings
 
 
 def _base(state: dict[str, Any]) -> dict[str, Any]:
@@ -14,7 +15,7 @@ def _base(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def after_prepare(state: dict[str, Any]) -> list[Send] | str:
-    if state["settings"]["mode"] == "reference":
+    if run_settings(state).mode == "reference":
         return "group"  # the reference has no map pass
     return [Send("map_chunk", {**_base(state), "paper_id": r["paper_id"], "chunk": c})
             for r in state["paper_refs"] for c in range(r["chunks"])]
@@ -27,7 +28,7 @@ def after_map(state: dict[str, Any]) -> list[Send] | str:
 
 
 def after_group(state: dict[str, Any]) -> list[Send]:
-    size = state["settings"]["skeleton_group_size"]
+    size = run_settings(state).skeleton_group_size
     return [Send("skeleton_batch", {**_base(state), "batch": i, "paper_ids": [p for g in groups for p in g]})
             for i, groups in enumerate(batched(state["groups"], size))]
 
@@ -74,5 +75,5 @@ def next_units(state: dict[str, Any]) -> list[Send] | str:
 def refine_or_end(state: dict[str, Any]) -> list[Send] | str:
     if state.get("round", 0) >= 1:
         common = {"run_id": state["run_id"], "block": state["block"], "round": state["round"], "best": state["best"]}
-        return [Send("refine_candidate", {**common, "candidate": c}) for c in range(state["settings"]["best_of"])]
+        return [Send("refine_candidate", {**common, "candidate": c}) for c in range(run_settings(state).best_of)]
     return "block_end"

@@ -64,6 +64,22 @@ class Env:
         return store, settings, self.caller(store, settings, state["run_id"])
 
 
+def run_settings(state: Mapping[str, Any]) -> Settings:
+    """The run's settings as saved in the store (a resume may have overridden them), for nodes and routes
+    that have no `Env`; falls back to the copy in state outside a graph context."""
+    try:
+        from langgraph.config import get_store
+
+        store = get_store()
+    except Exception:  # called outside a runnable context (unit tests of pure node logic)
+        store = None
+    if store is None:
+        with _LOCK:
+            store = _LOCAL_STORES.get(storage.safe_label(state.get("run_id", "")))
+    saved = storage.get_settings(store, state["run_id"]) if store is not None and state.get("run_id") else None
+    return Settings(**(saved or state["settings"]))
+
+
 def progress(stage: str, **fields: Any) -> None:
     """A custom stream event; silently dropped when nobody streams `custom` events."""
     try:

@@ -10,7 +10,7 @@ from llmxmr.citations import number_citations, validate_citations
 from llmxmr.core.tree import iter_sections
 from llmxmr.export import EntropyRecord, IncludedPaper, PapersReport, SurveyReport, render_markdown
 from llmxmr.nodes import storage
-from llmxmr.nodes.env import Env, progress
+from llmxmr.nodes.env import Env, progress, run_settings
 from llmxmr.state.models import Failure, Outline, SkippedDocument, StageUsage
 
 
@@ -56,7 +56,7 @@ def make_finalize(env: Env):
         numbered, references = number_citations(texts, papers)
         article = render_markdown(state["title"], outline, dict(zip(order, numbered)), references)
         all_failures = list(state.get("failures") or []) + failures
-        settings = dict(state["settings"])
+        settings = run_settings(state).model_dump()
         try:
             from langgraph.config import get_config
 

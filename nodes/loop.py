@@ -17,7 +17,7 @@ from llmxmr.core.tree import leaf_ids, section_ids
 from llmxmr.nodes import storage
 from llmxmr.nodes.calls import Call
 from llmxmr.nodes.entropy import judge_outline
-from llmxmr.nodes.env import Env, artifact, progress
+from llmxmr.nodes.env import Env, artifact, progress, run_settings
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import RESET
 from llmxmr.state.models import Outline, Suggestion
@@ -26,7 +26,7 @@ RESCORE_CANDIDATE = 1000  # candidate index of the fresh judge calls at block en
 
 
 def _settings(state: dict[str, Any]) -> Settings:
-    return Settings(**state["settings"])
+    return run_settings(state)
 
 
 def _totals(usage: dict[str, dict[str, int]]) -> tuple[int, int]:
