@@ -161,3 +161,27 @@ def test_runs_writer_graph_alone_with_inline_outline_and_digests(server):
     assert out.get("__error__") is None, out
     assert set(out["sections"]) == {"s1", "s2", "s3"}
     assert out["usage"]["write_section"]["calls"] == 3
+
+
+def test_outline_review_interrupt_and_resume_over_http(server):
+    """Human in the loop from Studio: the run stops at review_outline with the outline in the interrupt; a resume
+    command with an edited outline finishes the run with it."""
+    with scripted_server() as stub:
+        thread = _http(server, "POST", "/threads", {})["thread_id"]
+        context = {"model": "openai:scripted", "base_url": stub.base_url, **FAST, "review_outline": True}
+        _http(server, "POST", f"/threads/{thread}/runs/wait", {
+            "assistant_id": "llmxmr", "input": {"papers": papers(3), "title": "Reviewed in Studio"}, "context": context,
+        }, timeout=60)
+        state = _http(server, "GET", f"/threads/{thread}/state")
+        assert state["next"] == ["review_outline"]
+        interrupts = [i for t in state["tasks"] for i in t.get("interrupts") or []]
+        payload = interrupts[0]["value"]
+        assert payload["kind"] == "review_outline" and payload["markdown"].startswith("# ")
+        edited = payload["outline"]
+        edited["sections"][0]["title"] = "Retitled in Studio"
+        out = _http(server, "POST", f"/threads/{thread}/runs/wait", {
+            "assistant_id": "llmxmr", "command": {"resume": edited}, "context": context,
+        }, timeout=60)
+    assert out.get("__error__") is None, out
+    assert "Retitled in Studio" in out["article"]
+    assert _http(server, "GET", f"/threads/{thread}/state")["next"] == []
