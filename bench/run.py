@@ -455,8 +455,11 @@ def part_local(work: Path, corpus: Path) -> dict[str, Any]:
     from bench.corpus import corpus_tokens
 
     print(f"[local] demo on the embedded model: {corpus.name} with {DEMO_SET}", flush=True)
-    res = run_worker({"corpus": str(corpus), "mode": "default", "model": "local", "base_url": None,
-                      "max_concurrency": 8, "cap": 8, "set": DEMO_SET}, timeout=7200)
+    try:
+        res = run_worker({"corpus": str(corpus), "mode": "default", "model": "local", "base_url": None,
+                          "max_concurrency": 8, "cap": 8, "set": DEMO_SET}, timeout=7200)
+    except RuntimeError as exc:  # recorded, so the other parts still render
+        return {"corpus": str(corpus), "set": DEMO_SET, "error": str(exc).splitlines()[-2][:400]}
     return {"corpus": str(corpus.relative_to(ROOT)) if corpus.is_relative_to(ROOT) else str(corpus),
             "corpus_tokens": corpus_tokens(corpus), "set": DEMO_SET, "run": res}
 
@@ -664,7 +667,10 @@ def render(results: dict[str, Any], command: str) -> str:
             L += ["![scale](bench/results/scale.png)", ""]
 
     lo = results.get("local")
-    if lo:
+    if lo and lo.get("error"):
+        L += ["## 5. The embedded local model (demo)", "", _when(lo), f"`{lo['corpus']}` on `model=local` with the demo "
+              f"configuration ({', '.join(f'{k}={v}' for k, v in lo['set'].items())}): **did not complete**. {lo['error']}", ""]
+    elif lo:
         run = lo["run"]
         L += ["## 5. The embedded local model (demo)", "", _when(lo),
               f"`{lo['corpus']}` ({_i(lo['corpus_tokens'])} tokens) on `model=local` (SmolLM2-135M in the embedded "
