@@ -36,6 +36,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")  # two connections (checkpoints, store) on one file
     conn.execute("PRAGMA busy_timeout=30000")
+    # WAL + NORMAL: a commit no longer waits for fsync (4.6 ms -> 0.14 ms per write, measured in bench/);
+    # a power cut may lose the last commits, never corrupt the database, and resume re-runs those steps.
+    conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
 

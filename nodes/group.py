@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmxmr.core.grouping import batches_by_budget, random_groups, repack_topics
+from llmxmr.core.grouping import batched, batches_by_budget, random_groups, repack_topics
 from llmxmr.core.rng import rng_for
 from llmxmr.models.tokens import count_tokens
 from llmxmr.nodes.calls import Call
 from llmxmr.nodes.env import Env, progress
-from llmxmr.nodes.limits import input_budget
+from llmxmr.nodes.limits import FAN_IN, input_budget
 from llmxmr.prompts import group as prompts
 from llmxmr.state.responses import Topics
 
@@ -24,6 +24,8 @@ def make_group(env: Env):
         call = Call(caller, settings)
         budget = input_budget(settings, "group") - PROMPT_OVERHEAD
         batches = batches_by_budget(list(range(len(refs))), lambda i: count_tokens(refs[i]["title"]) + 4, budget)
+        if settings.mode == "default":
+            batches = [part for b in batches for part in batched(b, FAN_IN["group"])]
         topics: list[list[int]] = []
         failed = False
         for b, batch in enumerate(batches):

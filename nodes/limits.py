@@ -7,15 +7,19 @@ from llmxmr.state.context import Settings
 
 # Completion budget per stage, sized for the bounded response schemas (a small model pretty-prints JSON).
 STAGE_OUTPUT = {
-    "map": 700, "reduce_notes": 700, "group": 800, "skeleton": 1400, "merge_skeleton": 1800,
+    "map": 700, "reduce_notes": 700, "group": 800, "skeleton": 4000, "merge_skeleton": 8000,
     "digest": 900, "feedback": 500, "judge": 500, "merge_suggestions": 500, "modify": 900,
-    "modify_rewrite": 1800, "critique": 500, "write_section": 900, "polish": 1000, "charts": 700,
+    "modify_rewrite": 8000, "critique": 500, "write_section": 900, "polish": 1000, "charts": 700,
 }
 ROLE_OF = {
     "map": "reader", "reduce_notes": "reader", "digest": "reader", "group": "planner", "skeleton": "planner",
     "merge_skeleton": "planner", "feedback": "planner", "merge_suggestions": "planner", "modify": "planner",
     "critique": "planner", "judge": "judge", "write_section": "writer", "polish": "writer", "charts": "writer",
 }
+# Default mode keeps every call's input bounded whatever N is (the reference makes one call of any size).
+FAN_IN = {"group": 100, "merge_skeleton": 4}  # titles per group call; drafts per merge call
+MAX_INPUT = {"merge_skeleton": 16_000, "write_section": 8_000}  # tokens, default mode
+
 MARGIN = 0.15  # tiktoken undercounts small models' tokenizers (~11% for SmolLM2): keep a margin
 
 

@@ -11,7 +11,7 @@ from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.nodes import storage
 from llmxmr.nodes.calls import Call
 from llmxmr.nodes.env import Env, progress
-from llmxmr.nodes.limits import input_budget
+from llmxmr.nodes.limits import FAN_IN, MAX_INPUT, input_budget
 from llmxmr.prompts import skeleton as prompts
 from llmxmr.state.graph_state import RESET
 from llmxmr.state.models import Outline, Section
@@ -66,11 +66,17 @@ def make_merge_skeleton(env: Env):
         texts = [outline_to_prompt_text(storage.get_outline(store, run_id, k)) for k in keys]
         call = Call(caller, settings)
         budget = input_budget(settings, "merge_skeleton") - PROMPT_OVERHEAD
+        fan_in = None
+        if settings.mode == "default":
+            budget = min(budget, MAX_INPUT["merge_skeleton"])
+            fan_in = FAN_IN["merge_skeleton"]
         outline = None
         level = 0
         # Always at least one merge call (the reference makes one); more levels only when drafts overflow.
         while texts:
             batches = batches_by_budget(texts, count_tokens, budget)
+            if fan_in:
+                batches = [part for b in batches for part in batched(b, fan_in)]
             if len(texts) > 1 and len(batches) >= len(texts):
                 batches = batched(texts, 2)  # every draft alone overflows: pairs still halve the count
             merged = []

@@ -13,7 +13,7 @@ from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.nodes import storage
 from llmxmr.nodes.calls import Call
 from llmxmr.nodes.env import Env, progress
-from llmxmr.nodes.limits import input_budget
+from llmxmr.nodes.limits import MAX_INPUT, input_budget
 from llmxmr.prompts import write as prompts
 from llmxmr.state.context import Context, resolve_settings
 from llmxmr.state.models import Digest, Outline
@@ -81,6 +81,8 @@ def make_write_section(env: Env):
         children = ""
         child_ids = {c.section_id for c in section.children}
         room = input_budget(settings, "write_section") - PROMPT_OVERHEAD
+        if settings.mode == "default":
+            room = min(room, MAX_INPUT["write_section"])  # evidence is cut evenly, not grown with N
         allowed: set[str] = set()
         if section.children:
             per_child = max(80, room // (2 * len(section.children)))

@@ -40,3 +40,31 @@ def test_a_long_document_is_mapped_in_chunks_and_reduced() -> None:
     assert model.calls["map"] == chunks + 1
     assert model.calls["reduce_notes"] == 1  # only the multi-chunk document is reduced
     assert out["article"].startswith("# T")
+
+
+def test_default_mode_merges_at_most_four_drafts_per_call() -> None:
+    seen: list[str] = []
+
+    def record(messages, n):
+        seen.append(messages[1].content)
+        return None  # the scripted answer
+
+    model = ScriptedChatModel(overrides={"merge_skeleton": record})
+    papers = [{"title": f"Paper {i}", "txt": f"Paper {i} reports result {i} on topic {i % 5}."} for i in range(40)]
+    build_graph(models=model, store=InMemoryStore()).invoke(
+        {"papers": papers, "title": "T"}, context=Context(max_layers=0, refine_rounds=0, max_blocks=1))
+    assert len(seen) >= 2  # ceil(14 groups / 3) = 5 drafts: two levels of merging
+    assert all("Draft 5:" not in prompt for prompt in seen)
+
+
+def test_the_embedded_server_gets_no_more_requests_than_it_has_slots() -> None:
+    from llmxmr.models.caller import server_slots
+    from llmxmr.models.specs import LOCAL_PARALLEL
+
+    assert server_slots("openai:gpt-4.1") is None
+    slots = server_slots("local")
+    assert slots is server_slots("local")  # one per model in the process
+    assert all(slots.acquire(blocking=False) for _ in range(LOCAL_PARALLEL))
+    assert not slots.acquire(blocking=False)
+    for _ in range(LOCAL_PARALLEL):
+        slots.release()

@@ -56,7 +56,7 @@ def test_truncate_and_split() -> None:
     [
         ("local", "local", "local", 4096, 1024, "response_format"),
         ("gguf:/m/q.gguf", "gguf", "/m/q.gguf", 4096, 1024, "response_format"),
-        ("openai:gpt-4o-mini", "openai", "gpt-4o-mini", 128_000, 4096, "response_format"),
+        ("openai:gpt-4o-mini", "openai", "gpt-4o-mini", 128_000, 16_384, "response_format"),
         ("google_genai:gemini-2.5-flash", "google_genai", "gemini-2.5-flash", 1_000_000, 8192, "google"),
     ],
 )

@@ -8,6 +8,7 @@ every shared piece here is lock-protected.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -31,7 +32,7 @@ from llmxmr.models.errors import (
     classify,
 )
 from llmxmr.models.jsonparse import parse_json_reply, schema_sketch
-from llmxmr.models.specs import ModelSpec
+from llmxmr.models.specs import LOCAL_PARALLEL, ModelSpec
 from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.state.context import Settings
 from llmxmr.state.models import Failure, StageUsage
@@ -134,13 +135,32 @@ def _finish_reason(message: BaseMessage) -> str:
     return "length" if reason.lower() in ("length", "max_tokens") else reason.lower()
 
 
+@functools.lru_cache(maxsize=None)
+def schema_json(schema: type[BaseModel]) -> dict[str, Any]:
+    """A schema's JSON Schema, built once per class (2 ms each time for an outline otherwise)."""
+    return schema.model_json_schema()
+
+
+_SLOTS: dict[str, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def server_slots(spec: str) -> threading.BoundedSemaphore | None:
+    """The embedded server answers LOCAL_PARALLEL requests at once; more would queue inside llama.cpp and
+    spend their request timeout waiting. One semaphore per local model in this process."""
+    if not (spec == "local" or spec.startswith("gguf:")):
+        return None
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault(spec, threading.BoundedSemaphore(LOCAL_PARALLEL))
+
+
 def response_key(*, model: str, messages: list[BaseMessage], schema: type[BaseModel] | None, max_tokens: int,
                  temperature: float | None, candidate: int, logprobs: bool) -> str:
     """sha256 of everything that determines the answer: equal keys may share one paid response."""
     payload = {
         "model": model,
         "messages": [[m.type, m.content] for m in messages],
-        "schema": [schema.__name__, schema.model_json_schema()] if schema else None,
+        "schema": [schema.__name__, schema_json(schema)] if schema else None,
         "max_tokens": max_tokens,
         "temperature": temperature,
         "candidate": candidate,
@@ -341,7 +361,7 @@ class ModelCaller:
             if schema is not None:
                 # A plain dict response_format: the raw text (and its logprobs) reach our one parser.
                 kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                    "name": schema.__name__, "schema": schema.model_json_schema(), "strict": False}}
+                    "name": schema.__name__, "schema": schema_json(schema), "strict": False}}
             if logprobs:
                 kwargs |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
             return model.bind(**kwargs)
@@ -353,7 +373,7 @@ class ModelCaller:
             kwargs = {"max_output_tokens": max_tokens, "temperature": temperature}
             if schema is not None:
                 kwargs |= {"response_mime_type": "application/json",
-                           "response_json_schema": schema.model_json_schema()}
+                           "response_json_schema": schema_json(schema)}
             return model.bind(**kwargs)  # google drops logprobs: the judge falls back to parsed scores
         return model  # injected fakes: plain invoke, the prompt carries the schema sketch
 
@@ -367,7 +387,12 @@ class ModelCaller:
             meter.add(stage, calls=1, retries=1 if attempt > 1 else 0)
             self._spend(calls=1)
             try:
-                message = bound.invoke(messages)
+                slot = server_slots(spec)
+                if slot is None:
+                    message = bound.invoke(messages)
+                else:
+                    with slot:
+                        message = bound.invoke(messages)
             except openai.LengthFinishReasonError as exc:  # the SDK's parse path refuses length stops
                 return self._reply_from_completion(exc.completion, "length", messages, logprobs)
             except openai.ContentFilterFinishReasonError as exc:

@@ -20,7 +20,7 @@ _DEFAULTS: dict[str, tuple[int, int, float]] = {
     # provider: (context_window, max_output_tokens, request_timeout seconds)
     "local": (LOCAL_SLOT_CTX, 1024, 180.0),  # CPU model: long timeouts
     "gguf": (LOCAL_SLOT_CTX, 1024, 180.0),
-    "openai": (128_000, 4096, 120.0),
+    "openai": (128_000, 16_384, 120.0),  # a reference-mode outline rewrite alone is ~6.5k tokens
     "google_genai": (1_000_000, 8192, 120.0),
 }
 
