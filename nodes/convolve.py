@@ -22,6 +22,11 @@ from llmxmr.state.responses import SuggestionReply
 PROMPT_OVERHEAD = 400
 
 
+def _detail(settings, trimmed: str) -> str:
+    # Reference mode shows the whole outline everywhere, as the reference does.
+    return "full" if settings.mode == "reference" else trimmed
+
+
 def seeded_order(seed: int, suggestion_id: str) -> int:
     return int(rng_for(seed, "order", suggestion_id).random() * 1_000_000_000)
 
@@ -47,7 +52,7 @@ def make_feedback(env: Env):
         store, settings, caller = env.open(task, runtime)
         run_id, key, b, g = task["run_id"], task["outline_key"], task["block"], task["group"]
         outline = storage.get_outline(store, run_id, key)
-        outline_text = outline_to_prompt_text(outline)
+        outline_text = outline_to_prompt_text(outline, _detail(settings, "titles"))
         digests = storage.get_digests(store, run_id, key, task["paper_ids"])
         suggestions = [d.suggestion for d in digests]
         room = input_budget(settings, "feedback") - PROMPT_OVERHEAD - count_tokens(outline_text) - sum(
@@ -80,7 +85,7 @@ def make_conv_unit(env: Env):
             text = group[0].text
         else:
             reply = call.ask("merge_suggestions", unit, conv_prompts.merge_suggestions(
-                outline_to_prompt_text(base), [(s.text, s.score, s.rationale) for s in group], language=settings.language),
+                outline_to_prompt_text(base, _detail(settings, "titles")), [(s.text, s.score, s.rationale) for s in group], language=settings.language),
                 SuggestionReply)
             text = reply.value.suggestion.strip() if reply is not None else ""
         if text:

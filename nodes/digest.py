@@ -40,7 +40,7 @@ def make_digest_paper(env: Env):
         if storage.get_digest(store, run_id, key, pid) is not None:
             return call.update()  # already digested against this outline (a resumed pass)
         outline = storage.get_outline(store, run_id, key)
-        outline_text = outline_to_prompt_text(outline)
+        outline_text = outline_to_prompt_text(outline, "full" if settings.mode == "reference" else "construction")
         room = input_budget(settings, "digest") - PROMPT_OVERHEAD - count_tokens(outline_text)
         title, body, cut = paper_body(store, run_id, pid, settings, max(100, room))
         if cut:

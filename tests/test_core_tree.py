@@ -217,3 +217,17 @@ def test_validate_outline_reports_each_problem():
     assert "depth 4" in problems
     assert "empty title" in problems
     assert "next_id 3" in problems
+
+
+def test_prompt_text_detail_trims_descriptions_but_keeps_ids_and_numbers() -> None:
+    from llmxmr.core.tree import outline_to_prompt_text
+    from llmxmr.state.models import Outline, Section
+
+    outline = Outline(title="T", next_id=3, sections=[Section(section_id="s1", title="Intro", construction="C1",
+                      analysis="A1", children=[Section(section_id="s2", title="Sub", construction="C2", analysis="A2")])])
+    full = outline_to_prompt_text(outline)
+    assert "construction: C1" in full and "analysis: A2" in full
+    constr = outline_to_prompt_text(outline, "construction")
+    assert "construction: C2" in constr and "analysis" not in constr
+    titles = outline_to_prompt_text(outline, "titles")
+    assert titles.splitlines() == ["Title: T", "[s1] 1 Intro", "  [s2] 1.1 Sub"]

@@ -216,7 +216,10 @@ def _one_line(text: str) -> str:
     return PROMPT_ID_RE.sub(r"(\1)", " ".join(text.split()))
 
 
-def outline_to_prompt_text(outline: Outline) -> str:
+PROMPT_DETAIL = {"full": ("construction", "analysis"), "construction": ("construction",), "titles": ()}
+
+
+def outline_to_prompt_text(outline: Outline, detail: str = "full") -> str:
     """The outline as models see it (a contract: parsed with r"\\[(s\\d+)\\]").
 
     Title: <title>
@@ -224,14 +227,18 @@ def outline_to_prompt_text(outline: Outline) -> str:
       construction: ...
       analysis: ...
       [s2] 1.1 Background
+
+    `detail` trims what a stage does not need ("construction": digests extract by it; "titles": feedback
+    and merges refer to sections by id): the outline is in almost every prompt, so this is most of the cost.
     """
+    fields = PROMPT_DETAIL[detail]
     numbers = section_numbers(outline)
     lines = [f"Title: {_one_line(outline.title)}"]
     for s, d, _ in iter_sections(outline):
         pad = "  " * (d - 1)
         lines.append(f"{pad}[{s.section_id}] {numbers[s.section_id]} {_one_line(s.title)}")
         for label, value in (("construction", s.construction), ("analysis", s.analysis)):
-            if value.strip():
+            if label in fields and value.strip():
                 lines.append(f"{pad}  {label}: {_one_line(value)}")
     return "\n".join(lines)
 
