@@ -211,7 +211,8 @@ def test_repairs_exhausted_records_failure(make: Any) -> None:
 
 
 def test_length_stop_handled(make: Any) -> None:
-    caller, stub = make({"content": '{"score": 7, "rationale": "a very lo', "finish_reason": "length"},
+    # Nothing complete to keep (the score comes last): the model is asked again.
+    caller, stub = make({"content": '{"rationale": "a very lo', "finish_reason": "length"},
                         {"content": GOOD})
     meter = UsageMeter()
     assert _call(caller, meter).value.score == 7
@@ -287,3 +288,14 @@ def test_prose_cut_at_the_limit_is_kept_to_its_last_sentence(make: Any) -> None:
     assert result.value == "First finding [@p-1]."
     assert len(stub.chat_requests) == 1  # no re-ask for prose
     assert meter.as_usage()["entropy"]["repairs"] == 0
+
+
+def test_a_cut_off_answer_keeps_its_complete_part_without_asking_again(make: Any) -> None:
+    caller, stub = make({"content": '{"score": 7, "rationale": "a very lo', "finish_reason": "length"})
+    meter = UsageMeter()
+    result = _call(caller, meter)
+    assert (result.value.score, result.value.rationale) == (7, "")
+    assert len(stub.chat_requests) == 1
+    assert meter.as_usage()["entropy"]["repairs"] == 1
+    assert meter.as_usage()["entropy"]["failures"] == 0
+    assert [(f.kind, f.stage) for f in meter.failures] == [("truncated", "entropy")]

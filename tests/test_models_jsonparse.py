@@ -72,3 +72,15 @@ def test_schema_sketch_is_one_line_and_handles_recursion() -> None:
     assert '"title": str' in sketch and '"children": [{...}, ...]' in sketch
     assert schema_sketch(Items) == '{"items": [str, ...] (at most 5)}'
     assert '"score": int 0..10' in schema_sketch(Verdict)
+
+
+def test_salvage_keeps_complete_elements_of_a_cut_off_answer() -> None:
+    from llmxmr.models.jsonparse import salvage_truncated
+
+    assert salvage_truncated('{"sections": [{"section_id": "s1", "content": "a, b } ] c"}, {"section_id": "s2", "co') \
+        == '{"sections": [{"section_id": "s1", "content": "a, b } ] c"}]}'
+    assert salvage_truncated('{\n  "notes": [\n    "one",\n    "two",\n    "thr') == '{\n  "notes": [\n    "one",\n    "two"]}'
+    assert salvage_truncated('{"a": 1, "b": {"c": [1, 2, 3') == '{"a": 1, "b": {"c": [1, 2]}}'
+    assert salvage_truncated('{"rationale": "long text') is None
+    assert salvage_truncated("no json here") is None
+    assert salvage_truncated('{"done": true}') == '{"done": true}'

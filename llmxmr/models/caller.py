@@ -31,7 +31,7 @@ from llmxmr.models.errors import (
     ProviderError,
     classify,
 )
-from llmxmr.models.jsonparse import parse_json_reply, schema_sketch
+from llmxmr.models.jsonparse import parse_json_reply, salvage_truncated, schema_sketch
 from llmxmr.models.specs import LOCAL_PARALLEL, ModelSpec
 from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.state.context import Settings
@@ -91,6 +91,13 @@ class UsageMeter:
             self.failures.append(Failure(stage=stage, unit=unit, kind=kind, message=message))
             usage = self._usage.setdefault(stage, StageUsage())
             usage.failures += 1
+
+    def note(self, stage: str, unit: str, kind: str, message: str) -> None:
+        """A repair worth recording that is not a failure (the unit produced a usable answer)."""
+        with self._lock:
+            self.failures.append(Failure(stage=stage, unit=unit, kind=kind, message=message))
+            usage = self._usage.setdefault(stage, StageUsage())
+            usage.repairs += 1
 
     def as_usage(self) -> dict[str, dict]:
         with self._lock:
@@ -273,6 +280,13 @@ class ModelCaller:
             try:
                 value = self._interpret(reply, schema)
             except OutputFault as fault:
+                kept = self._salvage(reply, schema) if fault.kind == "length" else None
+                if kept is not None:
+                    meter.note(stage, unit, "truncated", "the answer was cut at the token limit; its complete "
+                               "elements were kept instead of asking again")
+                    return CallResult(value=kept, text=reply.text, logprobs=reply.logprobs,
+                                      prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                                      cached=reply.cached)
                 if repair >= self.settings.max_repairs:
                     meter.fail(stage, unit, "output_fault", f"{fault.kind}: {fault}")
                     raise
@@ -283,6 +297,19 @@ class ModelCaller:
                               prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                               cached=reply.cached)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _salvage(reply: _Reply, schema: type[BaseModel] | None) -> BaseModel | None:
+        """The complete part of a structured answer cut at the token limit, when it is a valid answer."""
+        if schema is None:
+            return None
+        closed = salvage_truncated(reply.text)
+        if closed is None:
+            return None
+        try:
+            return parse_json_reply(closed, schema)
+        except OutputFault:
+            return None
 
     @staticmethod
     def _interpret(reply: _Reply, schema: type[BaseModel] | None) -> BaseModel | str:

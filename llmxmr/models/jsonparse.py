@@ -165,3 +165,52 @@ def schema_sketch(schema: type[BaseModel]) -> str:
     """One line describing the expected JSON, e.g. {"title": str, "items": [{"id": str}, ...]}."""
     js = schema.model_json_schema()
     return _sketch(js, js.get("$defs", {}), (schema.__name__,))
+
+
+def salvage_truncated(text: str) -> str | None:
+    """JSON cut off at the token limit, closed after its last complete element; None if nothing is left.
+
+    `{"sections": [{"section_id": "s1", "content": "a"}, {"section_id": "s2", "cont` becomes
+    `{"sections": [{"section_id": "s1", "content": "a"}]}`: the complete part of a long answer is kept
+    instead of paying for the whole answer again.
+    """
+    start = text.find("{")
+    if start < 0:
+        return None
+    stack: list[str] = []
+    in_string = escaped = False
+    cut: tuple[int, list[str]] | None = None  # (end of the last complete element, brackets open there)
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]":
+            if not stack:
+                return None
+            stack.pop()
+            if not stack:
+                return text[start : i + 1]  # complete after all: nothing to salvage
+            if _boundary(stack):
+                cut = (i + 1, list(stack))
+        elif ch == "," and stack and _boundary(stack):
+            cut = (i, list(stack))
+    if cut is None:
+        return None
+    end, open_brackets = cut
+    head = text[start:end].rstrip().rstrip(",")
+    return head + "".join(reversed(open_brackets))
+
+
+def _boundary(stack: list[str]) -> bool:
+    # Only between array elements or top-level pairs is everything before the cut complete and useful.
+    return stack[-1] == "]" or len(stack) == 1
