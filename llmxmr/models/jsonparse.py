@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import typing
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -20,11 +21,9 @@ _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _MAX_CANDIDATES = 8
 
 
-def _balanced_span(text: str, start: int) -> str | None:
-    """The JSON value opening at text[start] up to its matching bracket, string-aware; None if unclosed."""
-    stack: list[str] = []
-    in_str = False
-    escaped = False
+def _structural(text: str, start: int) -> Iterator[tuple[int, str]]:
+    """(index, char) of the brackets and commas of JSON text from `start`, skipping string contents."""
+    in_str = escaped = False
     for i in range(start, len(text)):
         ch = text[i]
         if in_str:
@@ -36,7 +35,15 @@ def _balanced_span(text: str, start: int) -> str | None:
                 in_str = False
         elif ch == '"':
             in_str = True
-        elif ch in "{[":
+        elif ch in "{}[],":
+            yield i, ch
+
+
+def _balanced_span(text: str, start: int) -> str | None:
+    """The JSON value opening at text[start] up to its matching bracket, string-aware; None if unclosed."""
+    stack: list[str] = []
+    for i, ch in _structural(text, start):
+        if ch in "{[":
             stack.append("}" if ch == "{" else "]")
         elif ch in "}]":
             if not stack or stack.pop() != ch:
@@ -178,21 +185,9 @@ def salvage_truncated(text: str) -> str | None:
     if start < 0:
         return None
     stack: list[str] = []
-    in_string = escaped = False
     cut: tuple[int, list[str]] | None = None  # (end of the last complete element, brackets open there)
-    for i in range(start, len(text)):
-        ch = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch in "{[":
+    for i, ch in _structural(text, start):
+        if ch in "{[":
             stack.append("}" if ch == "{" else "]")
         elif ch in "}]":
             if not stack:
@@ -202,7 +197,7 @@ def salvage_truncated(text: str) -> str | None:
                 return text[start : i + 1]  # complete after all: nothing to salvage
             if _boundary(stack):
                 cut = (i + 1, list(stack))
-        elif ch == "," and stack and _boundary(stack):
+        elif stack and _boundary(stack):  # a comma
             cut = (i, list(stack))
     if cut is None:
         return None
