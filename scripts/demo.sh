@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec .venv/bin/llmxmr run examples/stdlib-concurrency.jsonl -o "${1:-out/demo}" \
   --set max_blocks=1 --set max_layers=1 --set units=2 --set refine_rounds=1 --set best_of=1 \
-  --set max_output_tokens=600 "${@:2}"
+  --set max_output_tokens=400 "${@:2}"

@@ -18,7 +18,7 @@ from llmxmr.export import SurveyReport, check_article
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "max_blocks=1", "--set", "max_layers=1", "--set", "units=2", "--set", "refine_rounds=1",
-        "--set", "best_of=1", "--set", "group_size=2", "--set", "max_output_tokens=600"]
+        "--set", "best_of=1", "--set", "group_size=2", "--set", "max_output_tokens=400"]
 
 
 def _weights_installed() -> bool:
