@@ -18,12 +18,12 @@ MODEL = os.environ.get("LLMXMR_NOTEBOOK_MODEL", "local").strip() or "local"
 STUB = MODEL == "stub"
 
 # Small enough for the embedded CPU model: one block of layer 0 only (no sampling layers, no self-refine).
-# Still 10-20 minutes on 2 CPU cores with SmolLM2 (most of it writing and polishing the sections).
+# About a minute for 01_quickstart on 2 CPU cores with SmolLM2 (measured: 40 s).
 TINY: dict[str, Any] = dict(max_blocks=1, max_layers=0, units=1, refine_rounds=0, best_of=1, group_size=2,
                             max_output_tokens=500)
 # The refinement loop notebook: more of the loop on the stub (fast), still small on a real model.
 LOOP: dict[str, Any] = (dict(max_blocks=2, max_layers=3, units=3, refine_rounds=1, best_of=2, group_size=2)
-                        if STUB else dict(TINY, max_layers=1, units=2))
+                        if STUB else dict(TINY))  # one sampling layer took over 15 min on a busy 2-core box
 
 _stub = None
 
