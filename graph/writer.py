@@ -9,6 +9,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from llmxmr.nodes.env import Env
+from llmxmr.state.context import Context
 from llmxmr.nodes.write import height_done, make_charts, make_schedule, make_write_section
 from llmxmr.state.graph_state import WriterInput, WriterOutput, WriterState
 
@@ -25,7 +26,7 @@ def route_sections(state: dict[str, Any]) -> list[Send] | str:
 
 
 def build_writer_builder(env: Env) -> StateGraph:
-    builder = StateGraph(WriterState, input_schema=WriterInput, output_schema=WriterOutput)
+    builder = StateGraph(WriterState, context_schema=Context, input_schema=WriterInput, output_schema=WriterOutput)
     builder.add_node("schedule", make_schedule(env))
     builder.add_node("write_section", make_write_section(env))
     builder.add_node("height_done", height_done)

@@ -62,7 +62,8 @@ def thread_id_for(corpus: Path, survey_index: int, settings: Settings) -> str:
     """Same corpus and settings -> same thread, so re-running a command resumes instead of paying again."""
     digest = hashlib.sha256()
     digest.update(corpus.read_bytes() if corpus.is_file() else _dir_fingerprint(corpus))
-    knobs = settings.model_dump(exclude={"base_url", "max_concurrency", "request_timeout", "requests_per_minute"})
+    knobs = settings.model_dump(exclude={"base_url", "max_concurrency", "request_timeout", "requests_per_minute",
+                                           "review_outline"})
     digest.update(json.dumps(knobs, sort_keys=True).encode())
     stem = storage.safe_label(corpus.stem)[:24]
     return f"{stem}-{survey_index}-{digest.hexdigest()[:10]}"
