@@ -295,7 +295,7 @@ def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dic
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from llmxmr.corpus import load_surveys
-    from llmxmr.runs import thread_id_for
+    from llmxmr.runs import CONNECTION_SETTINGS, thread_id_for
     from llmxmr.state.context import Context, resolve_settings
 
     overrides = overrides_from(args)
@@ -306,6 +306,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     check_budget(settings, corpus, args.title)
     out = Path(args.out).expanduser().resolve()
     db_path = Path(args.db).expanduser().resolve() if args.db else out / "runs.sqlite"
+    connection = {k: v for k, v in overrides.items() if k in CONNECTION_SETTINGS}
     worst = EXIT_OK
     for index, survey in enumerate(surveys):
         for skip in survey.skipped:
@@ -314,7 +315,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         thread = args.thread if args.thread and len(surveys) == 1 else (
             f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings))
         start = {"corpus_path": str(corpus), "survey_index": index, **({"title": args.title} if args.title else {})}
-        code = _execute(console, db_path, folder, thread, start, context, {})
+        code = _execute(console, db_path, folder, thread, start, context, connection)
         worst = code if code in (EXIT_ERROR, EXIT_USAGE) else max(worst, code)
         if code in (EXIT_ERROR, EXIT_USAGE):
             break

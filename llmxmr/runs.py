@@ -17,10 +17,15 @@ from langgraph.store.sqlite import SqliteStore
 
 from llmxmr.export import SurveyReport, write_outputs
 from llmxmr.graph.build import build_graph
+from llmxmr.models.caller import wait_for_requests_in_flight
 from llmxmr.nodes import storage
 from llmxmr.state.context import Settings, apply_overrides
 
+IN_FLIGHT_GRACE = 300.0  # seconds to wait for paid answers still on their way when a run stops on an error
 RECURSION_LIMIT = 20_000  # our loops carry their own guards; this only stops a bug from spinning forever
+# Settings that do not change what a run computes: not part of the thread id, and applied when a re-run
+# of the same command resumes an unfinished thread (a new base URL, more concurrency).
+CONNECTION_SETTINGS = ("base_url", "max_concurrency", "request_timeout", "requests_per_minute", "review_outline")
 # Failure kinds that are notes rather than failures: they do not turn exit code 0 into 3.
 NOTICE_KINDS = {"truncated", "citation", "edit_rejected", "unknown_section"}
 
@@ -62,8 +67,7 @@ def thread_id_for(corpus: Path, survey_index: int, settings: Settings) -> str:
     """Same corpus and settings -> same thread, so re-running a command resumes instead of paying again."""
     digest = hashlib.sha256()
     digest.update(corpus.read_bytes() if corpus.is_file() else _dir_fingerprint(corpus))
-    knobs = settings.model_dump(exclude={"base_url", "max_concurrency", "request_timeout", "requests_per_minute",
-                                           "review_outline"})
+    knobs = settings.model_dump(exclude=set(CONNECTION_SETTINGS))
     digest.update(json.dumps(knobs, sort_keys=True).encode())
     stem = storage.safe_label(corpus.stem)[:24]
     return f"{stem}-{survey_index}-{digest.hexdigest()[:10]}"
@@ -117,10 +121,16 @@ def drive(graph: Any, payload: Any, config: dict[str, Any], *, context: Any = No
     # LangGraph's sync stream parks a waiter for stream events on one of the max_concurrency worker threads:
     # without the extra worker, max_concurrency=1 deadlocks and N runs only N-1 nodes at once.
     config = {**config, "max_concurrency": int(config.get("max_concurrency") or 1) + 1}
-    for item in graph.stream(payload, config, context=context, stream_mode="custom", subgraphs=True):
-        event = item[1] if isinstance(item, tuple) else item
-        if on_event is not None and isinstance(event, dict):
-            on_event(event)
+    try:
+        for item in graph.stream(payload, config, context=context, stream_mode="custom", subgraphs=True):
+            event = item[1] if isinstance(item, tuple) else item
+            if on_event is not None and isinstance(event, dict):
+                on_event(event)
+    except Exception:
+        # A failed branch stops the run while its siblings still wait for answers already paid for: let
+        # those land in the response record before the caller closes the database.
+        wait_for_requests_in_flight(IN_FLIGHT_GRACE)
+        raise
 
 
 def serious_failures(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,13 +8,14 @@ every shared piece here is lock-protected.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +160,38 @@ def server_slots(spec: str) -> threading.BoundedSemaphore | None:
         return None
     with _SLOTS_LOCK:
         return _SLOTS.setdefault(spec, threading.BoundedSemaphore(LOCAL_PARALLEL))
+
+
+_IN_FLIGHT = 0
+_IN_FLIGHT_DONE = threading.Condition()
+
+
+@contextlib.contextmanager
+def _in_flight() -> Iterator[None]:
+    global _IN_FLIGHT
+    with _IN_FLIGHT_DONE:
+        _IN_FLIGHT += 1
+    try:
+        yield
+    finally:
+        with _IN_FLIGHT_DONE:
+            _IN_FLIGHT -= 1
+            _IN_FLIGHT_DONE.notify_all()
+
+
+def wait_for_requests_in_flight(timeout: float) -> bool:
+    """Wait until every request already sent has been answered and recorded (or failed).
+
+    When one branch fails, LangGraph raises while sibling branches still wait for their (paid) answers;
+    closing the store before they land would make a resume pay for them again. True when none is left."""
+    deadline = time.monotonic() + timeout
+    with _IN_FLIGHT_DONE:
+        while _IN_FLIGHT > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _IN_FLIGHT_DONE.wait(left)
+    return True
 
 
 def response_key(*, model: str, messages: list[BaseMessage], schema: type[BaseModel] | None, max_tokens: int,
@@ -366,14 +399,15 @@ class ModelCaller:
                           cached=True)
         bound = self._bind(model, schema=schema, max_tokens=max_tokens, temperature=temperature,
                            logprobs=logprobs)
-        reply = self._request(bound, role=role, stage=stage, unit=unit, spec=spec, messages=messages, meter=meter,
-                              logprobs=logprobs)
-        # Record before parsing: a run killed after this point never pays for this response again.
-        self.store.put(self.namespace, key, {
-            "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
-            "model": spec, "stage": stage, "recorded_at": time.time(),
-        })
+        with _in_flight():
+            reply = self._request(bound, role=role, stage=stage, unit=unit, spec=spec, messages=messages,
+                                  meter=meter, logprobs=logprobs)
+            # Record before parsing: a run killed after this point never pays for this response again.
+            self.store.put(self.namespace, key, {
+                "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
+                "model": spec, "stage": stage, "recorded_at": time.time(),
+            })
         meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
         self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
         return reply

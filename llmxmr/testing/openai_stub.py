@@ -27,6 +27,16 @@ def _default_responder(request: dict[str, Any]) -> dict[str, Any]:
     return {"content": "ok"}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a timeout, a killed run) is part of the scenarios, not a server error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class StubOpenAIServer:
     def __init__(self, responder: Responder = _default_responder, *, models: list[str] | None = None,
                  on_delivered: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -42,7 +52,7 @@ class StubOpenAIServer:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> StubOpenAIServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="openai-stub", daemon=True
