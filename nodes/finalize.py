@@ -11,7 +11,7 @@ from llmxmr.core.tree import iter_sections
 from llmxmr.export import EntropyRecord, IncludedPaper, PapersReport, SurveyReport, render_markdown
 from llmxmr.nodes import storage
 from llmxmr.nodes.env import Env, progress, run_settings
-from llmxmr.state.models import Failure, Outline, SkippedDocument, StageUsage
+from llmxmr.state.models import Failure, SkippedDocument, StageUsage
 
 
 def versions() -> dict[str, str]:

@@ -79,7 +79,6 @@ def make_write_section(env: Env):
         titles = {r["paper_id"]: r["title"] for r in refs}
         digests = storage.get_digests(store, run_id, key, [r["paper_id"] for r in refs])
         children = ""
-        child_ids = {c.section_id for c in section.children}
         room = input_budget(settings, "write_section") - PROMPT_OVERHEAD
         if settings.mode == "default":
             room = min(room, MAX_INPUT["write_section"])  # evidence is cut evenly, not grown with N

@@ -8,14 +8,13 @@ every shared piece here is lock-protected.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +32,12 @@ from llmxmr.models.errors import (
     classify,
 )
 from llmxmr.models.jsonparse import parse_json_reply, salvage_truncated, schema_sketch
-from llmxmr.models.specs import LOCAL_PARALLEL, ModelSpec
+from llmxmr.models.metering import (  # noqa: F401 - re-exported for callers and tests
+    RateLimiter, UsageMeter, _in_flight, server_slots, wait_for_requests_in_flight,
+)
+from llmxmr.models.specs import ModelSpec
 from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.state.context import Settings
-from llmxmr.state.models import Failure, StageUsage
 
 # Retry policy (module-level so tests can shrink the waits).
 BACKOFF_BASE = 1.0  # seconds before the 2nd attempt; doubles each time
@@ -73,61 +74,6 @@ class _Reply:
     cached: bool = False
 
 
-class UsageMeter:
-    """Per node invocation: StageUsage per stage and Failure records (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._usage: dict[str, StageUsage] = {}
-        self.failures: list[Failure] = []
-
-    def add(self, stage: str, **counts: int) -> None:
-        with self._lock:
-            usage = self._usage.setdefault(stage, StageUsage())
-            for name, n in counts.items():
-                setattr(usage, name, getattr(usage, name) + n)
-
-    def fail(self, stage: str, unit: str, kind: str, message: str) -> None:
-        with self._lock:
-            self.failures.append(Failure(stage=stage, unit=unit, kind=kind, message=message))
-            usage = self._usage.setdefault(stage, StageUsage())
-            usage.failures += 1
-
-    def note(self, stage: str, unit: str, kind: str, message: str) -> None:
-        """A repair worth recording that is not a failure (the unit produced a usable answer)."""
-        with self._lock:
-            self.failures.append(Failure(stage=stage, unit=unit, kind=kind, message=message))
-            usage = self._usage.setdefault(stage, StageUsage())
-            usage.repairs += 1
-
-    def as_usage(self) -> dict[str, dict]:
-        with self._lock:
-            return {stage: u.model_dump() for stage, u in self._usage.items()}
-
-    def total_tokens(self) -> int:
-        with self._lock:
-            return sum(u.prompt_tokens + u.completion_tokens for u in self._usage.values())
-
-
-class RateLimiter:
-    """At most `per_minute` request starts per minute, evenly spaced (None = unlimited)."""
-
-    def __init__(self, per_minute: int | None) -> None:
-        self._interval = 60.0 / per_minute if per_minute else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        if not self._interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
-        if slot > now:
-            _sleep(slot - now)
-
-
 def _content_text(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
@@ -147,51 +93,6 @@ def _finish_reason(message: BaseMessage) -> str:
 def schema_json(schema: type[BaseModel]) -> dict[str, Any]:
     """A schema's JSON Schema, built once per class (2 ms each time for an outline otherwise)."""
     return schema.model_json_schema()
-
-
-_SLOTS: dict[str, threading.BoundedSemaphore] = {}
-_SLOTS_LOCK = threading.Lock()
-
-
-def server_slots(spec: str) -> threading.BoundedSemaphore | None:
-    """The embedded server answers LOCAL_PARALLEL requests at once; more would queue inside llama.cpp and
-    spend their request timeout waiting. One semaphore per local model in this process."""
-    if not (spec == "local" or spec.startswith("gguf:")):
-        return None
-    with _SLOTS_LOCK:
-        return _SLOTS.setdefault(spec, threading.BoundedSemaphore(LOCAL_PARALLEL))
-
-
-_IN_FLIGHT = 0
-_IN_FLIGHT_DONE = threading.Condition()
-
-
-@contextlib.contextmanager
-def _in_flight() -> Iterator[None]:
-    global _IN_FLIGHT
-    with _IN_FLIGHT_DONE:
-        _IN_FLIGHT += 1
-    try:
-        yield
-    finally:
-        with _IN_FLIGHT_DONE:
-            _IN_FLIGHT -= 1
-            _IN_FLIGHT_DONE.notify_all()
-
-
-def wait_for_requests_in_flight(timeout: float) -> bool:
-    """Wait until every request already sent has been answered and recorded (or failed).
-
-    When one branch fails, LangGraph raises while sibling branches still wait for their (paid) answers;
-    closing the store before they land would make a resume pay for them again. True when none is left."""
-    deadline = time.monotonic() + timeout
-    with _IN_FLIGHT_DONE:
-        while _IN_FLIGHT > 0:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            _IN_FLIGHT_DONE.wait(left)
-    return True
 
 
 def response_key(*, model: str, messages: list[BaseMessage], schema: type[BaseModel] | None, max_tokens: int,
@@ -246,7 +147,8 @@ class ModelCaller:
         self._injected = models
         self._models: dict[str, BaseChatModel] = {}
         self._models_lock = threading.Lock()
-        self._limiters = {role: RateLimiter(settings.requests_per_minute) for role in ROLES}
+        # The lambda looks `_sleep` up at call time, so tests that replace it see the limiter's waits too.
+        self._limiters = {role: RateLimiter(settings.requests_per_minute, sleep=lambda s: _sleep(s)) for role in ROLES}
         self._inflight: dict[str, threading.Lock] = {}  # one paid request per key at a time (single flight)
         self._inflight_lock = threading.Lock()
 
