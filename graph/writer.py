@@ -18,10 +18,14 @@ def route_sections(state: dict[str, Any]) -> list[Send] | str:
     """All sections of the current height at once; then charts (when enabled) or the end."""
     step = state["step"]
     if step < len(state["schedule"]):
+        titles = {r["paper_id"]: r["title"] for r in state.get("paper_refs") or []}
+        evidence = state.get("evidence") or {}
         payload = {"run_id": state["run_id"], "final_key": state["final_key"], "topic": state.get("title") or "Survey",
-                   "paper_refs": [{"paper_id": r["paper_id"], "title": r["title"]} for r in state.get("paper_refs") or []],
                    "written": dict(state.get("sections") or {})}
-        return [Send("write_section", {**payload, "section_id": sid}) for sid in state["schedule"][step]]
+        # Each task carries only its own evidence papers, so a payload does not grow with the corpus.
+        return [Send("write_section", {**payload, "section_id": sid, "papers": [
+                    {"paper_id": pid, "title": titles.get(pid, pid)} for pid in evidence.get(sid, [])]})
+                for sid in state["schedule"][step]]
     return "charts" if state.get("with_charts") else END
 
 

@@ -45,7 +45,8 @@ def make_schedule(env: Env):
         plan = height_schedule(outline)
         progress("write", done=0, total=sum(len(s) for s in plan))
         settings = storage.get_settings(store, run_id)
-        return {"run_id": run_id, "final_key": key, "schedule": plan, "step": 0, "with_charts": bool(settings["charts"])}
+        return {"run_id": run_id, "final_key": key, "schedule": plan, "step": 0, "with_charts": bool(settings["charts"]),
+                "evidence": evidence_index(store, run_id, key, [r["paper_id"] for r in state.get("paper_refs") or []])}
 
     return schedule
 
@@ -56,6 +57,16 @@ def _missing(store, run_id: str, key: str) -> bool:
         return False
     except LookupError:
         return True
+
+
+def evidence_index(store, run_id: str, key: str, paper_ids: list[str]) -> dict[str, list[str]]:
+    """Section id -> the papers whose digest for it is non-empty: read every digest once, not once per section."""
+    index: dict[str, list[str]] = {}
+    for digest in storage.get_digests(store, run_id, key, paper_ids):
+        for sid, text in digest.sections.items():
+            if text.strip():
+                index.setdefault(sid, []).append(digest.paper_id)
+    return index
 
 
 def evidence_text(digests: list[Digest], section_id: str, titles: dict[str, str], room: int) -> tuple[str, set[str]]:
@@ -75,7 +86,7 @@ def make_write_section(env: Env):
         outline = storage.get_outline(store, run_id, key)
         section = find_section(outline, sid)
         numbers = section_numbers(outline)
-        refs = task.get("paper_refs") or []
+        refs = task.get("papers") or []  # this section's evidence only (writer state `evidence`)
         titles = {r["paper_id"]: r["title"] for r in refs}
         digests = storage.get_digests(store, run_id, key, [r["paper_id"] for r in refs])
         children = ""

@@ -105,6 +105,7 @@ class WriterOutput(TypedDict):
 
 class WriterState(WriterInput):
     schedule: list[list[str]]
+    evidence: dict[str, list[str]]  # section id -> papers whose digest for it is non-empty (built once)
     with_charts: bool
     step: int
     sections: Annotated[dict[str, str], merge_dict]
