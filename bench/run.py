@@ -180,8 +180,9 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         wall = time.perf_counter() - t2
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         values = graph.get_state(config).values
-        sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.name.startswith("runs.sqlite")}
-        breakdown = _db_breakdown(db_path)
+    # The database as a closed run leaves it on disk (closing folds the write-ahead log into the file).
+    sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.name.startswith("runs.sqlite")}
+    breakdown = _db_breakdown(db_path)
     report = values.get("report") or {}
     steps = supersteps(events)
     outline = report.get("outline") or {}
@@ -205,6 +206,11 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     }
     import shutil
 
+    keep = os.environ.get("LLMXMR_BENCH_KEEP")  # a folder: copy the run's database there for inspection
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for p in tmp.iterdir():
+            shutil.copy2(p, Path(keep) / p.name)
     shutil.rmtree(tmp, ignore_errors=True)
     return result
 
@@ -637,7 +643,7 @@ def render(results: dict[str, Any], command: str) -> str:
         L += ["## 4. Scale", "", _when(sc),
               f"N documents of ~{sc['tokens']} tokens, `mode={sc['mode']}`, zero latency, {CAP} in flight, one run each. "
               "Peak RSS of the worker process (`ru_maxrss`); DB = the run's SQLite file with its -wal/-shm "
-              "(checkpoints + store), measured before closing.", "",
+              "(checkpoints + store), measured after the run closed it (closing folds the write-ahead log into the file).", "",
               "| N | corpus tokens | wall | calls | prompt tokens | completion tokens | prompt ÷ corpus | largest prompt | "
               "peak RSS | DB size | DB ÷ corpus bytes | checkpoints | store |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

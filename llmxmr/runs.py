@@ -59,6 +59,10 @@ def open_database(path: str | Path) -> Iterator[Database]:
         store.setup()
         yield Database(path, saver, store)
     finally:
+        try:  # fold the write-ahead log into the database file and empty it: the file on disk is the run
+            saver_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass  # another process has the database open: its last close truncates
         saver_conn.close()
         store_conn.close()
 

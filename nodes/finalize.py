@@ -27,12 +27,10 @@ def versions() -> dict[str, str]:
 def make_select_final(env: Env):
     from llmxmr.nodes.loop import select_final
 
-    def select_final_outline(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
+    def select_final_outline(state: dict[str, Any]) -> dict[str, Any]:
         update = select_final(state)
-        store = env.store(runtime, state["run_id"])
-        outline = storage.get_outline(store, state["run_id"], update["final_key"])
         progress("select_final", stop_reason=update["stop_reason"])
-        return {**update, "outline": outline.model_dump()}
+        return update
 
     return select_final_outline
 

@@ -20,7 +20,7 @@ from llmxmr.nodes.entropy import judge_outline
 from llmxmr.nodes.env import Env, artifact, progress, run_settings
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import RESET
-from llmxmr.state.models import Outline, Suggestion
+from llmxmr.state.models import Suggestion
 
 RESCORE_CANDIDATE = 1000  # candidate index of the fresh judge calls at block end (never a cache hit)
 
@@ -41,13 +41,9 @@ def within_budget(state: dict[str, Any], settings: Settings, next_calls: int) ->
         return True
     calls, tokens = _totals(state.get("usage") or {})
     per_call = tokens / calls if calls else 2000
-    reserve = 2 * len(section_ids_of(state)) + 1
+    reserve = 2 * int(state.get("outline_sections") or 0) + 1
     return budget_allows(calls, tokens, reserve, int(reserve * per_call), next_calls, int(next_calls * per_call),
                          settings.max_calls, settings.max_total_tokens)
-
-
-def section_ids_of(state: dict[str, Any]) -> list[str]:
-    return section_ids(Outline(**state["outline"])) if state.get("outline") else []
 
 
 def entropy_artifact(state: dict[str, Any], new: list[dict[str, Any]]) -> None:
@@ -186,7 +182,8 @@ def make_block_end(env: Env):
                 return call.update(stop_reason="converged: no better outline")
             best["J"] = jc
         outline = storage.get_outline(store, state["run_id"], best["outline_key"])
-        return call.update(best=best, outline=outline.model_dump(), outline_key=best["outline_key"], phase="block_end")
+        return call.update(best=best, outline_key=best["outline_key"], outline_sections=len(section_ids(outline)),
+                           phase="block_end")
 
     return block_end
 
@@ -197,7 +194,7 @@ def make_digest_done(env: Env):
         store = env.store(runtime, state["run_id"])
         settings = _settings(state)
         key = state["outline_key"]
-        outline = Outline(**state["outline"])
+        outline = storage.get_outline(store, state["run_id"], key)
         digests = storage.get_digests(store, state["run_id"], key, [r["paper_id"] for r in state["paper_refs"]])
         H, H_norm, coverage = structural_entropy(leaf_ids(outline), digests)
         if state["phase"] == "skeleton":

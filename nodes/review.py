@@ -21,7 +21,7 @@ from typing import Any
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
-from llmxmr.core.tree import ID_RE, iter_sections, outline_key, outline_to_markdown, validate_outline
+from llmxmr.core.tree import ID_RE, iter_sections, outline_key, outline_to_markdown, section_ids, validate_outline
 from llmxmr.nodes import storage
 from llmxmr.nodes.env import Env, progress
 from llmxmr.state.models import Digest, Outline
@@ -122,7 +122,7 @@ def make_review_outline(env: Env):
             progress("review", outline_key=key, changed=False)
             return {}
         storage.put_outline(store, run_id, new_key, edited)
-        update: dict[str, Any] = {"outline": edited.model_dump(), "final_key": new_key, "outline_key": new_key}
+        update: dict[str, Any] = {"final_key": new_key, "outline_key": new_key, "outline_sections": len(section_ids(edited))}
         if structure(edited) == structure(current):
             # Same sections under the same parents: the digests still fit; they move to the new key.
             for ref in state["paper_refs"]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmxmr.core.grouping import batched, batches_by_budget
-from llmxmr.core.tree import outline_from_draft, outline_key, outline_to_prompt_text
+from llmxmr.core.tree import outline_from_draft, outline_key, outline_to_prompt_text, section_ids
 from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.nodes import storage
 from llmxmr.nodes.calls import Call
@@ -99,6 +99,7 @@ def make_merge_skeleton(env: Env):
         key = outline_key(outline)
         storage.put_outline(store, run_id, key, outline)
         progress("merge_skeleton", done=1, total=1, sections=len(outline.sections))
-        return call.update(outline=outline.model_dump(), outline_key=key, base_key=key, results=RESET, phase="skeleton")
+        return call.update(outline_key=key, base_key=key, outline_sections=len(section_ids(outline)), results=RESET,
+                           phase="skeleton")
 
     return merge_skeleton

@@ -7,6 +7,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore
 
+from llmxmr.core.packing import pack, unpack
 from llmxmr.state.models import Digest, Document, Outline
 
 ROOT = "llmxmr"
@@ -76,14 +77,15 @@ def get_notes(store: BaseStore, run_id: str, paper_id: str) -> list[str] | None:
 
 
 def put_outline(store: BaseStore, run_id: str, key: str, outline: Outline) -> None:
-    store.put(ns(run_id, "outlines"), key, outline.model_dump())
+    # Hundreds of candidates per run: packed (llmxmr.core.packing); the final one is also in the output.
+    store.put(ns(run_id, "outlines"), key, pack(outline.model_dump()))
 
 
 def get_outline(store: BaseStore, run_id: str, key: str) -> Outline:
     value = _get(store, ns(run_id, "outlines"), key)
     if value is None:
         raise LookupError(f"outline {key} of run {run_id} is not in the store")
-    return Outline(**value)
+    return Outline(**unpack(value))
 
 
 def put_digest(store: BaseStore, run_id: str, digest: Digest) -> None:

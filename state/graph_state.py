@@ -63,8 +63,10 @@ class SurveyState(SurveyInput, SurveyOutput):
     paper_refs: list[dict[str, Any]]
     skipped: list[dict[str, Any]]
     groups: list[list[str]]
-    # The refinement loop. `outline` is the outline being worked on (O_b, then C); base_* is O_b.
+    # The refinement loop. `outline_key` is the outline being worked on (O_b, then C); base_* is O_b.
+    # Outlines live in the store: a checkpoint holds their keys only (`outline` is the run's output).
     outline_key: str
+    outline_sections: int  # sections of that outline: the writing reserve of the budget checks
     base_key: str
     base_score: dict[str, Any]
     best: dict[str, Any]  # {"outline_key", "J", "rationale"}: best outline found in this block so far

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from llmxmr.core.entropy import combine, expected_digit_score, parsed_digit_score, structural_entropy
+from llmxmr.core.entropy import (
+    combine, compact_logprobs, expected_digit_score, parsed_digit_score, structural_entropy,
+)
 from llmxmr.state.models import Digest
 
 LEAVES = ["s2", "s3", "s5", "s6"]
@@ -158,3 +161,13 @@ def test_combine():
     assert combine(8.0, 0.5, 1.0) == pytest.approx(8.0)  # reference: λ = 1
     assert combine(8.0, 1.0, 0.0) == pytest.approx(10.0)
     assert combine(6.0, None, 0.7) == 6.0  # no H: E = J
+
+
+def test_compact_logprobs_keeps_what_the_score_needs():
+    tokens = judge_tokens(tok("6", {"6": 0.4, " 9": 0.2, "9": 0.2, "ten": 0.1, "**": 0.1}))
+    compact = compact_logprobs(tokens)
+    assert [t["token"] for t in compact] == [t["token"] for t in tokens]
+    assert [("top_logprobs" in t) for t in compact] == [False, False, False, False, False, True, False]
+    assert expected_digit_score(compact, text_of(tokens)) == expected_digit_score(tokens, text_of(tokens))
+    assert len(json.dumps(compact)) < len(json.dumps(tokens))
+    assert compact_logprobs(None) is None

@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.store.memory import InMemoryStore
 from pydantic import BaseModel, Field
 
+from llmxmr.core.packing import PACKED
 from llmxmr.models import caller as caller_mod
 from llmxmr.models.caller import ModelCaller, UsageMeter
 from llmxmr.models.errors import BudgetExceededError, ContextOverflowError, OutputFault, ProviderError
@@ -101,6 +102,19 @@ def test_logprobs_returned(make: Any) -> None:
     digit = next(e for e in result.logprobs if e["token"] == "7")
     assert {t["token"] for t in digit["top_logprobs"]} == {"7", "8", "6"}
     assert "".join(e["token"] for e in result.logprobs) == GOOD
+    # Only the digit keeps its alternatives: the record stays small, and a replay reads the same.
+    assert [e["token"] for e in result.logprobs if "top_logprobs" in e] == ["7"]
+    replay = _call(caller, UsageMeter(), logprobs=True)
+    assert replay.cached and replay.logprobs == result.logprobs and len(stub.chat_requests) == 1
+
+
+def test_large_records_are_packed_in_the_store(make: Any) -> None:
+    long = json.dumps({"score": 7, "rationale": "x" * 150}) + " " * 3000
+    caller, _ = make({"content": long})
+    _call(caller, UsageMeter(), schema=None)
+    [item] = caller.store.search(("llmxmr", "responses"))
+    assert list(item.value) == [PACKED] and len(json.dumps(item.value)) < 1000
+    assert _call(caller, UsageMeter(), schema=None).text == long
 
 
 def test_durable_record_replays_without_http(make: Any) -> None:

@@ -92,6 +92,24 @@ def expected_digit_score(logprob_content: Sequence[Mapping[str, Any]], text: str
     return j, uncertainty
 
 
+def compact_logprobs(logprob_content: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """What `expected_digit_score` reads, and no more: every token's text (to find the score field), and
+    the alternatives only at lone-digit tokens. A judge answer's full top-20 list is ~25 KB; this is ~1 KB,
+    and the durable response record keeps it for every judge call."""
+    if logprob_content is None:
+        return None
+    out: list[dict[str, Any]] = []
+    for entry in logprob_content:
+        token = str(entry.get("token", ""))
+        if _single_digit(token) is None:
+            out.append({"token": token})
+        else:
+            out.append({"token": token, "logprob": entry.get("logprob"),
+                        "top_logprobs": [{"token": str(a.get("token", "")), "logprob": a.get("logprob")}
+                                         for a in entry.get("top_logprobs") or []]})
+    return out
+
+
 def parsed_digit_score(digit: int) -> float:
     """The fallback J when no log-probabilities are available: digit × 10/9."""
     if not 0 <= digit <= 9:

@@ -24,6 +24,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel
 
+from llmxmr.core.entropy import compact_logprobs
+from llmxmr.core.packing import pack, unpack
 from llmxmr.models.errors import (
     BudgetExceededError,
     ContextOverflowError,
@@ -294,7 +296,7 @@ class ModelCaller:
                     max_tokens: int, temperature: float, logprobs: bool) -> _Reply:
         item = self.store.get(self.namespace, key)
         if item is not None:
-            v = item.value
+            v = unpack(item.value)
             meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"])
             return _Reply(text=v["text"], logprobs=v.get("logprobs"), prompt_tokens=v["prompt_tokens"],
                           completion_tokens=v["completion_tokens"], finish_reason=v.get("finish_reason", "stop"),
@@ -304,12 +306,13 @@ class ModelCaller:
         with _in_flight():
             reply = self._request(bound, role=role, stage=stage, unit=unit, spec=spec, messages=messages,
                                   meter=meter, logprobs=logprobs)
+            reply.logprobs = compact_logprobs(reply.logprobs)  # fresh and replayed answers read the same
             # Record before parsing: a run killed after this point never pays for this response again.
-            self.store.put(self.namespace, key, {
+            self.store.put(self.namespace, key, pack({
                 "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
                 "model": spec, "stage": stage, "recorded_at": time.time(),
-            })
+            }))
         meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
         self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
         return reply
