@@ -3,7 +3,9 @@ re-scoring; the decisions themselves are pure functions in `llmxmr.core`."""
 
 from __future__ import annotations
 
+import contextvars
 import json
+from concurrent.futures import ThreadPoolExecutor
 from statistics import mean
 from typing import Any
 
@@ -174,8 +176,12 @@ def make_block_end(env: Env):
             if best["outline_key"] == state["base_key"]:
                 return call.update(stop_reason="converged: no better outline")
             salt = RESCORE_CANDIDATE + state["block"]
-            j_c = judge_outline(call, storage.get_outline(store, state["run_id"], best["outline_key"]), f"b{state['block']}:rescore_C", candidate=salt)
-            j_b = judge_outline(call, storage.get_outline(store, state["run_id"], state["base_key"]), f"b{state['block']}:rescore_Ob", candidate=salt)
+            pair = [(storage.get_outline(store, state["run_id"], best["outline_key"]), f"b{state['block']}:rescore_C"),
+                    (storage.get_outline(store, state["run_id"], state["base_key"]), f"b{state['block']}:rescore_Ob")]
+            # The two fresh judge calls are independent: one round of model latency, not two.
+            with ThreadPoolExecutor(2) as pool:
+                j_c, j_b = pool.map(lambda job: contextvars.copy_context().run(
+                    judge_outline, call, job[0], job[1], candidate=salt), pair)
             jc = j_c.J if j_c else 0.0
             jb = j_b.J if j_b else 0.0
             if no_better_outline(jc, jb):
