@@ -106,12 +106,16 @@ class BenchResponder(Responder):
     def _suggestion(self, user: str, seed: int) -> str:
         cites = CITE_RE.findall(user)
         cite = f" [@{cites[seed % len(cites)]}]" if cites else ""
-        return json.dumps({"suggestion": f"Restructure around {_words(seed, min(self.n(110), 120))}{cite}."[:1150]})
+        # As the prompts ask: the suggestion names the sections it changes by id (two of the outline's).
+        ids = list(dict.fromkeys(SECTION_RE.findall(user.split("\n\n", 1)[0])))
+        where = f" in [{ids[seed % len(ids)]}] and [{ids[(seed // 5) % len(ids)]}]" if ids else ""
+        return json.dumps({"suggestion": f"Restructure{where} around {_words(seed, min(self.n(110), 120))}{cite}."[:1150]})
 
     def _modify(self, system: str, user: str, seed: int) -> str:
         if '"edits"' not in user:  # reference mode: the whole outline
             return json.dumps(self._outline(user, seed))
-        ids = list(dict.fromkeys(SECTION_RE.findall(user)))
+        outline, _, suggestion = user.partition("Suggestion:")
+        ids = list(dict.fromkeys(SECTION_RE.findall(suggestion))) or list(dict.fromkeys(SECTION_RE.findall(outline)))
         if not ids:
             return json.dumps({"edits": []})
         dw = self.n(self.desc_words)

@@ -7,7 +7,8 @@ from llmxmr.prompts.skeleton import OUTLINE_SHAPE, RULES
 
 MERGE_SYSTEM = """You merge several suggestions for improving a survey outline into ONE coherent suggestion.
 Each comes with the score (0-10) the outline reached when it was applied alone and the judge's rationale:
-keep what raised scores, drop what lowered them, resolve conflicts, keep the citations [@paper-id]."""
+keep what raised scores, drop what lowered them, resolve conflicts, keep the citations [@paper-id] and the
+section ids the suggestions name, e.g. [s3]."""
 
 
 def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, str]], *, language: str = "en"):
@@ -20,7 +21,8 @@ def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, s
 
 
 EDIT_SYSTEM = f"""You apply a suggestion to a survey outline by returning edits. Each outline line starts with
-a section id in brackets, e.g. [s3]; refer to sections by these ids only.
+a section id in brackets, e.g. [s3]; refer to sections by these ids only. Sections the suggestion names are
+shown with their descriptions; the others with their titles only (keep them unless the suggestion says so).
 Edit operations:
 - add: a new section with title, construction and analysis under parent_id (null = top level) at position;
 - remove: section_id and its subsections;

@@ -6,7 +6,8 @@ from llmxmr.prompts.common import json_only, messages
 
 SYSTEM = """You improve the outline of a survey. Below are the outline, what a group of papers contributes to
 each section, and each paper's own suggestion. Integrate them into ONE concrete suggestion for changing the
-outline (sections to add, remove, move, rename or re-describe), citing papers as [@paper-id]."""
+outline (sections to add, remove, move, rename or re-describe), citing papers as [@paper-id]. Name every
+section it changes by its id, e.g. [s3]: the outline is then edited by those ids."""
 
 
 def feedback(outline_text: str, merged_digest: str, suggestions: list[str], *, language: str = "en"):

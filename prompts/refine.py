@@ -6,7 +6,7 @@ from llmxmr.prompts.common import json_only, messages
 
 SYSTEM = """You critique a survey outline. The judge gave it the score and rationale below. Find its weakest
 points (structure, redundancy, coverage, vague construction or analysis descriptions) and propose ONE
-concrete suggestion that fixes them."""
+concrete suggestion that fixes them. Name every section it changes by its id, e.g. [s3]."""
 
 
 def critique(outline_text: str, score: float | None, rationale: str, *, language: str = "en"):

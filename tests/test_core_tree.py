@@ -231,3 +231,19 @@ def test_prompt_text_detail_trims_descriptions_but_keeps_ids_and_numbers() -> No
     assert "construction: C2" in constr and "analysis" not in constr
     titles = outline_to_prompt_text(outline, "titles")
     assert titles.splitlines() == ["Title: T", "[s1] 1 Intro", "  [s2] 1.1 Sub"]
+
+
+def test_focus_shows_descriptions_of_the_named_sections_only() -> None:
+    from llmxmr.core.tree import focus_sections
+
+    o = Outline(title="T", next_id=5, sections=[
+        S("s1", "Graph neural networks", S("s2", "Message passing", c="C2", a="A2"), c="C1", a="A1"),
+        S("s3", "Methods", c="C3", a="A3"), S("s4", "Open problems", c="C4", a="A4")])
+    assert focus_sections(o, "Merge [s2] into s4; drop s9 (no such section).") == {"s2", "s4"}
+    assert focus_sections(o, "Split '2. Graph Neural Networks' by task [@p1].") == {"s1"}, "a title, numbering ignored"
+    assert focus_sections(o, "Better methods for evaluation") == set(), "a one-word title is not a mention"
+    assert focus_sections(o, "Cover s10 and s12") == set(), "s1 inside s10 is not s1"
+    text = outline_to_prompt_text(o, focus={"s2"})
+    assert text.splitlines() == ["Title: T", "[s1] 1 Graph neural networks", "  [s2] 1.1 Message passing",
+                                 "    construction: C2", "    analysis: A2", "[s3] 2 Methods", "[s4] 3 Open problems"]
+    assert outline_to_prompt_text(o, focus=set()) == outline_to_prompt_text(o, "titles")

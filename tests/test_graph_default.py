@@ -235,3 +235,21 @@ def test_a_unit_never_merges_a_suggestion_with_itself():
             text = user_text(messages)
             counts = [text.count(f) for f in feedbacks]
             assert max(counts) == 1, (seed, counts)
+
+
+def test_modify_sees_in_full_only_the_sections_its_suggestion_names():
+    """Default-mode modify: descriptions of the named sections, titles for the rest; reference mode: all."""
+    rec = Recorder()
+    suggestion = json.dumps({"suggestion": "Split [s2] by method and retitle s3 [@x]."})
+    model = ScriptedChatModel(overrides=rec.all_stages(feedback=lambda m, n: suggestion,
+                                                       critique=lambda m, n: suggestion))
+    run(model, papers(6), **{**FAST, "max_layers": 0})
+    modify = [user_text(m) for m in rec.of("modify")]
+    assert modify
+    for text in modify:
+        outline = text.split("Suggestion:")[0]
+        described = re.findall(r"\[(s\d+)\][^\n]*\n\s+(?:construction|analysis):", outline)
+        assert set(described) <= {"s2", "s3"} and described, outline
+        assert len(re.findall(r"\[s\d+\]", outline)) > 2, "every section is still listed by id and title"
+    judge = [user_text(m) for m in rec.of("judge")]
+    assert all(t.count("construction:") > 2 for t in judge), "the judge still sees every description"

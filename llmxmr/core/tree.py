@@ -219,7 +219,7 @@ def _one_line(text: str) -> str:
 PROMPT_DETAIL = {"full": ("construction", "analysis"), "construction": ("construction",), "titles": ()}
 
 
-def outline_to_prompt_text(outline: Outline, detail: str = "full") -> str:
+def outline_to_prompt_text(outline: Outline, detail: str = "full", focus: set[str] | None = None) -> str:
     """The outline as models see it (a contract: parsed with r"\\[(s\\d+)\\]").
 
     Title: <title>
@@ -230,6 +230,8 @@ def outline_to_prompt_text(outline: Outline, detail: str = "full") -> str:
 
     `detail` trims what a stage does not need ("construction": digests extract by it; "titles": feedback
     and merges refer to sections by id): the outline is in almost every prompt, so this is most of the cost.
+    `focus`: only these sections show the `detail` fields, the others their titles (a default-mode modify
+    sees in full only the sections its suggestion names: `focus_sections`).
     """
     fields = PROMPT_DETAIL[detail]
     numbers = section_numbers(outline)
@@ -237,10 +239,28 @@ def outline_to_prompt_text(outline: Outline, detail: str = "full") -> str:
     for s, d, _ in iter_sections(outline):
         pad = "  " * (d - 1)
         lines.append(f"{pad}[{s.section_id}] {numbers[s.section_id]} {_one_line(s.title)}")
+        if focus is not None and s.section_id not in focus:
+            continue
         for label, value in (("construction", s.construction), ("analysis", s.analysis)):
             if label in fields and value.strip():
                 lines.append(f"{pad}  {label}: {_one_line(value)}")
     return "\n".join(lines)
+
+
+_MENTION_RE = re.compile(r"\b(s\d+)\b")
+
+
+def focus_sections(outline: Outline, text: str) -> set[str]:
+    """The sections a suggestion names: by id ("[s3]", "s3") or by its whole title (case and numbering
+    ignored); titles shorter than two words must match exactly as an id would, so "Methods" alone does not."""
+    ids = set(section_ids(outline))
+    named = {m for m in _MENTION_RE.findall(text) if m in ids}
+    flat = f" {normalize_title(text)} "
+    for s, _, _ in iter_sections(outline):
+        title = normalize_title(s.title)
+        if len(title.split()) >= 2 and f" {title} " in flat:
+            named.add(s.section_id)
+    return named
 
 
 def outline_to_markdown(outline: Outline) -> str:
