@@ -325,9 +325,12 @@ class ModelCaller:
         if isinstance(model, ChatOpenAI):
             kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
             if schema is not None:
-                # A plain dict response_format: the raw text (and its logprobs) reach our one parser.
-                kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                    "name": schema.__name__, "schema": schema_json(schema), "strict": False}}
+                # The same wire request as `response_format=`, sent in the body: langchain then takes the SDK's
+                # plain `create` path instead of `parse`, which walks the whole JSON schema per call (half of
+                # our per-call CPU in bench/); the raw text (and its logprobs) reach our one parser either way.
+                kwargs["extra_body"] = {**(model.extra_body or {}), "response_format": {
+                    "type": "json_schema", "json_schema": {
+                        "name": schema.__name__, "schema": schema_json(schema), "strict": False}}}
             if logprobs:
                 kwargs |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
             return model.bind(**kwargs)
@@ -359,7 +362,7 @@ class ModelCaller:
                 else:
                     with slot:
                         message = bound.invoke(messages)
-            except openai.LengthFinishReasonError as exc:  # the SDK's parse path refuses length stops
+            except openai.LengthFinishReasonError as exc:  # a parse-path binding (response_format=) raises on length stops
                 return self._reply_from_completion(exc.completion, "length", messages, logprobs)
             except openai.ContentFilterFinishReasonError as exc:
                 return self._reply_from_completion(exc.completion, "content_filter", messages, logprobs)
