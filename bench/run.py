@@ -147,7 +147,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     import langchain_openai  # noqa: F401  (the client of the measured path)
 
-    from llmxmr.runs import RECURSION_LIMIT, graph_for, open_database
+    from llmxmr.runs import RECURSION_LIMIT, graph_for, open_database, stream_config
     from llmxmr.state.context import Context
 
     t_import = time.perf_counter() - t0
@@ -164,7 +164,8 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
                   "recursion_limit": RECURSION_LIMIT}
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         t2 = time.perf_counter()
-        for ns, mode, data in graph.stream({"corpus_path": cfg["corpus"]}, config, context=ctx,
+        # The CLI's stream config (llmxmr.runs.drive): `max_concurrency` nodes at once, plus the stream's waiter.
+        for ns, mode, data in graph.stream({"corpus_path": cfg["corpus"]}, stream_config(config), context=ctx,
                                            stream_mode=["tasks"], subgraphs=True):
             t = time.perf_counter() - t2
             if mode != "tasks" or not isinstance(data, dict):
