@@ -25,7 +25,8 @@ IN_FLIGHT_GRACE = 300.0  # seconds to wait for paid answers still on their way w
 RECURSION_LIMIT = 20_000  # our loops carry their own guards; this only stops a bug from spinning forever
 # Settings that do not change what a run computes: not part of the thread id, and applied when a re-run
 # of the same command resumes an unfinished thread (a new base URL, more concurrency).
-CONNECTION_SETTINGS = ("base_url", "max_concurrency", "request_timeout", "requests_per_minute", "review_outline")
+CONNECTION_SETTINGS = ("base_url", "max_concurrency", "request_timeout", "requests_per_minute", "tokens_per_minute",
+                       "review_outline")
 # Failure kinds that are notes rather than failures: they do not turn exit code 0 into 3.
 NOTICE_KINDS = {"truncated", "citation", "edit_rejected", "unknown_section"}
 

@@ -61,7 +61,9 @@ class Context:
     candidate_temperature: float = _f(0.7, "Temperature of best-of candidates (identical prompts at 0 give identical answers).")
     max_total_tokens: int | None = _f(None, "Budget: prompt + completion tokens of the whole run (None = unlimited).")
     max_calls: int | None = _f(None, "Budget: model calls of the whole run, retries and repairs included (None = unlimited).")
-    requests_per_minute: int | None = _f(None, "Rate limit per role in requests per minute (None = unlimited).")
+    requests_per_minute: int | None = _f(None, "Rate limit per model in requests per minute (None = unlimited).")
+    tokens_per_minute: int | None = _f(
+        None, "Rate limit per model in prompt + completion tokens per minute, as providers count them (None = unlimited).")
     max_repairs: int = _f(2, "Re-asks of a model whose output is malformed before the unit is recorded as failed.")
     review_outline: bool = _f(
         False,
@@ -121,6 +123,7 @@ class Settings(BaseModel):
     max_total_tokens: int | None
     max_calls: int | None
     requests_per_minute: int | None
+    tokens_per_minute: int | None = None  # a default: settings saved before this field existed still load
     max_repairs: int
     review_outline: bool = False  # a default, so that settings saved before this field existed still load
 
@@ -165,6 +168,9 @@ def resolve_settings(context: Context | dict[str, Any] | None) -> Settings:
     for key in ("group_size", "skeleton_group_size", "kernel_width", "units", "top_k", "best_of", "max_concurrency"):
         if int(values[key]) < 1:
             raise SettingsError(f"{key} must be at least 1, not {values[key]}")
+    for key in ("requests_per_minute", "tokens_per_minute"):
+        if values.get(key) is not None and int(values[key]) < 1:
+            raise SettingsError(f"{key} must be at least 1 (or None for no limit), not {values[key]}")
     for key in ("max_layers", "max_blocks", "refine_rounds", "patience", "max_repairs"):
         if int(values[key]) < 0:
             raise SettingsError(f"{key} must not be negative, not {values[key]}")

@@ -313,3 +313,48 @@ def test_a_cut_off_answer_keeps_its_complete_part_without_asking_again(make: Any
     assert meter.as_usage()["entropy"]["repairs"] == 1
     assert meter.as_usage()["entropy"]["failures"] == 0
     assert [(f.kind, f.stage) for f in meter.failures] == [("truncated", "entropy")]
+
+
+def test_token_rate_limiter_waits_once_a_minutes_worth_is_used() -> None:
+    from llmxmr.models.metering import TokenRateLimiter
+
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        now[0] += s
+
+    limiter = TokenRateLimiter(600, sleep=sleep, clock=lambda: now[0])  # 10 tokens per second
+    limiter.acquire(500)
+    limiter.acquire(100)
+    assert waits == [], "a minute's worth goes at once"
+    limiter.acquire(50)
+    assert waits == [pytest.approx(5.0)], "then 10 tokens per second"
+    limiter.settle(50, 10)  # the request used fewer tokens than estimated: the difference comes back
+    limiter.acquire(40)
+    assert waits == [pytest.approx(5.0)]
+    limiter.acquire(20)
+    assert waits[-1] == pytest.approx(2.0)
+    unlimited = TokenRateLimiter(None, sleep=sleep)
+    unlimited.acquire(10**9)
+    assert len(waits) == 2
+
+
+def test_tokens_per_minute_limits_each_model(make: Any, fast_waits: list[float]) -> None:
+    caller, stub = make({"content": GOOD, "prompt_tokens": 900, "completion_tokens": 100}, tokens_per_minute=1500)
+    meter = UsageMeter()
+    _call(caller, meter, max_tokens=100)
+    assert fast_waits == []
+    _call(caller, meter, max_tokens=100, candidate=1)  # 1,000 used + ~120 estimated <= 1,500
+    assert fast_waits == []
+    _call(caller, meter, max_tokens=400, candidate=2)  # 2,000 used + ~420 estimated: wait for ~920 tokens
+    assert len(fast_waits) == 1 and 30 < fast_waits[0] < 45
+    assert len(stub.chat_requests) == 3
+
+
+def test_rate_limits_must_be_positive() -> None:
+    from llmxmr.state.context import SettingsError
+
+    with pytest.raises(SettingsError, match="tokens_per_minute must be at least 1"):
+        resolve_settings({"tokens_per_minute": 0})

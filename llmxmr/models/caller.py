@@ -35,7 +35,7 @@ from llmxmr.models.errors import (
 )
 from llmxmr.models.jsonparse import parse_json_reply, salvage_truncated, schema_sketch
 from llmxmr.models.metering import (  # noqa: F401 - re-exported for callers and tests
-    RateLimiter, UsageMeter, _in_flight, server_slots, wait_for_requests_in_flight,
+    RateLimiter, TokenRateLimiter, UsageMeter, _in_flight, server_slots, wait_for_requests_in_flight,
 )
 from llmxmr.models.specs import ModelSpec
 from llmxmr.models.tokens import count_tokens, truncate_to_tokens
@@ -150,9 +150,18 @@ class ModelCaller:
         self._models: dict[str, BaseChatModel] = {}
         self._models_lock = threading.Lock()
         # The lambda looks `_sleep` up at call time, so tests that replace it see the limiter's waits too.
-        self._limiters = {role: RateLimiter(settings.requests_per_minute, sleep=lambda s: _sleep(s)) for role in ROLES}
+        self._limits: dict[str, tuple[RateLimiter, TokenRateLimiter]] = {}  # per model spec (providers limit per model)
+        self._limits_lock = threading.Lock()
         self._inflight: dict[str, threading.Lock] = {}  # one paid request per key at a time (single flight)
         self._inflight_lock = threading.Lock()
+
+    def _limiters(self, spec: str) -> tuple[RateLimiter, TokenRateLimiter]:
+        with self._limits_lock:
+            if spec not in self._limits:
+                sleep = lambda s: _sleep(s)  # noqa: E731 - looked up at call time: tests replace `_sleep`
+                self._limits[spec] = (RateLimiter(self.settings.requests_per_minute, sleep=sleep),
+                                      TokenRateLimiter(self.settings.tokens_per_minute, sleep=sleep))
+            return self._limits[spec]
 
     # -- budget ------------------------------------------------------------------------------------------
     def _check_budget(self) -> None:
@@ -305,7 +314,7 @@ class ModelCaller:
                            logprobs=logprobs)
         with _in_flight():
             reply = self._request(bound, role=role, stage=stage, unit=unit, spec=spec, messages=messages,
-                                  meter=meter, logprobs=logprobs)
+                                  meter=meter, logprobs=logprobs, max_tokens=max_tokens)
             reply.logprobs = compact_logprobs(reply.logprobs)  # fresh and replayed answers read the same
             # Record before parsing: a run killed after this point never pays for this response again.
             self.store.put(self.namespace, key, pack({
@@ -347,12 +356,15 @@ class ModelCaller:
         return model  # injected fakes: plain invoke, the prompt carries the schema sketch
 
     def _request(self, bound: Any, *, role: str, stage: str, unit: str, spec: str, messages: list[BaseMessage],
-                 meter: UsageMeter, logprobs: bool) -> _Reply:
+                 meter: UsageMeter, logprobs: bool, max_tokens: int = 0) -> _Reply:
         deadline = time.monotonic() + TOTAL_DEADLINE
+        requests, tokens = self._limiters(spec)
+        estimate = _count_messages(messages) + max_tokens if self.settings.tokens_per_minute else 0
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if self.budget_check is not None:
                 self.budget_check()  # raises BudgetExceededError before money is spent
-            self._limiters[role].acquire()
+            requests.acquire()
+            tokens.acquire(estimate)
             meter.add(stage, calls=1, retries=1 if attempt > 1 else 0)
             self._spend(calls=1)
             try:
@@ -395,10 +407,12 @@ class ModelCaller:
             usage = message.usage_metadata or {}
             text = _content_text(message)
             lp = (message.response_metadata.get("logprobs") or {}).get("content") if logprobs else None
-            return _Reply(text=text, logprobs=lp,
-                          prompt_tokens=int(usage.get("input_tokens") or _count_messages(messages)),
-                          completion_tokens=int(usage.get("output_tokens") or count_tokens(text)),
-                          finish_reason=_finish_reason(message))
+            reply = _Reply(text=text, logprobs=lp,
+                           prompt_tokens=int(usage.get("input_tokens") or _count_messages(messages)),
+                           completion_tokens=int(usage.get("output_tokens") or count_tokens(text)),
+                           finish_reason=_finish_reason(message))
+            tokens.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
+            return reply
         raise AssertionError("unreachable")
 
     @staticmethod

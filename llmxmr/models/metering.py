@@ -68,6 +68,34 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
+class TokenRateLimiter:
+    """At most `per_minute` tokens (prompt + completion) per minute, with up to a minute's worth in a burst
+    (a virtual-clock token bucket). A request takes its estimate before it is sent (its prompt plus its
+    `max_tokens`, as providers count it) and `settle` corrects the estimate by the usage it reported."""
+
+    def __init__(self, per_minute: int | None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._sleep, self._clock = sleep, clock
+        self._cost = 60.0 / per_minute if per_minute else 0.0  # seconds of the minute one token uses
+        self._due = 0.0  # when every token taken so far is paid back
+        self._lock = threading.Lock()
+
+    def acquire(self, tokens: int) -> None:
+        if not self._cost:
+            return
+        with self._lock:
+            now = self._clock()
+            self._due = max(now, self._due) + tokens * self._cost
+            wait = self._due - 60.0 - now  # the bucket holds a minute's worth
+        if wait > 0:
+            self._sleep(wait)
+
+    def settle(self, estimated: int, actual: int) -> None:
+        if self._cost:
+            with self._lock:
+                self._due += (actual - estimated) * self._cost
+
+
 _SLOTS: dict[str, threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
 
