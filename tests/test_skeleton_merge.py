@@ -19,7 +19,7 @@ from llmxmr.testing.fake_model import ScriptedChatModel
 # One local draft per group: FAN_IN + 1 drafts make level 0 = [FAN_IN drafts, 1 draft] and level 1 = [2 merges].
 DRAFTS = FAN_IN["merge_skeleton"] + 1
 PAPERS = [{"title": f"Paper {i}", "txt": f"Paper {i} reports result {i} on topic {i % 5}."} for i in range(3 * DRAFTS)]
-CONTEXT = dict(skeleton_group_size=1, context_window=128_000, max_layers=0, refine_rounds=0, max_blocks=1)
+CONTEXT = {"skeleton_group_size": 1, "context_window": 128_000, "max_layers": 0, "refine_rounds": 0, "max_blocks": 1}
 
 
 def local(batch: int, key: str) -> dict[str, Any]:
@@ -38,10 +38,10 @@ def test_next_merge_level_orders_drafts_and_ends_at_one_merged_outline() -> None
     assert next_merge_level([merged(1, 0, "z")]) == (None, ["z"])
 
 
-def skeleton_only(model: ScriptedChatModel, checkpointer: InMemorySaver | None = None, store: InMemoryStore | None = None):
+def skeleton_only(model: ScriptedChatModel, checkpointer: InMemorySaver | None = None) -> Any:
     """The pipeline stopped right after O_0 is stored (the merge is what these tests are about)."""
-    return build_builder(models=model).compile(checkpointer=checkpointer or InMemorySaver(),
-                                               store=store or InMemoryStore(), interrupt_after=["merge_skeleton"])
+    return build_builder(models=model).compile(checkpointer=checkpointer or InMemorySaver(), store=InMemoryStore(),
+                                               interrupt_after=["merge_skeleton"])
 
 
 def merge_steps(graph: Any, config: dict[str, Any]) -> list[list[Any]]:
@@ -92,6 +92,9 @@ def test_a_failed_merge_passes_its_first_draft_on() -> None:
     level1 = [p for p in prompts if "Draft 2:" in p and "Draft 3:" not in p]
     assert len(level1) == 1 and level1[0].startswith(first_draft + "\n\nDraft 2:")
     steps = merge_steps(graph, config)
+    local0 = next(t.result["results"][0]["outline_key"] for snap in graph.get_state_history(config)
+                  for t in snap.tasks if t.name == "skeleton_batch" and t.result["results"][0]["batch"] == 0)
+    assert steps[0][0].result["results"][0]["outline_key"] == local0  # the failed batch's first draft
     assert merge_skeleton_key(graph, config) == steps[-1][0].result["results"][0]["outline_key"]
 
 
