@@ -17,7 +17,7 @@ from llmxmr.nodes.map import make_map_chunk, make_reduce_notes, map_done
 from llmxmr.nodes.prepare import make_prepare
 from llmxmr.nodes.refine import make_refine_candidate
 from llmxmr.nodes.review import make_review_outline
-from llmxmr.nodes.skeleton import make_merge_skeleton, make_skeleton_batch
+from llmxmr.nodes.skeleton import make_merge_batch, make_merge_skeleton, make_plan_merge, make_skeleton_batch
 from llmxmr.state.context import Context
 from llmxmr.state.graph_state import SurveyInput, SurveyOutput, SurveyState
 
@@ -31,6 +31,8 @@ def build_builder(models=None) -> StateGraph:
     b.add_node("reduce_notes", make_reduce_notes(env))
     b.add_node("group", make_group(env))
     b.add_node("skeleton_batch", make_skeleton_batch(env))
+    b.add_node("plan_merge", make_plan_merge(env))
+    b.add_node("merge_batch", make_merge_batch(env))
     b.add_node("merge_skeleton", make_merge_skeleton(env))
     b.add_node("digest_paper", make_digest_paper(env))
     b.add_node("digest_done", make_digest_done(env))
@@ -54,7 +56,9 @@ def build_builder(models=None) -> StateGraph:
     b.add_conditional_edges("map_done", routes.after_map, ["reduce_notes", "group"])
     b.add_edge("reduce_notes", "group")
     b.add_conditional_edges("group", routes.after_group, ["skeleton_batch"])
-    b.add_edge("skeleton_batch", "merge_skeleton")
+    b.add_edge("skeleton_batch", "plan_merge")
+    b.add_conditional_edges("plan_merge", routes.after_plan_merge, ["merge_batch", "merge_skeleton"])
+    b.add_edge("merge_batch", "plan_merge")
     b.add_conditional_edges("merge_skeleton", routes.digest_all, ["digest_paper"])
     b.add_edge("digest_paper", "digest_done")
     b.add_conditional_edges("digest_done", routes.after_digest, ["block_start", "select_final", "write"])

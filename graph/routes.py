@@ -33,6 +33,14 @@ def after_group(state: dict[str, Any]) -> list[Send]:
             for i, groups in enumerate(batched(state["groups"], size))]
 
 
+def after_plan_merge(state: dict[str, Any]) -> list[Send] | str:
+    """The planned level's merge batches, in parallel; merge_skeleton once one outline remains."""
+    if not state.get("merge_plan"):
+        return "merge_skeleton"
+    return [Send("merge_batch", {**_base(state), "level": state["merge_level"], "batch": b, "outline_keys": keys})
+            for b, keys in enumerate(state["merge_plan"])]
+
+
 def digest_all(state: dict[str, Any]) -> list[Send]:
     return [Send("digest_paper", {"run_id": state["run_id"], "paper_id": r["paper_id"], "outline_key": state["outline_key"]})
             for r in state["paper_refs"]]

@@ -17,8 +17,10 @@ ROLE_OF = {
     "critique": "planner", "judge": "judge", "write_section": "writer", "polish": "writer", "charts": "writer",
 }
 # Default mode keeps every call's input bounded whatever N is (the reference makes one call of any size).
-FAN_IN = {"group": 100, "merge_skeleton": 4}  # titles per group call; drafts per merge call
-MAX_INPUT = {"merge_skeleton": 16_000, "write_section": 8_000}  # tokens, default mode
+# merge_skeleton: 8 drafts / 48k tokens per call: 7 drafts of a 60-paper run (~6.5k tokens each) merge in one
+# call; 250 papers (28 drafts) in 2 levels of parallel calls.
+FAN_IN = {"group": 100, "merge_skeleton": 8}  # titles per group call; drafts per merge call
+MAX_INPUT = {"merge_skeleton": 48_000, "write_section": 8_000}  # tokens, default mode
 
 MARGIN = 0.15  # tiktoken undercounts small models' tokenizers (~11% for SmolLM2): keep a margin
 

@@ -63,6 +63,9 @@ class SurveyState(SurveyInput, SurveyOutput):
     paper_refs: list[dict[str, Any]]
     skipped: list[dict[str, Any]]
     groups: list[list[str]]
+    # Skeleton merge in flight: its level and the outline keys of each merge_batch task ([] once O_0 is chosen).
+    merge_level: int
+    merge_plan: list[list[str]]
     # The refinement loop. `outline_key` is the outline being worked on (O_b, then C); base_* is O_b.
     # Outlines live in the store: a checkpoint holds their keys only (`outline` is the run's output).
     outline_key: str

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from llmxmr.core.grouping import batched, batches_by_budget, random_groups, repack_topics
+from llmxmr.core.grouping import batched, batches_by_budget, merge_level_batches, random_groups, repack_topics
 from llmxmr.core.rng import rng_for
 
 
@@ -56,3 +56,32 @@ def test_batches_by_budget():
     assert [x for b in batches for x in b] == items  # consecutive, nothing lost
     assert batches_by_budget(["aa", "bbbbbbbbbbbbb", "c"], len, 5) == [["aa"], ["bbbbbbbbbbbbb"], ["c"]]
     assert batches_by_budget([], len, 5) == []
+
+
+def test_merge_level_batches_budget_fan_in_and_pairs():
+    # the budget alone, then capped at fan_in items per batch
+    assert merge_level_batches([3, 3, 3, 3, 3], lambda x: x, 100) == [[3, 3, 3, 3, 3]]
+    assert merge_level_batches([3, 3, 3, 3, 3], lambda x: x, 100, fan_in=2) == [[3, 3], [3, 3], [3]]
+    assert merge_level_batches([4, 4, 4, 4], lambda x: x, 8, fan_in=8) == [[4, 4], [4, 4]]
+    # every draft alone overflows: pairs, so the level still halves the count
+    assert merge_level_batches([9, 9, 9], lambda x: x, 5) == [[9, 9], [9]]
+    # one over-budget draft among others is not the pairs case
+    assert merge_level_batches([9, 2, 2], lambda x: x, 5) == [[9], [2, 2]]
+    # a single draft is still one batch (the reference always makes one merge call)
+    assert merge_level_batches([50], lambda x: x, 5) == [[50]]
+    assert merge_level_batches([], lambda x: x, 5) == []
+
+
+def test_merge_levels_shrink_to_one():
+    """Repeated levels (each batch merged into one item) always end, whatever the budget."""
+    for n in range(1, 40):
+        for budget, fan_in in ((10, None), (10, 3), (1, None), (1, 8)):
+            items, levels = [4] * n, 0
+            while True:
+                batches = merge_level_batches(items, lambda x: x, budget, fan_in)
+                levels += 1
+                if len(batches) == 1:
+                    break
+                assert len(batches) < len(items)
+                items = [4] * len(batches)
+            assert levels <= n

@@ -130,7 +130,12 @@ def test_no_better_outline_stops_and_keeps_O0():
 
 def test_self_refine_keeps_the_best_when_candidates_are_worse():
     # one retitle (any layer unit) scores 8; a second retitle (a refine candidate) is worse
-    model = ScriptedChatModel(overrides=judge_by_revisions(lambda r: {0: 5, 1: 8}.get(r, 3)))
+    def modify(messages, n):  # always retitle a section not retitled yet: every candidate adds one
+        fresh = re.findall(r"\[(s\d+)\] [\d.]+ (?!Revised:)", user_text(messages).split("Suggestion:")[0])
+        return json.dumps({"edits": [{"op": "retitle", "section_id": fresh[0], "title": f"Revised: {n}"}]})
+
+    overrides = {**judge_by_revisions(lambda r: {0: 5, 1: 8}.get(r, 3)), "modify": modify}
+    model = ScriptedChatModel(overrides=overrides)
     out = run(model, papers(N), **{**FAST, "refine_rounds": 3, "best_of": 3, "entropy_lambda": 1.0})
     layer_best = max(r["best"] for r in layer_records(out))
     assert math.isclose(layer_best, 8 * DIGIT)

@@ -6,6 +6,7 @@ from langgraph.store.memory import InMemoryStore
 
 from llmxmr.graph import build_graph
 from llmxmr.nodes.limits import chunk_bounds, chunks_of, input_budget, output_tokens
+from llmxmr.nodes.skeleton import merge_limits
 from llmxmr.state.context import Context, resolve_settings
 from llmxmr.testing.fake_model import ScriptedChatModel
 
@@ -42,7 +43,13 @@ def test_a_long_document_is_mapped_in_chunks_and_reduced() -> None:
     assert out["article"].startswith("# T")
 
 
-def test_default_mode_merges_at_most_four_drafts_per_call() -> None:
+def test_merge_limits_cap_default_mode_only() -> None:
+    assert merge_limits(resolve_settings({"model": "openai:m"})) == (48_000, 8)
+    budget, fan_in = merge_limits(resolve_settings({"model": "openai:m", "mode": "reference"}))
+    assert budget > 100_000 and fan_in is None  # the reference batches by the window alone
+
+
+def test_default_mode_merges_at_most_eight_drafts_per_call() -> None:
     seen: list[str] = []
 
     def record(messages, n):
@@ -50,11 +57,13 @@ def test_default_mode_merges_at_most_four_drafts_per_call() -> None:
         return None  # the scripted answer
 
     model = ScriptedChatModel(overrides={"merge_skeleton": record})
-    papers = [{"title": f"Paper {i}", "txt": f"Paper {i} reports result {i} on topic {i % 5}."} for i in range(40)]
+    papers = [{"title": f"Paper {i}", "txt": f"Paper {i} reports result {i} on topic {i % 5}."} for i in range(27)]
     build_graph(models=model, store=InMemoryStore()).invoke(
-        {"papers": papers, "title": "T"}, context=Context(max_layers=0, refine_rounds=0, max_blocks=1))
-    assert len(seen) >= 2  # ceil(14 groups / 3) = 5 drafts: two levels of merging
-    assert all("Draft 5:" not in prompt for prompt in seen)
+        {"papers": papers, "title": "T"},
+        context=Context(max_layers=0, refine_rounds=0, max_blocks=1, skeleton_group_size=1, context_window=128_000))
+    assert len(seen) == 3  # 9 groups, one draft each: level 0 merges 8 + 1, level 1 merges the 2 results
+    assert any("Draft 8:" in prompt for prompt in seen)
+    assert all("Draft 9:" not in prompt for prompt in seen)
 
 
 def test_the_embedded_server_gets_no_more_requests_than_it_has_slots() -> None:

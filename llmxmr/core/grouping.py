@@ -68,3 +68,19 @@ def batches_by_budget(items: Sequence[T], cost: Callable[[T], int | float], budg
     if current:
         batches.append(current)
     return batches
+
+
+def merge_level_batches(
+    items: Sequence[T], cost: Callable[[T], int | float], budget: int | float, fan_in: int | None = None
+) -> list[list[T]]:
+    """The batches of one level of a hierarchical merge (local outlines into one).
+
+    Consecutive batches that fit `budget`, each cut to at most `fan_in` items when given. A level must
+    have fewer batches than items or the merge never ends: when every item alone overflows, pairs.
+    """
+    batches = batches_by_budget(items, cost, budget)
+    if fan_in:
+        batches = [part for b in batches for part in batched(b, fan_in)]
+    if len(items) > 1 and len(batches) >= len(items):
+        batches = batched(items, 2)
+    return batches
