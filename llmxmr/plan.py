@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from llmxmr.nodes.limits import STAGE_OUTPUT, input_budget
+from llmxmr.nodes.limits import FAN_IN, MAX_INPUT, STAGE_OUTPUT, input_budget
 from llmxmr.state.context import Settings
 
 OUTLINE_TOKENS_PER_SECTION = 60  # an outline's prompt text per section (title, construction, analysis)
+TITLE_TOKENS_PER_SECTION = 12  # the same with titles only ("[s7] 2.3 Title")
+FOCUS_SECTIONS = 2  # sections a default-mode modify sees in full (those its suggestion names)
 NOTES_TOKENS = 250  # a paper's map notes
 PROMPT_OVERHEAD = 350
 
@@ -66,6 +68,18 @@ def layer_calls(settings: Settings, groups: int) -> int:
     return total
 
 
+def merge_levels(drafts: int, per_draft: int, settings: Settings) -> list[int]:
+    """Merge calls per level of the hierarchical skeleton merge (at least one call)."""
+    budget = input_budget(settings, "merge_skeleton") - PROMPT_OVERHEAD
+    fan_in = max(2, budget // max(1, per_draft))
+    if settings.mode != "reference":
+        fan_in = max(2, min(fan_in, FAN_IN["merge_skeleton"], MAX_INPUT["merge_skeleton"] // max(1, per_draft)))
+    levels = [math.ceil(drafts / fan_in)]
+    while levels[-1] > 1:
+        levels.append(math.ceil(levels[-1] / fan_in))
+    return levels
+
+
 def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None,
              sections: int | None = None) -> Plan:
     """Expected calls and tokens per stage for papers of `paper_tokens` tokens (split into `chunks`)."""
@@ -75,6 +89,12 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
     s = sections or default_sections(n, settings.group_size)
     blocks = settings.max_blocks
     outline = s * OUTLINE_TOKENS_PER_SECTION
+    titles = s * TITLE_TOKENS_PER_SECTION
+    reference = settings.mode == "reference"
+    # What each stage sees of the outline: all of it in reference mode; default mode trims (core.tree).
+    construction = outline if reference else (outline + titles) // 2
+    titles_view = outline if reference else titles
+    modify_view = outline if reference else titles + FOCUS_SECTIONS * (OUTLINE_TOKENS_PER_SECTION - TITLE_TOKENS_PER_SECTION)
     plan = Plan(papers=n, sections=s, blocks=blocks)
 
     def add(stage: str, calls: int, prompt_each: int) -> None:
@@ -85,27 +105,28 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
         sp.prompt_tokens += calls * prompt_each
         sp.completion_tokens += calls * STAGE_OUTPUT[stage] // 2
 
-    reference = settings.mode == "reference"
     if not reference:
         map_calls = sum(chunks)
         per_chunk = (sum(paper_tokens) // max(1, map_calls)) + PROMPT_OVERHEAD
         add("map", map_calls, per_chunk)
         add("reduce_notes", sum(1 for c in chunks if c > 1), 4 * NOTES_TOKENS + PROMPT_OVERHEAD)
     add("group", 1, n * 40 + PROMPT_OVERHEAD)
-    add("skeleton", math.ceil(g / settings.skeleton_group_size), 3 * settings.group_size * 300 + PROMPT_OVERHEAD)
-    add("merge_skeleton", 1, 2 * outline + PROMPT_OVERHEAD)
+    drafts = math.ceil(g / settings.skeleton_group_size)
+    add("skeleton", drafts, 3 * settings.group_size * 300 + PROMPT_OVERHEAD)
+    levels = merge_levels(drafts, outline, settings)
+    add("merge_skeleton", sum(levels), math.ceil(drafts / levels[0]) * outline + PROMPT_OVERHEAD)
     if settings.digest_input == "notes":
         body = NOTES_TOKENS
     else:
         room = input_budget(settings, "digest") - outline - PROMPT_OVERHEAD
         body = min(sum(paper_tokens) // max(1, n), max(100, room))
-    add("digest", n * (blocks + 1), body + outline + PROMPT_OVERHEAD)
-    add("feedback", g * blocks, outline + 3 * NOTES_TOKENS + PROMPT_OVERHEAD)
+    add("digest", n * (blocks + 1), body + construction + PROMPT_OVERHEAD)
+    add("feedback", g * blocks, titles_view + 3 * NOTES_TOKENS + PROMPT_OVERHEAD)
     conv_units = layer_calls(settings, g) // 3
     add("judge", blocks * (1 + g + conv_units + settings.best_of * settings.refine_rounds + (0 if reference else 2)),
         outline + PROMPT_OVERHEAD)
-    add("modify", blocks * (g + conv_units + settings.best_of * settings.refine_rounds), outline + 200 + PROMPT_OVERHEAD)
-    add("merge_suggestions", blocks * conv_units, 200 + PROMPT_OVERHEAD)
+    add("modify", blocks * (g + conv_units + settings.best_of * settings.refine_rounds), modify_view + 200 + PROMPT_OVERHEAD)
+    add("merge_suggestions", blocks * conv_units, titles_view + 3 * 200 + PROMPT_OVERHEAD)
     add("critique", blocks * settings.best_of * settings.refine_rounds, outline + PROMPT_OVERHEAD)
     evidence = min(input_budget(settings, "write_section"), max(200, 2 * n * 60 // max(1, s) * 3))
     add("write_section", s, evidence + PROMPT_OVERHEAD)

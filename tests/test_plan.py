@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 
 from llmxmr import cli
-from llmxmr.plan import estimate, minimum_calls
+from llmxmr.plan import estimate, merge_levels, minimum_calls
 from llmxmr.state.context import resolve_settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
+BIG = "openai:gpt-4.1-mini"  # a 128k-token window, as the reference's measurements had (the local model: 8k)
 
 
 @pytest.mark.parametrize(("n", "calls"), [(12, 325), (60, 474), (150, 775)])
 def test_reference_call_estimate_matches_method_section_5(n: int, calls: int) -> None:
-    plan = estimate(resolve_settings({"mode": "reference"}), [3000] * n, sections=38)
+    plan = estimate(resolve_settings({"mode": "reference", "model": BIG}), [3000] * n, sections=38)
     assert plan.blocks == 1
     assert plan.calls == calls
 
@@ -31,6 +32,23 @@ def test_default_mode_adds_map_reduce_and_rescoring() -> None:
     assert d.stages["map"].calls == 18 and d.stages["reduce_notes"].calls == 6
     assert d.stages["judge"].calls == ref.stages["judge"].calls + 2
     assert d.calls == ref.calls + 18 + 6 + 2
+
+
+def test_default_mode_trims_the_outline_it_sends_and_merges_drafts_by_level() -> None:
+    ref = estimate(resolve_settings({"mode": "reference", "model": BIG}), [3000] * 60, sections=38)
+    d = estimate(resolve_settings({"max_blocks": 1, "model": BIG}), [3000] * 60, sections=38)
+    for stage in ("digest", "feedback", "modify", "merge_suggestions"):
+        per_ref = ref.stages[stage].prompt_tokens / ref.stages[stage].calls
+        per_d = d.stages[stage].prompt_tokens / d.stages[stage].calls
+        assert per_d < per_ref, stage
+    assert d.stages["judge"].prompt_tokens / d.stages["judge"].calls == pytest.approx(
+        ref.stages["judge"].prompt_tokens / ref.stages["judge"].calls), "the judge sees the whole outline"
+    assert merge_levels(28, 2300, resolve_settings({"model": BIG})) == [4, 1]  # 8 drafts per call, then one merge
+    assert merge_levels(28, 2300, resolve_settings({"mode": "reference", "model": BIG})) == [1]  # all in one call
+    assert merge_levels(1, 2300, resolve_settings({"model": BIG})) == [1], "always one merge call"
+    assert merge_levels(7, 2300, resolve_settings({"mode": "reference"})) == [4, 2, 1], "8k local window: pairs"
+    big = estimate(resolve_settings({"model": BIG}), [3000] * 250, sections=38)
+    assert big.stages["merge_skeleton"].calls == 4 + 1 and big.stages["skeleton"].calls == 28
 
 
 def test_money_and_minimum() -> None:
