@@ -177,12 +177,12 @@ class ModelCaller:
                 f"budget exhausted: {tokens} of max_total_tokens={s.max_total_tokens} tokens used. Fix: resume "
                 "with a larger budget, e.g. --set max_total_tokens=" + str(max(s.max_total_tokens * 2, tokens)))
 
-    def _spend(self, calls: int = 0, tokens: int = 0) -> None:
+    def _spend(self, calls: int = 0, tokens: int = 0, persist: bool = True) -> None:
         with self._spent_lock:
             self.spent["calls"] += calls
             self.spent["tokens"] += tokens
             value = dict(self.spent)
-        if self._spent_key is not None:
+        if persist and self._spent_key is not None:
             self.store.put(*self._spent_key, value)
 
     # -- model selection ---------------------------------------------------------------------------------
@@ -366,7 +366,8 @@ class ModelCaller:
             requests.acquire()
             tokens.acquire(estimate)
             meter.add(stage, calls=1, retries=1 if attempt > 1 else 0)
-            self._spend(calls=1)
+            # Counted now (parallel requests see it); written with the answer's tokens, or now under a call budget.
+            self._spend(calls=1, persist=self.settings.max_calls is not None)
             try:
                 slot = server_slots(spec)
                 if slot is None:

@@ -68,6 +68,12 @@ def _loads(span: str) -> Any:
 
 def _candidates(text: str) -> list[Any]:
     """Parsed JSON values found in the text: fenced blocks first, then balanced spans in order."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        try:  # the common case (providers with response_format): one JSON value and nothing else
+            return [json.loads(stripped)]
+        except ValueError:
+            pass
     sources = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     found: list[Any] = []
     for src in sources:
