@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from langgraph.store.base import BaseStore
@@ -81,11 +83,29 @@ def put_outline(store: BaseStore, run_id: str, key: str, outline: Outline) -> No
     store.put(ns(run_id, "outlines"), key, pack(outline.model_dump()))
 
 
+# Outline keys are content hashes, so a key names one outline in every run and store: the same base
+# outline is read by every digest, feedback and modify task of a pass. Readers never mutate an outline
+# (`apply_edits` works on a deep copy).
+_OUTLINES: OrderedDict[str, Outline] = OrderedDict()
+_OUTLINES_LOCK = threading.Lock()
+OUTLINE_CACHE = 256
+
+
 def get_outline(store: BaseStore, run_id: str, key: str) -> Outline:
+    with _OUTLINES_LOCK:
+        outline = _OUTLINES.get(key)
+        if outline is not None:
+            _OUTLINES.move_to_end(key)
+            return outline
     value = _get(store, ns(run_id, "outlines"), key)
     if value is None:
         raise LookupError(f"outline {key} of run {run_id} is not in the store")
-    return Outline(**unpack(value))
+    outline = Outline(**unpack(value))
+    with _OUTLINES_LOCK:
+        _OUTLINES[key] = outline
+        while len(_OUTLINES) > OUTLINE_CACHE:
+            _OUTLINES.popitem(last=False)
+    return outline
 
 
 def put_digest(store: BaseStore, run_id: str, digest: Digest) -> None:

@@ -11,6 +11,8 @@ import functools
 import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -221,7 +223,28 @@ def _one_line(text: str) -> str:
 PROMPT_DETAIL = {"full": ("construction", "analysis"), "construction": ("construction",), "titles": ()}
 
 
+_RENDERED: OrderedDict[tuple[int, str, frozenset[str] | None], tuple[Outline, str]] = OrderedDict()
+_RENDERED_LOCK = threading.Lock()
+
+
 def outline_to_prompt_text(outline: Outline, detail: str = "full", focus: set[str] | None = None) -> str:
+    """`render_outline`, memoised per outline object: a pass renders the same base outline for every task.
+    The cache keeps the object alive, so its id is not reused while cached; outlines are never mutated."""
+    key = (id(outline), detail, None if focus is None else frozenset(focus))
+    with _RENDERED_LOCK:
+        hit = _RENDERED.get(key)
+        if hit is not None and hit[0] is outline:
+            _RENDERED.move_to_end(key)
+            return hit[1]
+    text = render_outline(outline, detail, focus)
+    with _RENDERED_LOCK:
+        _RENDERED[key] = (outline, text)
+        while len(_RENDERED) > 512:
+            _RENDERED.popitem(last=False)
+    return text
+
+
+def render_outline(outline: Outline, detail: str = "full", focus: set[str] | None = None) -> str:
     """The outline as models see it (a contract: parsed with r"\\[(s\\d+)\\]").
 
     Title: <title>
