@@ -343,6 +343,9 @@ def measure(label: str, *, corpus: Path, mode: str, latency: float = 0.0, per_to
 
 
 # -- METHOD.md §5 ---------------------------------------------------------------------------------------
+REFERENCE_AMPLIFICATION = 25.5  # the reference implementation at 60 × 3,000 (issue 5): 4.54 M prompt tokens
+
+
 def method_formula(N: int, S: int, *, B: int = 1, layers: int = 6, units: int = 10, k: int = 3, top_k: int = 6,
                    rounds: int = 3, best_of: int = 3, charts: bool = True, map_calls: int = 0,
                    rescore: int = 0) -> dict[str, int]:
@@ -635,9 +638,13 @@ def render(results: dict[str, Any], command: str) -> str:
             L += stage_table(s, formula_for(s))
             L += ["", f"Prompt-token amplification (prompt tokens ÷ corpus tokens {s['corpus_tokens']:,}): **{amp[mode]:.1f}×**.", ""]
         if "reference" in amp and "default" in amp:
-            L += [f"Goal: the default mode ≤ half the reference's prompt tokens and ≤ 12× the corpus → "
-                  f"{amp['default']:.1f}× vs {amp['reference']:.1f}× "
-                  f"(**{'met' if amp['default'] <= min(12, amp['reference'] / 2) else 'missed'}**).", ""]
+            # The issue's goal: half the reference implementation's 4.54 M prompt tokens at 60 × 3,000 (25.5× its
+            # corpus), i.e. <= 12×. Our mode=reference already sends less than that implementation (leaner prompts,
+            # identical requests answered once), so its ratio is reported too.
+            L += [f"Goal: the default mode ≤ half the reference implementation's prompt tokens (4.54 M = "
+                  f"{REFERENCE_AMPLIFICATION:.1f}× its corpus, so ≤ 12×) → **{amp['default']:.1f}×** "
+                  f"(**{'met' if amp['default'] <= 12 else 'missed'}**). Against this project's `mode=reference` "
+                  f"({amp['reference']:.1f}×): {amp['default'] / amp['reference']:.0%} of its prompt tokens.", ""]
 
     sc = results.get("scale")
     if sc:
