@@ -17,9 +17,9 @@ from llmxmr.models.specs import ModelSpec
 from llmxmr.state.context import resolve_settings
 
 
-class Topic(BaseModel):
+class Rated(BaseModel):
     title: str = Field(max_length=60)
-    keywords: list[str] = Field(max_length=3)
+    score: int = Field(ge=0, le=9)
 
 
 @pytest.mark.embedded
@@ -30,12 +30,14 @@ def test_embedded_structured_call() -> None:
     settings = resolve_settings({"model": "local", "max_repairs": 1})
     caller = ModelCaller(settings, InMemoryStore())
     meter = UsageMeter()
-    messages = [SystemMessage("Answer in JSON."), HumanMessage("Give a title and up to 3 keywords for a survey on solar cells.")]
-    result = caller.call(role="reader", stage="map", unit="p1", messages=messages, meter=meter, schema=Topic,
+    messages = [SystemMessage("Answer in JSON."), HumanMessage("Give a title and a score digit 0-9 for a survey on solar cells.")]
+    result = caller.call(role="judge", stage="judge", unit="p1", messages=messages, meter=meter, schema=Rated,
                          max_tokens=200, logprobs=True)
-    assert isinstance(result.value, Topic)
+    assert isinstance(result.value, Rated)
     assert result.prompt_tokens > 0 and result.completion_tokens > 0
-    assert result.logprobs and "top_logprobs" in result.logprobs[0]
+    # The server returns log-probabilities; the record keeps the alternatives at digit tokens (the judge's).
+    digits = [e for e in result.logprobs or [] if e["token"].strip() == str(result.value.score)]
+    assert digits and digits[-1]["top_logprobs"], result.logprobs
     assert effective_spec(ModelSpec.parse("local"), settings).context_window == 4096
     # The server's overflow (a generic 400) is recognised.
     with pytest.raises(ContextOverflowError):
