@@ -38,8 +38,11 @@ class Env:
             return _LOCAL_STORES.setdefault(storage.safe_label(run_id), InMemoryStore())
 
     def release(self, runtime: Any, run_id: str) -> None:
-        """A finished run drops its per-run local store (a long-lived parent agent would otherwise keep every
-        document it ever surveyed in memory). Nothing to do when the caller gave a store."""
+        """A finished run drops its model callers (clients, rate limiters; its spending is in the store) and its
+        per-run local store: a long-lived parent agent would otherwise keep every run it ever made in memory."""
+        with self._lock:
+            for key in [k for k in self._callers if k[2] == run_id]:
+                del self._callers[key]
         if getattr(runtime, "store", None) is None:
             with _LOCK:
                 _LOCAL_STORES.pop(storage.safe_label(run_id), None)

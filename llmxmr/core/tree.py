@@ -213,7 +213,7 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-@functools.lru_cache(maxsize=1 << 15)  # the same titles and descriptions are rendered in many prompts
+@functools.lru_cache(maxsize=1 << 13)  # the same titles and descriptions are rendered in many prompts
 def _one_line(text: str) -> str:
     # The prompt format is one line per field; a newline in a title or description would break it,
     # and a literal "[s7]" inside a title would be mistaken for a section id by the parsers.
