@@ -543,8 +543,9 @@ def render(results: dict[str, Any], command: str) -> str:
          "process. Corpora come from `bench/corpus.py` (deterministic by seed).", "",
          f"Regenerate: `{command}` (parts: `--only overhead,latency,decode,scale,local`; `--quick` for the CI smoke run).",
          "", f"Machine: {m.get('nproc')} cores, {m.get('cpu')}, {m.get('mem')}, Python {m.get('python')}, "
-         f"{m.get('platform')}; taken {m.get('date')}; each part below names the commit it measured. Other developers' test runs shared the 2 cores, so noisy",
-         "figures are medians of repeated runs (the repeat count is given).", ""]
+         f"{m.get('platform')}; taken {m.get('date')}; each part below names the commit it measured. It is a",
+         "shared VM: runs of one commit at zero latency spread by up to ±20 %, so noisy figures are medians of",
+         "repeated runs (the repeat count is given).", ""]
 
     ov = results.get("overhead")
     if ov:
