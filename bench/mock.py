@@ -32,7 +32,7 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/mock.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline, truncate_to_tokens
+from llmxmr.models.tokens import ensure_tiktoken_offline, truncate_to_tokens
 from llmxmr.testing.openai_stub import StubOpenAIServer
 from llmxmr.testing.responder import CITE_RE, DOC_RE, SECTION_RE, Responder, _words, stage_of
 from llmxmr.testing.scripted_server import scripted_reply
