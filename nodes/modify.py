@@ -25,7 +25,9 @@ def modify_outline(
         return outline_from_draft_keeping_ids(reply.value, base)
     # Edits touch the sections the suggestion names; the rest of the outline only needs its ids and titles
     # (to place, move or remove). At S = 38 this is ~1.5 k prompt tokens instead of ~6.5 k per modify call.
-    text = outline_to_prompt_text(base, focus=focus_sections(base, suggestion))
+    # A suggestion that names no section could touch any: then the model sees every description.
+    focus = focus_sections(base, suggestion)
+    text = outline_to_prompt_text(base, focus=focus) if focus else outline_to_prompt_text(base)
     reply = call.ask("modify", unit, prompts.modify_edits(text, suggestion, language=settings.language),
                      EditsReply, candidate=candidate, temperature=temperature)
     if reply is None:

@@ -258,3 +258,11 @@ def test_modify_sees_in_full_only_the_sections_its_suggestion_names():
         assert len(re.findall(r"\[s\d+\]", outline)) > 2, "every section is still listed by id and title"
     judge = [user_text(m) for m in rec.of("judge")]
     assert all(t.count("construction:") > 2 for t in judge), "the judge still sees every description"
+
+    # A suggestion that names no section could touch any: modify then sees every description.
+    rec = Recorder()
+    vague = json.dumps({"suggestion": "Restructure around the main trade-offs [@x]."})
+    model = ScriptedChatModel(overrides=rec.all_stages(feedback=lambda m, n: vague, critique=lambda m, n: vague))
+    run(model, papers(6), **{**FAST, "max_layers": 0})
+    outlines = [user_text(m).split("Suggestion:")[0] for m in rec.of("modify")]
+    assert outlines and all(t.count("construction:") == len(re.findall(r"\[s\d+\]", t)) for t in outlines)
