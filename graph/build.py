@@ -10,7 +10,7 @@ from llmxmr.nodes.convolve import make_conv_unit, make_feedback
 from llmxmr.nodes.digest import make_digest_paper
 from llmxmr.nodes.entropy import make_score_base
 from llmxmr.nodes.env import Env
-from llmxmr.nodes.finalize import make_finalize, make_select_final
+from llmxmr.nodes.finalize import make_finalize, select_final_outline
 from llmxmr.nodes.group import make_group
 from llmxmr.nodes.loop import block_start, feedback_done, layer_done, make_block_end, make_digest_done, refine_done
 from llmxmr.nodes.map import make_map_chunk, make_reduce_notes, map_done
@@ -45,7 +45,7 @@ def build_builder(models=None) -> StateGraph:
     b.add_node("refine_candidate", make_refine_candidate(env))
     b.add_node("refine_done", refine_done)
     b.add_node("block_end", make_block_end(env))
-    b.add_node("select_final", make_select_final(env))
+    b.add_node("select_final", select_final_outline)
     b.add_node("review_outline", make_review_outline(env))
     b.add_node("write", build_writer_builder(env).compile(name="llmxmr_writer"))
     b.add_node("finalize", make_finalize(env))

@@ -24,15 +24,13 @@ def versions() -> dict[str, str]:
     return out
 
 
-def make_select_final(env: Env):
+def select_final_outline(state: dict[str, Any]) -> dict[str, Any]:
+    """The final outline by key (the highest E, METHOD §4); the outline itself stays in the store."""
     from llmxmr.nodes.loop import select_final
 
-    def select_final_outline(state: dict[str, Any]) -> dict[str, Any]:
-        update = select_final(state)
-        progress("select_final", stop_reason=update["stop_reason"])
-        return update
-
-    return select_final_outline
+    update = select_final(state)
+    progress("select_final", stop_reason=update["stop_reason"])
+    return update
 
 
 def make_finalize(env: Env):
