@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from llmxmr.models.providers import MODEL_FORMS
+
 Mode = Literal["default", "reference"]
 
 
@@ -25,11 +27,7 @@ class Context:
     """Settings of one llmxmr run (all optional; unset knobs take the mode's defaults)."""
 
     mode: Mode = _f("default", "'default' (improved method) or 'reference' (reproduces the published implementation).")
-    model: str = _f(
-        "local",
-        "Model for every role unless a role sets its own: 'local' (embedded SmolLM2), 'gguf:/path/model.gguf', "
-        "'openai:MODEL' or 'google_genai:MODEL'.",
-    )
+    model: str = _f("local", f"Model for every role unless a role sets its own: {MODEL_FORMS}.")
     base_url: str | None = _f(None, "Base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio) for openai: models.")
     reader_model: str | None = _f(None, "Model of the reader role (map, digest); defaults to `model`.")
     planner_model: str | None = _f(None, "Model of the planner role (group, skeleton, feedback, merge, modify, critique).")

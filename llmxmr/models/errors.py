@@ -26,6 +26,8 @@ from langchain_core.exceptions import (
     ModelTimeoutError,
 )
 
+from llmxmr.models.providers import PROVIDERS
+
 
 class ModelSetupError(RuntimeError):
     """A model spec is malformed or its weights/packages are missing; the message says how to fix it."""
@@ -143,7 +145,15 @@ def _kind_from_status(status: int | None) -> ErrorKind:
 
 
 def classify(exc: BaseException) -> tuple[ErrorKind, bool, float | None]:
-    """(kind, retryable, retry_after_seconds) for openai / httpx / google-genai / langchain-core errors."""
+    """(kind, retryable, retry_after_seconds) for openai / httpx / google-genai / langchain-core errors.
+
+    A provider's own rule wins; the generic rules below cover the SDKs the providers share (the openai SDK
+    serves local, gguf and openai; google-genai errors carry an HTTP `code`).
+    """
+    for provider in PROVIDERS.values():
+        verdict = provider.classify(exc)
+        if verdict is not None:
+            return verdict
     after = retry_after_seconds(exc)
     text = " ".join(str(e) for e in _chain(exc))
     if any(isinstance(e, LCContextOverflowError) for e in _chain(exc)):
