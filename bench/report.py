@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import CAP, RESULTS_DIR
+from llmxmr.stages import STAGE_NAMES
 
 REFERENCE_AMPLIFICATION = 25.5  # the reference implementation at 60 × 3,000 (issue 5): 4.54 M prompt tokens
 
@@ -63,8 +64,7 @@ def _i(x: int | float | None) -> str:
     return "–" if x is None else f"{int(x):,}"
 
 
-STAGE_ORDER = ["map", "reduce_notes", "group", "skeleton", "merge_skeleton", "digest", "feedback", "merge_suggestions",
-               "modify", "judge", "critique", "write_section", "polish", "charts"]
+STAGE_ORDER = list(STAGE_NAMES)
 
 
 def stage_table(summary: dict[str, Any], formula: dict[str, int] | None) -> list[str]:

@@ -1,87 +1,120 @@
-"""Conditional edges of the main graph: each fan-out is a list of `Send`s carrying ids only."""
+"""Conditional edges of the main graph. A route reads only the state (never the store or the settings:
+the node before it wrote down what it decided), and each fan-out is a list of typed `Send` payloads
+(`state/tasks.py`) carrying ids only."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from langgraph.types import Send
 
-from llmxmr.core.grouping import batched
-from llmxmr.nodes.env import run_settings
+from llmxmr.nodes.loop import RESCORE_CANDIDATE, rescore_units
+from llmxmr.state.graph_state import SurveyState
+from llmxmr.state.tasks import (
+    ConvUnitTask,
+    DigestPurpose,
+    DigestTask,
+    FeedbackTask,
+    MapTask,
+    MergeTask,
+    ReduceTask,
+    RefineTask,
+    ScoreTask,
+    SkeletonTask,
+)
 
 
-def _base(state: dict[str, Any]) -> dict[str, Any]:
-    return {"run_id": state["run_id"], "topic": state["title"]}
-
-
-def after_prepare(state: dict[str, Any]) -> list[Send] | str:
-    if run_settings(state).mode == "reference":
+def after_prepare(state: SurveyState) -> list[Send] | Literal["group"]:
+    if not state["map_pass"]:
         return "group"  # the reference has no map pass
-    return [Send("map_chunk", {**_base(state), "paper_id": r["paper_id"], "chunk": c})
+    return [Send("map_chunk", MapTask(run_id=state["run_id"], topic=state["title"], paper_id=r["paper_id"], chunk=c))
             for r in state["paper_refs"] for c in range(r["chunks"])]
 
 
-def after_map(state: dict[str, Any]) -> list[Send] | str:
-    sends = [Send("reduce_notes", {**_base(state), "paper_id": r["paper_id"], "chunks": r["chunks"]})
+def after_map(state: SurveyState) -> list[Send] | Literal["group"]:
+    sends = [Send("reduce_notes", ReduceTask(run_id=state["run_id"], topic=state["title"], paper_id=r["paper_id"],
+                                            chunks=r["chunks"]))
              for r in state["paper_refs"] if r["chunks"] > 1]
     return sends or "group"
 
 
-def after_group(state: dict[str, Any]) -> list[Send]:
-    size = run_settings(state).skeleton_group_size
-    return [Send("skeleton_batch", {**_base(state), "batch": i, "paper_ids": [p for g in groups for p in g]})
-            for i, groups in enumerate(batched(state["groups"], size))]
+def after_group(state: SurveyState) -> list[Send]:
+    groups = state["groups"]
+    return [Send("skeleton_batch", SkeletonTask(run_id=state["run_id"], topic=state["title"], batch=i,
+                                                paper_ids=[p for g in batch for p in groups[g]]))
+            for i, batch in enumerate(state["skeleton_batches"])]
 
 
-def after_plan_merge(state: dict[str, Any]) -> list[Send] | str:
+def after_plan_merge(state: SurveyState) -> list[Send] | Literal["merge_skeleton"]:
     """The planned level's merge batches, in parallel; merge_skeleton once one outline remains."""
     if not state.get("merge_plan"):
         return "merge_skeleton"
-    return [Send("merge_batch", {**_base(state), "level": state["merge_level"], "batch": b, "outline_keys": keys})
+    return [Send("merge_batch", MergeTask(run_id=state["run_id"], topic=state["title"], level=state["merge_level"],
+                                          batch=b, outline_keys=keys))
             for b, keys in enumerate(state["merge_plan"])]
 
 
-def digest_all(state: dict[str, Any]) -> list[Send]:
-    return [Send("digest_paper", {"run_id": state["run_id"], "paper_id": r["paper_id"], "outline_key": state["outline_key"]})
+def digest_all(state: SurveyState, then: DigestPurpose) -> list[Send]:
+    """Every paper against the current outline; `then` is the pass's join."""
+    return [Send("outline_digest", DigestTask(run_id=state["run_id"], paper_id=r["paper_id"],
+                                              outline_key=state["outline_key"], then=then))
             for r in state["paper_refs"]]
 
 
-def after_block_end(state: dict[str, Any]) -> list[Send] | str:
-    return "select_final" if state.get("stop_reason") else digest_all(state)
+def digest_skeleton(state: SurveyState) -> list[Send]:
+    return digest_all(state, "skeleton_entropy")
 
 
-def after_digest(state: dict[str, Any]) -> str:
-    if state.get("phase") == "review":
-        return "write"  # the reviewed outline's new structure is digested
+def after_block_end(state: SurveyState) -> list[Send] | Literal["select_final"]:
+    """The block's outline C is digested for E_{b+1}, unless the block stopped the loop."""
+    return "select_final" if state.get("stop_reason") else digest_all(state, "block_entropy")
+
+
+def check_convergence(state: SurveyState) -> Literal["block_start", "select_final"]:
+    """block_entropy has applied the stop rules (entropy gain, max blocks, budget): another block or the end."""
     return "select_final" if state.get("stop_reason") else "block_start"
 
 
-def after_review(state: dict[str, Any]) -> list[Send] | str:
+def after_review(state: SurveyState) -> list[Send] | Literal["write"]:
     """A person changed the outline's structure: digest it again before writing."""
-    return digest_all(state) if state.get("phase") == "review" else "write"
+    return digest_all(state, "review_digested") if state.get("redigest") else "write"
 
 
-def start_block(state: dict[str, Any]) -> list[Send]:
-    """Feedback per group and the one score of O_b, all in parallel."""
-    common = {"run_id": state["run_id"], "block": state["block"], "outline_key": state["outline_key"]}
-    sends = [Send("feedback", {**common, "group": g, "paper_ids": ids}) for g, ids in enumerate(state["groups"])]
-    return sends + [Send("score_base", common)]
+def start_block(state: SurveyState) -> list[Send]:
+    """Feedback per group and the one entropy score of O_b, all in parallel."""
+    b, key = state["block"], state["outline_key"]
+    sends = [Send("feedback", FeedbackTask(run_id=state["run_id"], block=b, outline_key=key, group=g, paper_ids=ids))
+             for g, ids in enumerate(state["groups"])]
+    H = next((o["H"] for o in state.get("block_outlines") or [] if o["outline_key"] == key), None)
+    return sends + [Send("entropy_score", ScoreTask(run_id=state["run_id"], block=b, unit=f"b{b}:base", outline_key=key,
+                                                    candidate=0, H=H, then="feedback_done"))]
 
 
-def next_units(state: dict[str, Any]) -> list[Send] | str:
+Leave = list[Send] | Literal["block_end"]
+
+
+def next_units(state: SurveyState) -> Leave | Literal["select_final"]:
     """The next layer's units, else self-refine candidates, else the block's end."""
     if state.get("stop_reason"):
         return "select_final"
     if state.get("plan"):
         by_id = {s["suggestion_id"]: s for s in state["working_set"]}
-        common = {"run_id": state["run_id"], "block": state["block"], "layer": state["layer"], "base_key": state["base_key"]}
-        return [Send("conv_unit", {**common, "unit": u, "suggestions": [by_id[i] for i in group]})
+        return [Send("conv_unit", ConvUnitTask(run_id=state["run_id"], block=state["block"], layer=state["layer"],
+                                               base_key=state["base_key"], unit=u,
+                                               suggestions=[by_id[i] for i in group]))
                 for u, group in enumerate(state["plan"])]
     return refine_or_end(state)
 
 
-def refine_or_end(state: dict[str, Any]) -> list[Send] | str:
+def refine_or_end(state: SurveyState) -> Leave:
+    """The next self-refine round's candidates; else the fresh re-scores of the block's end; else its end."""
     if state.get("round", 0) >= 1:
-        common = {"run_id": state["run_id"], "block": state["block"], "round": state["round"], "best": state["best"]}
-        return [Send("refine_candidate", {**common, "candidate": c}) for c in range(run_settings(state).best_of)]
+        return [Send("refine_candidate", RefineTask(run_id=state["run_id"], block=state["block"], round=state["round"],
+                                                    candidate=c, best=state["best"]))
+                for c in range(state["candidates"])]
+    if state.get("rescore_keys"):
+        b = state["block"]
+        return [Send("entropy_score", ScoreTask(run_id=state["run_id"], block=b, unit=unit, outline_key=key,
+                                                candidate=RESCORE_CANDIDATE + b, H=None, then="block_end"))
+                for unit, key in zip(rescore_units(b), state["rescore_keys"])]
     return "block_end"

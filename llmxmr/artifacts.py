@@ -1,5 +1,5 @@
 """Inspectable artifacts of a run: nodes emit `{"event": "artifact", "name", "text"}` custom stream events
-(`llmxmr.nodes.env.artifact`) and the CLI writes them to OUTDIR as the run goes: `outline-b<block>.md` for
+(`Step.artifact` in `llmxmr.nodes.step`) and the CLI writes them to OUTDIR as the run goes: `outline-b<block>.md` for
 every block's outline, `outline-reviewed.md` after a structural review edit, and `entropy.json` (the entropy
 history so far). A person can follow a long run from another terminal (`watch cat OUT/entropy.json`)."""
 

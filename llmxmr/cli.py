@@ -94,27 +94,18 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 def check_models(settings: Any) -> None:
     """Catch a malformed model name or missing weights before any paid call."""
     from llmxmr.models.errors import ModelSetupError, ProviderError
-    from llmxmr.models.factory import check_model_exists
+    from llmxmr.models.providers import provider_of
     from llmxmr.models.specs import ModelSpec
 
     roles: dict[str, list[str]] = {}
     for role in ("reader", "planner", "judge", "writer"):
         roles.setdefault(settings.model_for(role), []).append(role)
-    for raw, used_by in roles.items():  # one listing request per distinct model (GET BASE_URL/models)
+    for raw, used_by in roles.items():  # one check per distinct model (e.g. one GET BASE_URL/models)
         spec = ModelSpec.parse(raw)
-        if spec.provider == "openai" and settings.base_url:
-            try:
-                check_model_exists(spec, settings)
-            except ProviderError as exc:
-                raise ModelSetupError(f"{exc} (role {', '.join(used_by)}; no model call was made)") from None
-    for role in ("reader", "planner", "judge", "writer"):
-        spec = ModelSpec.parse(settings.model_for(role))
-        if spec.provider == "local":
-            from llmxmr.models.local_server import bundled_weights_path
-
-            bundled_weights_path()
-        elif spec.provider == "gguf" and not Path(spec.name).expanduser().is_file():
-            raise ModelSetupError(f"model {spec.raw!r}: no such file {spec.name}")
+        try:
+            provider_of(spec).preflight(spec, settings)
+        except ProviderError as exc:
+            raise ModelSetupError(f"{exc} (role {', '.join(used_by)}; no model call was made)") from None
 
 
 class Console:
@@ -132,7 +123,13 @@ class Console:
 
     def __enter__(self) -> Console:
         if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.out)
@@ -234,9 +231,21 @@ def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dic
              context: Any, overrides: dict[str, Any]) -> int:
     """Start, resume or report one thread; every error becomes a message and an exit code."""
     from llmxmr.corpus import CorpusError
-    from llmxmr.models.errors import BudgetExceededError, ContextOverflowError, ModelSetupError, ProviderError
+    from llmxmr.models.errors import (
+        BudgetExceededError,
+        ContextOverflowError,
+        ModelSetupError,
+        ProviderError,
+    )
     from llmxmr.review_cli import resume_input, settle
-    from llmxmr.runs import config_for, drive, graph_for, open_database, override_settings, status
+    from llmxmr.runs import (
+        config_for,
+        drive,
+        graph_for,
+        open_database,
+        override_settings,
+        status,
+    )
     from llmxmr.state.context import SettingsError, resolve_settings
 
     hint = _resume_hint(thread, db_path, out)
@@ -340,8 +349,8 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
 def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections: int | None = None) -> list[Any]:
     """One Plan per survey of the corpus (token counts offline, chunks as the run would make them)."""
     from llmxmr.corpus import load_surveys
+    from llmxmr.limits import chunks_of
     from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
-    from llmxmr.nodes.limits import chunks_of
     from llmxmr.plan import estimate
 
     ensure_tiktoken_offline()

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from llmxmr.ids import make_paper_id
-from llmxmr.state.models import Document, SkippedDocument
+from llmxmr.state.records import Document, SkippedDocument
 
 TEXT_SUFFIXES = (".md", ".markdown", ".txt")
 HTML_SUFFIXES = (".html", ".htm")

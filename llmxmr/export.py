@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from llmxmr.citations import Reference, find_citations, iter_prose
-from llmxmr.state.models import Failure, Outline, Section, SkippedDocument, StageUsage
+from llmxmr.state.records import Failure, Outline, Section, SkippedDocument, StageUsage
 
 SURVEY_SCHEMA_VERSION = "1.0"
 MD_NAME = "survey.md"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from llmxmr.nodes.limits import FAN_IN, MAX_INPUT, STAGE_OUTPUT, input_budget
+from llmxmr.limits import input_budget
+from llmxmr.stages import STAGES
 from llmxmr.state.context import Settings
 
 OUTLINE_TOKENS_PER_SECTION = 60  # an outline's prompt text per section (title, construction, analysis)
@@ -70,10 +71,11 @@ def layer_calls(settings: Settings, groups: int) -> int:
 
 def merge_levels(drafts: int, per_draft: int, settings: Settings) -> list[int]:
     """Merge calls per level of the hierarchical skeleton merge (at least one call)."""
-    budget = input_budget(settings, "merge_skeleton") - PROMPT_OVERHEAD
+    merge = STAGES["merge_skeleton"]
+    budget = input_budget(settings, merge) - PROMPT_OVERHEAD
     fan_in = max(2, budget // max(1, per_draft))
     if settings.mode != "reference":
-        fan_in = max(2, min(fan_in, FAN_IN["merge_skeleton"], MAX_INPUT["merge_skeleton"] // max(1, per_draft)))
+        fan_in = max(2, min(fan_in, merge.fan_in, merge.max_input // max(1, per_draft)))
     levels = [math.ceil(drafts / fan_in)]
     while levels[-1] > 1:
         levels.append(math.ceil(levels[-1] / fan_in))
@@ -103,7 +105,7 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
         sp = plan.stages.setdefault(stage, StagePlan())
         sp.calls += calls
         sp.prompt_tokens += calls * prompt_each
-        sp.completion_tokens += calls * STAGE_OUTPUT[stage] // 2
+        sp.completion_tokens += calls * STAGES[stage].output_tokens // 2
 
     if not reference:
         map_calls = sum(chunks)
@@ -130,24 +132,26 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
     add("critique", blocks * settings.best_of * settings.refine_rounds, outline + PROMPT_OVERHEAD)
     evidence = min(input_budget(settings, "write_section"), max(200, 2 * n * 60 // max(1, s) * 3))
     add("write_section", s, evidence + PROMPT_OVERHEAD)
-    add("polish", s, STAGE_OUTPUT["write_section"] // 2 + PROMPT_OVERHEAD)
+    add("polish", s, STAGES["write_section"].output_tokens // 2 + PROMPT_OVERHEAD)
     if settings.charts:
         add("charts", 1, outline + PROMPT_OVERHEAD)
     return plan
+
+
+# Stages without which no article is written (refinement and the digest passes are counted apart).
+WRITING_PATH = tuple(dict.fromkeys(s.name for s in STAGES.values() if not s.refinement and s.name != "digest"))
 
 
 def minimum_calls(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None) -> int:
     """Calls without which no article can be written: reading, one outline, one digest pass and writing
     the smallest outline (refinement skipped)."""
     p = estimate(settings, paper_tokens, chunks, sections=default_sections(len(paper_tokens), settings.group_size))
-    keep = ("map", "reduce_notes", "group", "skeleton", "merge_skeleton", "write_section", "polish", "charts")
     n = len(paper_tokens)
-    return sum(p.stages[k].calls for k in keep if k in p.stages) + n
+    return sum(p.stages[k].calls for k in WRITING_PATH if k in p.stages) + n
 
 
 def minimum_tokens(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None) -> int:
     p = estimate(settings, paper_tokens, chunks)
-    keep = ("map", "reduce_notes", "group", "skeleton", "merge_skeleton", "write_section", "polish", "charts")
     digest = p.stages.get("digest")
     one_pass = (digest.prompt_tokens + digest.completion_tokens) // (p.blocks + 1) if digest else 0
-    return sum(p.stages[k].prompt_tokens + p.stages[k].completion_tokens for k in keep if k in p.stages) + one_pass
+    return sum(p.stages[k].prompt_tokens + p.stages[k].completion_tokens for k in WRITING_PATH if k in p.stages) + one_pass

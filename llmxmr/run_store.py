@@ -1,4 +1,9 @@
-"""Where each large record lives in the store (docs/DESIGN.md): one function per record kind."""
+"""The store's layout (docs/DESIGN.md): where every record of a run lives, one function per record kind.
+
+This is the only module that knows namespaces and keys: nodes, the model caller, the CLI and the run
+helpers read and write through it. Everything of a run sits under `("llmxmr", run_id, ...)`; the durable
+response record is shared by all runs (identical requests are never paid twice, across runs too).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 from langgraph.store.base import BaseStore
 
 from llmxmr.core.packing import pack, unpack
-from llmxmr.state.models import Digest, Document, Outline
+from llmxmr.state.records import Digest, Document, Outline
 
 ROOT = "llmxmr"
 
@@ -27,6 +32,28 @@ def ns(run_id: str, *parts: str) -> tuple[str, ...]:
 def _get(store: BaseStore, namespace: tuple[str, ...], key: str) -> dict[str, Any] | None:
     item = store.get(namespace, key)
     return None if item is None else item.value
+
+
+RESPONSES = (ROOT, "responses")
+
+
+def get_response(store: BaseStore, key: str) -> dict[str, Any] | None:
+    """A recorded model response (unpacked), or None when this request was never answered."""
+    value = _get(store, RESPONSES, key)
+    return None if value is None else unpack(value)
+
+
+def put_response(store: BaseStore, key: str, record: dict[str, Any]) -> None:
+    store.put(RESPONSES, key, pack(record))
+
+
+def get_spent(store: BaseStore, run_id: str) -> dict[str, int] | None:
+    """The run's spending so far (calls incl. retries and repairs, tokens): a resumed run continues the count."""
+    return _get(store, ns(run_id, "meta"), "spent")
+
+
+def put_spent(store: BaseStore, run_id: str, spent: dict[str, int]) -> None:
+    store.put(ns(run_id, "meta"), "spent", spent)
 
 
 def put_settings(store: BaseStore, run_id: str, settings: dict[str, Any]) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.store.sqlite import SqliteStore
 
+from llmxmr import run_store
 from llmxmr.export import SurveyReport, write_outputs
 from llmxmr.graph.build import build_graph
 from llmxmr.models.caller import wait_for_requests_in_flight
-from llmxmr.nodes import storage
 from llmxmr.state.context import Settings, apply_overrides
 
 IN_FLIGHT_GRACE = 300.0  # seconds to wait for paid answers still on their way when a run stops on an error
@@ -74,7 +74,7 @@ def thread_id_for(corpus: Path, survey_index: int, settings: Settings) -> str:
     digest.update(corpus.read_bytes() if corpus.is_file() else _dir_fingerprint(corpus))
     knobs = settings.model_dump(exclude=set(CONNECTION_SETTINGS))
     digest.update(json.dumps(knobs, sort_keys=True).encode())
-    stem = storage.safe_label(corpus.stem)[:24]
+    stem = run_store.safe_label(corpus.stem)[:24]
     return f"{stem}-{survey_index}-{digest.hexdigest()[:10]}"
 
 
@@ -107,7 +107,7 @@ def status(graph: Any, config: dict[str, Any]) -> RunStatus:
 
 def saved_settings(db: Database, values: dict[str, Any]) -> Settings:
     run_id = values.get("run_id")
-    saved = storage.get_settings(db.store, run_id) if run_id else None
+    saved = run_store.get_settings(db.store, run_id) if run_id else None
     if saved is None:
         raise LookupError("this thread has no saved settings yet: start it again with `llmxmr run`")
     return Settings(**saved)
@@ -116,7 +116,7 @@ def saved_settings(db: Database, values: dict[str, Any]) -> Settings:
 def override_settings(db: Database, values: dict[str, Any], overrides: dict[str, Any]) -> Settings:
     """Resume with overrides: the merged settings replace the saved ones, so pending tasks use them too."""
     settings = apply_overrides(saved_settings(db, values), overrides)
-    storage.put_settings(db.store, values["run_id"], settings.model_dump())
+    run_store.put_settings(db.store, values["run_id"], settings.model_dump())
     return settings
 
 

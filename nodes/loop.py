@@ -1,34 +1,40 @@
-"""Control nodes of the refinement loop (METHOD.md §4): they make no model calls except block_end's
-re-scoring; the decisions themselves are pure functions in `llmxmr.core`."""
+"""Control nodes of the refinement loop (METHOD.md §4): the joins of every fan-out. They make no model calls;
+the decisions themselves are pure functions in `llmxmr.core`."""
 
 from __future__ import annotations
 
-import contextvars
 import json
-from concurrent.futures import ThreadPoolExecutor
 from statistics import mean
 from typing import Any
 
+from langgraph.types import Overwrite
+
+from llmxmr import run_store
 from llmxmr.core.convergence import (
-    budget_allows, entropy_gain_too_small, final_outline_index, keep_if_better, layer_should_stop, no_better_outline,
+    budget_allows,
+    entropy_gain_too_small,
+    final_outline_index,
+    keep_if_better,
+    layer_should_stop,
+    no_better_outline,
 )
 from llmxmr.core.entropy import combine, structural_entropy
 from llmxmr.core.rng import rng_for
 from llmxmr.core.sampling import is_pooling, pooling_groups, sampling_groups, top_k
-from llmxmr.core.tree import leaf_ids, section_ids
-from llmxmr.nodes import storage
-from llmxmr.nodes.calls import Call
-from llmxmr.nodes.entropy import judge_outline
-from llmxmr.nodes.env import Env, artifact, progress, run_settings
+from llmxmr.core.tree import leaf_ids, outline_to_markdown, section_ids
+from llmxmr.nodes.step import Step
 from llmxmr.state.context import Settings
-from llmxmr.state.graph_state import RESET
-from llmxmr.state.models import Suggestion
+from llmxmr.state.graph_state import SurveyState
+from llmxmr.state.records import Score, Suggestion
 
 RESCORE_CANDIDATE = 1000  # candidate index of the fresh judge calls at block end (never a cache hit)
+CLEARED = {"results": Overwrite([]), "scores": Overwrite([])}  # a join has consumed its fan-out's records
 
 
-def _settings(state: dict[str, Any]) -> Settings:
-    return run_settings(state)
+def scores_by_unit(state: SurveyState) -> dict[str, tuple[str, Score]]:
+    """entropy_score's records of the fan-out just joined, usable ones only: unit -> (outline key, score)."""
+    return {r["unit"]: (r["outline_key"], Score(**{k: v for k, v in r.items() if k not in ("unit", "outline_key")}))
+            for r in state.get("scores") or [] if r.get("method") != "failed"}
 
 
 def _totals(usage: dict[str, dict[str, int]]) -> tuple[int, int]:
@@ -48,60 +54,83 @@ def within_budget(state: dict[str, Any], settings: Settings, next_calls: int) ->
                          settings.max_calls, settings.max_total_tokens)
 
 
-def entropy_artifact(state: dict[str, Any], new: list[dict[str, Any]]) -> None:
+def entropy_artifact(step: Step, state: SurveyState, new: list[dict[str, Any]]) -> None:
     """OUTDIR/entropy.json: the entropy history so far (layers, refine rounds, blocks, final choice)."""
     history = list(state.get("entropy_history") or []) + list(new)
-    artifact("entropy.json", json.dumps(history, indent=1) + "\n")
+    step.artifact("entropy.json", json.dumps(history, indent=1) + "\n")
 
 
-def outline_artifact(name: str, outline: Any, key: str, extra: str = "") -> None:
+def outline_artifact(step: Step, name: str, outline: Any, key: str, extra: str = "") -> None:
     """OUTDIR/<name>: an outline as markdown (every block's outline, the reviewed one)."""
-    from llmxmr.core.tree import outline_to_markdown
-
-    artifact(name, f"<!-- outline {key}{extra} -->\n\n" + outline_to_markdown(outline))
+    step.artifact(name, f"<!-- outline {key}{extra} -->\n\n" + outline_to_markdown(outline))
 
 
-def block_start(state: dict[str, Any]) -> dict[str, Any]:
-    progress("block", block=state["block"])
+def block_start(state: SurveyState, step: Step) -> dict[str, Any]:
+    step.progress("block", block=state["block"])
     return {"base_key": state["outline_key"], "layer": 0, "round": 0, "layer_best": [], "working_set": [],
-            "plan": [], "plan_kind": "layer0", "results": RESET, "base_score": {}}
+            "plan": [], "plan_kind": "layer0", "base_score": {}, "rescore_keys": [], **CLEARED}
 
 
-def _refine_or_end(state: dict[str, Any], settings: Settings, W: list[Suggestion]) -> dict[str, Any]:
+def _rescore_keys(state: SurveyState, settings: Settings, best: dict[str, Any]) -> list[str]:
+    """Default mode re-scores the block's best outline C and O_b with fresh judge calls at the block's end
+    (the winner's curse), unless C is O_b."""
+    if settings.mode != "default" or best["outline_key"] == state["base_key"]:
+        return []
+    return [best["outline_key"], state["base_key"]]
+
+
+def _leave_layers(state: SurveyState, settings: Settings, W: list[Suggestion]) -> dict[str, Any]:
     """Leave the layers: the best outline so far (O_b or a unit's) seeds self-refine."""
     base = state.get("base_score") or {}
     best = {"outline_key": state["base_key"], "J": base.get("J", 0.0), "rationale": base.get("rationale", "")}
     for s in W:
         if s.score is not None and s.outline_key and s.score > best["J"]:
             best = {"outline_key": s.outline_key, "J": s.score, "rationale": s.rationale}
-    return {"plan": [], "best": best, "round": 1 if settings.refine_rounds > 0 else 0}
+    refine = settings.refine_rounds > 0
+    return {"plan": [], "best": best, "round": 1 if refine else 0, "candidates": settings.best_of,
+            "rescore_keys": [] if refine else _rescore_keys(state, settings, best)}
 
 
-def feedback_done(state: dict[str, Any]) -> dict[str, Any]:
-    """Join of feedback and score_base: E_0 on the first block, then plan layer 0 (each feedback alone)."""
-    settings = _settings(state)
+def feedback_done(state: SurveyState, step: Step) -> dict[str, Any]:
+    """Join of feedback and O_b's score: E_0 on the first block, then plan layer 0 (each feedback alone)."""
+    settings = step.settings
     feedbacks = [Suggestion(**r) for r in state.get("results") or []]
-    base = state.get("base_score") or {"J": 0.0}
-    update: dict[str, Any] = {"results": RESET, "working_set": [s.model_dump() for s in feedbacks]}
+    scored = list(scores_by_unit(state).values())  # the one score of O_b
+    base = scored[0][1] if scored else Score(J=0.0, method="failed", reason="the judge's answers for O_b were unusable")
+    update: dict[str, Any] = {**CLEARED, "base_score": base.model_dump(),
+                              "working_set": [s.model_dump() for s in feedbacks]}
     outlines = [dict(o) for o in state.get("block_outlines") or []]
     if state["block"] == 0 and outlines and outlines[0].get("J") is None:
-        outlines[0].update(J=base["J"], E=combine(base["J"], outlines[0]["H"], settings.entropy_lambda))
+        outlines[0].update(J=base.J, E=combine(base.J, outlines[0]["H"], settings.entropy_lambda))
         update["block_outlines"] = outlines
         update["entropy_history"] = [{"kind": "block", "block": 0, "layer": None, "best": outlines[0]["E"],
-                                      "mean": outlines[0]["E"], "parts": {"J": base["J"], "H": outlines[0]["H"],
-                                      "lambda": settings.entropy_lambda, "method": base.get("method")}}]
-        entropy_artifact(state, update["entropy_history"])
+                                      "mean": outlines[0]["E"], "parts": {"J": base.J, "H": outlines[0]["H"],
+                                      "lambda": settings.entropy_lambda, "method": base.method}}]
+        entropy_artifact(step, state, update["entropy_history"])
     if feedbacks and settings.max_layers >= 0:
         update.update(plan=[[s.suggestion_id] for s in feedbacks], plan_kind="layer0", layer=0)
     else:
-        update.update(_refine_or_end({**state, **update}, settings, []))
+        update.update(_leave_layers({**state, **update}, settings, []))
     return update
 
 
-def layer_done(state: dict[str, Any]) -> dict[str, Any]:
-    """Fold a layer's units into W (top-k), record it, and plan the next layer or leave the layers."""
-    settings = _settings(state)
-    new = [Suggestion(**r) for r in state.get("results") or []]
+def scored_suggestions(state: SurveyState) -> list[Suggestion]:
+    """The units' suggestions (`results`) with their outlines' scores (`scores`); unscored = failed unit."""
+    scores = scores_by_unit(state)
+    out = []
+    for r in state.get("results") or []:
+        s = Suggestion(**r)
+        if s.suggestion_id in scores:
+            key, score = scores[s.suggestion_id]
+            s.outline_key, s.score, s.rationale = key, score.J, score.rationale
+        out.append(s)
+    return out
+
+
+def layer_done(state: SurveyState, step: Step) -> dict[str, Any]:
+    """Fold a layer's scored units into W (top-k), record it, and plan the next layer or leave the layers."""
+    settings = step.settings
+    new = scored_suggestions(state)
     old = [Suggestion(**s) for s in state.get("working_set") or []]
     kind, layer, block = state["plan_kind"], state["layer"], state["block"]
     if kind == "layer0":
@@ -115,9 +144,9 @@ def layer_done(state: dict[str, Any]) -> dict[str, Any]:
     layer_best = list(state.get("layer_best") or []) + [best_l]
     record = {"kind": "layer", "block": block, "layer": layer, "best": best_l, "mean": mean(scores) if scores else None,
               "parts": {"units": len(new), "failed": len(new) - len(scores), "plan": kind}}
-    progress("layer", block=block, layer=layer, best=round(best_l, 2))
-    entropy_artifact(state, [record])
-    update: dict[str, Any] = {"results": RESET, "working_set": [s.model_dump() for s in W], "layer_best": layer_best,
+    step.progress("layer", block=block, layer=layer, best=round(best_l, 2))
+    entropy_artifact(step, state, [record])
+    update: dict[str, Any] = {**CLEARED, "working_set": [s.model_dump() for s in W], "layer_best": layer_best,
                               "entropy_history": [record]}
     next_layer = layer + 1
     rng = rng_for(settings.seed, "layer", block, next_layer)
@@ -133,7 +162,7 @@ def layer_done(state: dict[str, Any]) -> dict[str, Any]:
         update["stop_reason"] = "budget: refinement stopped early to keep the cost of writing"
         stop = True
     if stop:
-        update.update(_refine_or_end(state, settings, W))
+        update.update(_leave_layers(state, settings, W))
         return update
     if pooling:
         plan = pooling_groups(ids, settings.kernel_width, rng)
@@ -146,103 +175,107 @@ def layer_done(state: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-def refine_done(state: dict[str, Any]) -> dict[str, Any]:
-    settings = _settings(state)
+def refine_done(state: SurveyState, step: Step) -> dict[str, Any]:
+    """Keep the best scored candidate of a self-refine round (default: only if better); plan the next round."""
+    settings = step.settings
     best = dict(state["best"])
-    cands = [r for r in state.get("results") or [] if r.get("J") is not None]
+    scores = scores_by_unit(state)
+    cands = [(*scores[r["suggestion_id"]], r["suggestion_id"]) for r in state.get("results") or []
+             if r["suggestion_id"] in scores]  # (outline key, score, unit)
     if cands:
-        top = max(cands, key=lambda r: (r["J"], r["suggestion_id"]))
-        if keep_if_better(best.get("J"), top["J"], settings.mode):
-            best = {"outline_key": top["outline_key"], "J": top["J"], "rationale": top["rationale"]}
-    scores = [r["J"] for r in cands]
+        key, top, _ = max(cands, key=lambda c: (c[1].J, c[2]))
+        if keep_if_better(best.get("J"), top.J, settings.mode):
+            best = {"outline_key": key, "J": top.J, "rationale": top.rationale}
+    js = [c[1].J for c in cands]
     record = {"kind": "refine", "block": state["block"], "layer": None, "best": best["J"],
-              "mean": mean(scores) if scores else None, "parts": {"round": state["round"], "candidates": len(state.get("results") or [])}}
-    rnd = state["round"] + 1
-    entropy_artifact(state, [record])
-    return {"best": best, "round": rnd if rnd <= settings.refine_rounds else 0, "results": RESET,
-            "entropy_history": [record]}
+              "mean": mean(js) if js else None, "parts": {"round": state["round"], "candidates": len(state.get("results") or [])}}
+    entropy_artifact(step, state, [record])
+    rnd = state["round"] + 1 if state["round"] + 1 <= settings.refine_rounds else 0
+    return {**CLEARED, "best": best, "round": rnd, "entropy_history": [record],
+            "rescore_keys": _rescore_keys(state, settings, best) if rnd == 0 else []}
 
 
-def make_block_end(env: Env):
-    def block_end(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
-        """C = the block's best outline. Default mode re-scores C and O_b with fresh judge calls (the winner's
-        curse) and stops when C is not better; otherwise C is digested for E_{b+1}."""
-        store, settings, caller = env.open(state, runtime)
-        best = dict(state["best"])
-        call = Call(caller, settings)
-        if state.get("stop_reason"):
-            return call.update()
-        if settings.mode == "default":
-            if best["outline_key"] == state["base_key"]:
-                return call.update(stop_reason="converged: no better outline")
-            salt = RESCORE_CANDIDATE + state["block"]
-            pair = [(storage.get_outline(store, state["run_id"], best["outline_key"]), f"b{state['block']}:rescore_C"),
-                    (storage.get_outline(store, state["run_id"], state["base_key"]), f"b{state['block']}:rescore_Ob")]
-            # The two fresh judge calls are independent: one round of model latency, not two.
-            with ThreadPoolExecutor(2) as pool:
-                j_c, j_b = pool.map(lambda job: contextvars.copy_context().run(
-                    judge_outline, call, job[0], job[1], candidate=salt), pair)
-            jc = j_c.J if j_c else 0.0
-            jb = j_b.J if j_b else 0.0
-            if no_better_outline(jc, jb):
-                return call.update(stop_reason="converged: no better outline")
-            best["J"] = jc
-        outline = storage.get_outline(store, state["run_id"], best["outline_key"])
-        return call.update(best=best, outline_key=best["outline_key"], outline_sections=len(section_ids(outline)),
-                           phase="block_end")
-
-    return block_end
+def block_end(state: SurveyState, step: Step) -> dict[str, Any]:
+    """C = the block's best outline. Default mode takes the fresh re-scores of C and O_b (entropy_score) and
+    stops when C is not better; otherwise C goes on to be digested for E_{b+1}."""
+    best = dict(state["best"])
+    if state.get("stop_reason"):
+        return {}
+    if step.settings.mode == "default":
+        if best["outline_key"] == state["base_key"]:
+            return {"stop_reason": "converged: no better outline"}
+        scores = scores_by_unit(state)
+        jc, jb = (scores[u][1].J if u in scores else 0.0 for u in rescore_units(state["block"]))
+        if no_better_outline(jc, jb):
+            return {**CLEARED, "stop_reason": "converged: no better outline"}
+        best["J"] = jc
+    outline = run_store.get_outline(step.store, step.run_id, best["outline_key"])
+    return {**CLEARED, "best": best, "outline_key": best["outline_key"], "outline_sections": len(section_ids(outline)),
+            "rescore_keys": []}
 
 
-def make_digest_done(env: Env):
-    def digest_done(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
-        """Structural entropy of the outline just digested; at a block's end E_{b+1} and the stop rules."""
-        store = env.store(runtime, state["run_id"])
-        settings = _settings(state)
-        key = state["outline_key"]
-        outline = storage.get_outline(store, state["run_id"], key)
-        digests = storage.get_digests(store, state["run_id"], key, [r["paper_id"] for r in state["paper_refs"]])
-        H, H_norm, coverage = structural_entropy(leaf_ids(outline), digests)
-        if state["phase"] == "skeleton":
-            outline_artifact("outline-b0.md", outline, key, f": O_0, the skeleton; H={H:.3f}")
-            return {"block_outlines": [{"outline_key": key, "J": None, "H": H, "E": None, "coverage": coverage}]}
-        if state["phase"] == "review":
-            # A person changed the final outline's structure (nodes/review.py): it is digested; now write it.
-            progress("review_digested", outline_key=key, entropy=round(H, 3), coverage=coverage)
-            outline_artifact("outline-reviewed.md", outline, key, f": edited by a person; H={H:.3f}")
-            return {}
-        J = state["best"]["J"]
-        E = combine(J, H, settings.entropy_lambda)
-        outlines = list(state["block_outlines"]) + [{"outline_key": key, "J": J, "H": H, "E": E, "coverage": coverage}]
-        record = {"kind": "block", "block": state["block"] + 1, "layer": None, "best": E, "mean": E,
-                  "parts": {"J": J, "H": H, "H_norm": H_norm, "coverage": coverage, "lambda": settings.entropy_lambda}}
-        update: dict[str, Any] = {"block_outlines": outlines, "entropy_history": [record]}
-        prev = outlines[-2].get("E") or 0.0
-        progress("block_done", block=state["block"], entropy=round(E, 3))
-        outline_artifact(f"outline-b{state['block'] + 1}.md", outline, key, f": O_{state['block'] + 1}; E={E:.3f}")
-        entropy_artifact(state, [record])
-        if settings.mode == "default" and entropy_gain_too_small(prev, E, settings.epsilon):
-            update["stop_reason"] = "converged: entropy gain < epsilon"
-        elif state["block"] + 1 >= settings.max_blocks:
-            update["stop_reason"] = f"max_blocks reached ({settings.max_blocks})"
-        elif not within_budget(state, settings, 2 * len(state["paper_refs"]) + len(state["groups"]) * 3):
-            update["stop_reason"] = "budget: refinement stopped early to keep the cost of writing"
-        else:
-            update["block"] = state["block"] + 1
-        return update
-
-    return digest_done
+def rescore_units(block: int) -> tuple[str, str]:
+    """The units of the two fresh re-scores at a block's end: C's, then O_b's."""
+    return f"b{block}:rescore_C", f"b{block}:rescore_Ob"
 
 
-def select_final(state: dict[str, Any], runtime: Any = None) -> dict[str, Any]:
-    """The final outline: the highest E among O_0..O_last (default) or the last one (reference)."""
-    settings = _settings(state)
+def _digested(state: SurveyState, step: Step) -> tuple[Any, str, float, float, float]:
+    """The outline just digested, its key, and (H, H_norm, coverage) of its digests."""
+    key = state["outline_key"]
+    outline = run_store.get_outline(step.store, step.run_id, key)
+    digests = run_store.get_digests(step.store, step.run_id, key, [r["paper_id"] for r in state["paper_refs"]])
+    return (outline, key, *structural_entropy(leaf_ids(outline), digests))
+
+
+def skeleton_entropy(state: SurveyState, step: Step) -> dict[str, Any]:
+    """Structural entropy of O_0 (its J comes with the first block's score of O_b)."""
+    outline, key, H, _, coverage = _digested(state, step)
+    outline_artifact(step, "outline-b0.md", outline, key, f": O_0, the skeleton; H={H:.3f}")
+    return {"block_outlines": [{"outline_key": key, "J": None, "H": H, "E": None, "coverage": coverage}]}
+
+
+def block_entropy(state: SurveyState, step: Step) -> dict[str, Any]:
+    """E_{b+1} of the block's outline C, now digested, and the block-level stop rules."""
+    settings = step.settings
+    outline, key, H, H_norm, coverage = _digested(state, step)
+    J = state["best"]["J"]
+    E = combine(J, H, settings.entropy_lambda)
+    outlines = list(state["block_outlines"]) + [{"outline_key": key, "J": J, "H": H, "E": E, "coverage": coverage}]
+    record = {"kind": "block", "block": state["block"] + 1, "layer": None, "best": E, "mean": E,
+              "parts": {"J": J, "H": H, "H_norm": H_norm, "coverage": coverage, "lambda": settings.entropy_lambda}}
+    update: dict[str, Any] = {"block_outlines": outlines, "entropy_history": [record]}
+    prev = outlines[-2].get("E") or 0.0
+    step.progress("block_done", block=state["block"], entropy=round(E, 3))
+    outline_artifact(step, f"outline-b{state['block'] + 1}.md", outline, key, f": O_{state['block'] + 1}; E={E:.3f}")
+    entropy_artifact(step, state, [record])
+    if settings.mode == "default" and entropy_gain_too_small(prev, E, settings.epsilon):
+        update["stop_reason"] = "converged: entropy gain < epsilon"
+    elif state["block"] + 1 >= settings.max_blocks:
+        update["stop_reason"] = f"max_blocks reached ({settings.max_blocks})"
+    elif not within_budget(state, settings, 2 * len(state["paper_refs"]) + len(state["groups"]) * 3):
+        update["stop_reason"] = "budget: refinement stopped early to keep the cost of writing"
+    else:
+        update["block"] = state["block"] + 1
+    return update
+
+
+def review_digested(state: SurveyState, step: Step) -> dict[str, Any]:
+    """A person changed the final outline's structure (nodes/review.py): it is digested; now it is written."""
+    outline, key, H, _, coverage = _digested(state, step)
+    step.progress("review_digested", outline_key=key, entropy=round(H, 3), coverage=coverage)
+    outline_artifact(step, "outline-reviewed.md", outline, key, f": edited by a person; H={H:.3f}")
+    return {}
+
+
+def select_final(state: SurveyState, step: Step) -> dict[str, Any]:
+    """The final outline by key: the highest E among O_0..O_last (default) or the last one (reference)."""
     outlines = state.get("block_outlines") or []
     scores = [o["E"] if o.get("E") is not None else (o.get("J") or 0.0) for o in outlines]
-    index = final_outline_index(scores, settings.mode) if scores else 0
+    index = final_outline_index(scores, step.settings.mode) if scores else 0
     chosen = outlines[index]["outline_key"] if outlines else state["outline_key"]
     update: dict[str, Any] = {"final_key": chosen, "stop_reason": state.get("stop_reason") or "completed"}
     update["entropy_history"] = [{"kind": "final", "block": index, "layer": None, "best": scores[index] if scores else None,
                                   "mean": None, "parts": {"outline_key": chosen}}]
-    entropy_artifact(state, update["entropy_history"])
+    entropy_artifact(step, state, update["entropy_history"])
+    step.progress("select_final", stop_reason=update["stop_reason"])
     return update

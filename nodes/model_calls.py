@@ -1,23 +1,22 @@
-"""Making one model call from a node: output faults become recorded failures, the rest propagates."""
+"""`ModelCalls`: the model calls of one step. Output faults become recorded failures; the usage and failures
+of every call go back to the graph with the step's state update."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
+from llmxmr.limits import output_tokens
 from llmxmr.models.caller import CallResult, ModelCaller, UsageMeter
 from llmxmr.models.errors import ContextOverflowError, OutputFault
-from llmxmr.nodes.limits import ROLE_OF, output_tokens
+from llmxmr.stages import Stage
 from llmxmr.state.context import Settings
-
 
 SHRINK_TRIES = 3  # halvings of a call's variable input after context overflows (1 -> 1/8)
 
 
-class Call:
-    """The calls of one node invocation: one meter, one failure list, returned together as a state update."""
+class ModelCalls:
+    """One meter and one failure list for the calls a step makes, returned together as a state update."""
 
     def __init__(self, caller: ModelCaller, settings: Settings) -> None:
         self.caller = caller
@@ -26,21 +25,19 @@ class Call:
 
     def ask(
         self,
-        stage: str,
+        stage: Stage,
         unit: str,
         messages: list,
-        schema: type[BaseModel] | None,
         *,
         candidate: int = 0,
         temperature: float | None = None,
         logprobs: bool = False,
-        limit_stage: str | None = None,
     ) -> CallResult | None:
         """The result, or None when the model's output stayed malformed (recorded as a failure)."""
         try:
             return self.caller.call(
-                role=ROLE_OF[stage], stage=stage, unit=unit, messages=messages, meter=self.meter, schema=schema,
-                max_tokens=output_tokens(self.settings, limit_stage or stage),
+                role=stage.role, stage=stage.name, unit=unit, messages=messages, meter=self.meter,
+                schema=stage.schema, max_tokens=output_tokens(self.settings, stage),
                 temperature=self.settings.temperature if temperature is None else temperature,
                 candidate=candidate, logprobs=logprobs,
             )
@@ -49,33 +46,26 @@ class Call:
         # ContextOverflowError propagates: only map, digest and writing can shrink their input
         # (ask_shrinking); anywhere else it stops the run with the model, role, stage and fix.
 
-    def ask_shrinking(
-        self,
-        stage: str,
-        unit: str,
-        build: Callable[[float], list],
-        schema: type[BaseModel] | None,
-        **kwargs: Any,
-    ) -> CallResult | None:
+    def ask_shrinking(self, stage: Stage, unit: str, build: Callable[[float], list], **kwargs: Any) -> CallResult | None:
         """`ask` with `build(scale)` making the messages; on a context overflow the variable input is
         shrunk (scale halved) and the call retried, at most SHRINK_TRIES times, then recorded as failed."""
         scale = 1.0
         for attempt in range(SHRINK_TRIES + 1):
             try:
-                return self.ask(stage, unit, build(scale), schema, **kwargs)
+                return self.ask(stage, unit, build(scale), **kwargs)
             except ContextOverflowError as exc:
                 if attempt == SHRINK_TRIES:
-                    self.fail(stage, unit, "context_overflow",
+                    self.fail(stage.name, unit, "context_overflow",
                               f"{exc} (still too long after shrinking the input to {scale:.0%}). Fix: set "
                               "context_window to the server's real context size, or use a larger model")
                     return None
                 scale /= 2
-                self.fail(stage, unit, "truncated", f"context overflow: input shrunk to {scale:.0%} and retried")
+                self.fail(stage.name, unit, "truncated", f"context overflow: input shrunk to {scale:.0%} and retried")
         return None
 
     def fail(self, stage: str, unit: str, kind: str, message: str) -> None:
         self.meter.fail(stage, unit, kind, message[:500])
 
     def update(self, **values: Any) -> dict[str, Any]:
-        """State update carrying this node's usage and failures along with `values`."""
+        """State update carrying these calls' usage and failures along with `values`."""
         return {**values, "usage": self.meter.as_usage(), "failures": [f.model_dump() for f in self.meter.failures]}

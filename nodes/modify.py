@@ -3,23 +3,44 @@ with the pure `apply_edits`; reference mode asks for the whole outline and keeps
 
 from __future__ import annotations
 
+from typing import Any
+
+from llmxmr import run_store
 from llmxmr.core.edits import apply_edits, edits_from_drafts
-from llmxmr.core.tree import focus_sections, outline_from_draft_keeping_ids, outline_to_prompt_text
-from llmxmr.nodes.calls import Call
-from llmxmr.prompts import convolve as prompts
-from llmxmr.state.models import Outline
-from llmxmr.state.responses import EditsReply, OutlineDraft
+from llmxmr.core.tree import (
+    focus_sections,
+    outline_from_draft_keeping_ids,
+    outline_key,
+    outline_to_prompt_text,
+)
+from llmxmr.nodes.model_calls import ModelCalls
+from llmxmr.nodes.step import Step
+from llmxmr.stages import STAGES
+from llmxmr.state.records import Outline
+
+EDITS, REWRITE = STAGES["modify"], STAGES["modify_rewrite"]
+
+
+def modified_outline_key(step: Step, base: Outline, suggestion: str, unit: str, **kwargs: Any) -> str | None:
+    """`modify_outline`, stored under its content key; None when the answer was unusable (recorded)."""
+    outline = modify_outline(step.calls, base, suggestion, unit, **kwargs)
+    if outline is None:
+        return None
+    key = outline_key(outline)
+    run_store.put_outline(step.store, step.run_id, key, outline)
+    return key
 
 
 def modify_outline(
-    call: Call, base: Outline, suggestion: str, unit: str, *, candidate: int = 0, temperature: float | None = None
+    calls: ModelCalls, base: Outline, suggestion: str, unit: str, *, candidate: int = 0,
+    temperature: float | None = None,
 ) -> Outline | None:
     """The modified outline, or None when the model's answer was unusable (recorded)."""
-    settings = call.settings
+    settings = calls.settings
     if settings.mode == "reference":
         text = outline_to_prompt_text(base)  # it rewrites the whole outline: it must see all of it
-        reply = call.ask("modify", unit, prompts.modify_rewrite(text, suggestion, language=settings.language),
-                         OutlineDraft, candidate=candidate, temperature=temperature, limit_stage="modify_rewrite")
+        reply = calls.ask(REWRITE, unit, REWRITE.prompt(text, suggestion, language=settings.language),
+                          candidate=candidate, temperature=temperature)
         if reply is None or not reply.value.sections:
             return None
         return outline_from_draft_keeping_ids(reply.value, base)
@@ -28,11 +49,11 @@ def modify_outline(
     # A suggestion that names no section could touch any: then the model sees every description.
     focus = focus_sections(base, suggestion)
     text = outline_to_prompt_text(base, focus=focus) if focus else outline_to_prompt_text(base)
-    reply = call.ask("modify", unit, prompts.modify_edits(text, suggestion, language=settings.language),
-                     EditsReply, candidate=candidate, temperature=temperature)
+    reply = calls.ask(EDITS, unit, EDITS.prompt(text, suggestion, language=settings.language),
+                      candidate=candidate, temperature=temperature)
     if reply is None:
         return None
     outline, rejected = apply_edits(base, edits_from_drafts(reply.value.edits))
     for r in rejected:
-        call.fail("modify", unit, "edit_rejected", f"{r.edit.op} {r.edit.section_id or ''}: {r.reason}".strip())
+        calls.fail(EDITS.name, unit, "edit_rejected", f"{r.edit.op} {r.edit.section_id or ''}: {r.reason}".strip())
     return outline

@@ -10,7 +10,7 @@ The node calls LangGraph's `interrupt` with the outline (as a dict and as markdo
   the edit. Sections a person adds may leave `section_id` empty: they get fresh ids; `next_id` is fixed up.
   An edit that keeps the structure (the same section ids under the same parents: retitles, new
   descriptions, reordering) keeps the digests; a changed structure is digested again before writing
-  (phase "review": digest fan-out, then `digest_done` routes to `write`).
+  (`redigest`: a digest fan-out whose join, `review_digested`, goes on to `write`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,18 @@ from typing import Any
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
-from llmxmr.core.tree import ID_RE, iter_sections, outline_key, outline_to_markdown, section_ids, validate_outline
-from llmxmr.nodes import storage
-from llmxmr.nodes.env import Env, progress
-from llmxmr.state.models import Digest, Outline
+from llmxmr import run_store
+from llmxmr.core.tree import (
+    ID_RE,
+    iter_sections,
+    outline_key,
+    outline_to_markdown,
+    section_ids,
+    validate_outline,
+)
+from llmxmr.nodes.step import Step
+from llmxmr.state.graph_state import SurveyState
+from llmxmr.state.records import Digest, Outline
 
 INSTRUCTIONS = (
     "Edit the outline (titles, construction/analysis briefs, sections added, removed or moved; at most 3 levels) "
@@ -92,46 +100,42 @@ def review_payload(outline: Outline, key: str, problems: list[str], attempt: int
             "instructions": INSTRUCTIONS}
 
 
-def make_review_outline(env: Env):
-    def review_outline(state: dict[str, Any], runtime: Any) -> dict[str, Any]:
-        store = env.store(runtime, state["run_id"])
-        settings = env.settings(store, state["run_id"])  # the store's copy: `resume --review-outline` updates it
-        if not settings.review_outline:
+def review_outline(state: SurveyState, step: Step) -> dict[str, Any]:
+    # The store's settings: `resume --review-outline` updates them.
+    if not step.settings.review_outline:
+        return {}
+    run_id, key, store = step.run_id, state["final_key"], step.store
+    current = run_store.get_outline(store, run_id, key)
+    problems: list[str] = []
+    shown = current
+    attempt = 0
+    while True:
+        # On a resume the node runs again from the top: LangGraph answers the earlier interrupts with the
+        # earlier resume values in order, so a corrected edit after a rejected one lands here.
+        answer = interrupt(review_payload(shown, key, problems, attempt))
+        attempt += 1
+        edited, problems = parse_edit(answer, current)
+        if edited is None and not problems:
+            step.progress("review", outline_key=key, changed=False)
             return {}
-        run_id, key = state["run_id"], state["final_key"]
-        current = storage.get_outline(store, run_id, key)
-        problems: list[str] = []
-        shown = current
-        attempt = 0
-        while True:
-            # On a resume the node runs again from the top: LangGraph answers the earlier interrupts with the
-            # earlier resume values in order, so a corrected edit after a rejected one lands here.
-            answer = interrupt(review_payload(shown, key, problems, attempt))
-            attempt += 1
-            edited, problems = parse_edit(answer, current)
-            if edited is None and not problems:
-                progress("review", outline_key=key, changed=False)
-                return {}
-            if not problems:
-                break
-            if edited is not None:
-                shown = edited  # show the person their own edit with its problems
-        assert edited is not None
-        new_key = outline_key(edited)
-        if new_key == key:
-            progress("review", outline_key=key, changed=False)
-            return {}
-        storage.put_outline(store, run_id, new_key, edited)
-        update: dict[str, Any] = {"final_key": new_key, "outline_key": new_key, "outline_sections": len(section_ids(edited))}
-        if structure(edited) == structure(current):
-            # Same sections under the same parents: the digests still fit; they move to the new key.
-            for ref in state["paper_refs"]:
-                digest = storage.get_digest(store, run_id, key, ref["paper_id"])
-                if digest is not None:
-                    storage.put_digest(store, run_id, Digest(**{**digest.model_dump(), "outline_key": new_key}))
-            progress("review", outline_key=new_key, changed=True, redigest=False)
-            return update
-        progress("review", outline_key=new_key, changed=True, redigest=True)
-        return {**update, "phase": "review"}
-
-    return review_outline
+        if not problems:
+            break
+        if edited is not None:
+            shown = edited  # show the person their own edit with its problems
+    assert edited is not None
+    new_key = outline_key(edited)
+    if new_key == key:
+        step.progress("review", outline_key=key, changed=False)
+        return {}
+    run_store.put_outline(store, run_id, new_key, edited)
+    update: dict[str, Any] = {"final_key": new_key, "outline_key": new_key, "outline_sections": len(section_ids(edited))}
+    if structure(edited) == structure(current):
+        # Same sections under the same parents: the digests still fit; they move to the new key.
+        for ref in state["paper_refs"]:
+            digest = run_store.get_digest(store, run_id, key, ref["paper_id"])
+            if digest is not None:
+                run_store.put_digest(store, run_id, Digest(**{**digest.model_dump(), "outline_key": new_key}))
+        step.progress("review", outline_key=new_key, changed=True, redigest=False)
+        return update
+    step.progress("review", outline_key=new_key, changed=True, redigest=True)
+    return {**update, "redigest": True}

@@ -10,17 +10,9 @@ from typing import Annotated, Any
 
 from typing_extensions import NotRequired, TypedDict
 
-RESET = "__reset__"
-
-
-def collect(old: list | None, new: list | str | None) -> list:
-    """Fan-in channel: tasks append; the consuming node writes RESET when it plans the next fan-out."""
-    if new == RESET:
-        return []
-    return (old or []) + list(new or [])
-
 
 def append(old: list | None, new: list | None) -> list:
+    """Fan-in channel: parallel tasks append; a consuming join clears it with `Overwrite([])`."""
     return (old or []) + list(new or [])
 
 
@@ -58,11 +50,12 @@ class SurveyOutput(TypedDict):
 
 
 class SurveyState(SurveyInput, SurveyOutput):
-    run_id: str
-    settings: dict[str, Any]
+    run_id: str  # the settings and every large record of the run are in the store under it
     paper_refs: list[dict[str, Any]]
     skipped: list[dict[str, Any]]
+    map_pass: bool  # read every paper (map) before grouping: default mode
     groups: list[list[str]]
+    skeleton_batches: list[list[int]]  # group indexes of each local skeleton draft
     # Skeleton merge in flight: its level and the outline keys of each merge_batch task ([] once O_0 is chosen).
     merge_level: int
     merge_plan: list[list[str]]
@@ -75,16 +68,19 @@ class SurveyState(SurveyInput, SurveyOutput):
     best: dict[str, Any]  # {"outline_key", "J", "rationale"}: best outline found in this block so far
     block: int
     layer: int
-    round: int
-    phase: str  # "skeleton" | "block_end": what the digest pass that just ran was for
+    round: int  # self-refine round to run next (0: none)
+    candidates: int  # candidates per self-refine round
+    rescore_keys: list[str]  # [C, O_b] to re-score with fresh judge calls before block_end; [] for none
     working_set: list[dict[str, Any]]  # W: scored suggestions
     plan: list[list[str]]  # suggestion ids of each unit of the next layer
     plan_kind: str  # "layer0" | "sampling" | "pooling"
     layer_best: list[float]  # best J per layer of the current block, layer 0 first
     block_outlines: list[dict[str, Any]]  # {"outline_key", "E", "J", "H"} of O_0 .. O_last (all digested)
     final_key: str
+    redigest: bool  # a person changed the final outline's structure: digest it again before writing
     stop_reason: str
-    results: Annotated[list[dict[str, Any]], collect]
+    results: Annotated[list[dict[str, Any]], append]  # a fan-out's results (drafts, suggestions, candidates)
+    scores: Annotated[list[dict[str, Any]], append]  # entropy_score's records: one per scored outline
     usage: Annotated[dict[str, dict[str, int]], merge_usage]
     failures: Annotated[list[dict[str, Any]], append]
     entropy_history: Annotated[list[dict[str, Any]], append]

@@ -89,7 +89,8 @@ class Score(BaseModel):
 
     J: float
     method: Literal["logprobs", "parsed", "failed"] = "parsed"
-    uncertainty: float | None = None
+    uncertainty: float | None = None  # the judge's: entropy of its digit distribution (nats)
+    distribution: list[float] | None = None  # p(0) .. p(9) of the judge's score digit, from logprobs
     H: float | None = None
     E: float | None = None
     rationale: str = ""

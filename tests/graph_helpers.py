@@ -17,13 +17,13 @@ from llmxmr.citations import Reference
 from llmxmr.core.tree import section_ids
 from llmxmr.export import check_article
 from llmxmr.graph import build_graph
+from llmxmr.stages import STAGE_NAMES
 from llmxmr.state.context import Context
-from llmxmr.state.models import Outline
+from llmxmr.state.records import Outline
 from llmxmr.testing.fake_model import ScriptedChatModel
 from llmxmr.testing.responder import Responder
 
-ALL_STAGES = ("map", "reduce_notes", "group", "skeleton", "merge_skeleton", "digest", "feedback", "judge",
-              "merge_suggestions", "modify", "critique", "write_section", "polish", "charts")
+ALL_STAGES = STAGE_NAMES
 GAP_TEXT = "Section not written"
 
 

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from llmxmr.core.edits import apply_edits, edits_from_drafts
-from llmxmr.core.tree import depth, find_section, iter_sections, parent_of, section_ids, validate_outline
-from llmxmr.state.models import Edit, Outline, Section
+from llmxmr.core.tree import (
+    depth,
+    find_section,
+    iter_sections,
+    parent_of,
+    section_ids,
+    validate_outline,
+)
+from llmxmr.state.records import Edit, Outline, Section
 from llmxmr.state.responses import EditDraft
 
 

@@ -8,9 +8,13 @@ import math
 import pytest
 
 from llmxmr.core.entropy import (
-    combine, compact_logprobs, expected_digit_score, parsed_digit_score, structural_entropy,
+    combine,
+    compact_logprobs,
+    expected_digit_score,
+    parsed_digit_score,
+    structural_entropy,
 )
-from llmxmr.state.models import Digest
+from llmxmr.state.records import Digest
 
 LEAVES = ["s2", "s3", "s5", "s6"]
 

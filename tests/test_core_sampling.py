@@ -11,7 +11,7 @@ import pytest
 import llmxmr.core.sampling as sampling
 from llmxmr.core.rng import rng_for
 from llmxmr.core.sampling import is_pooling, pooling_groups, sampling_groups, top_k
-from llmxmr.state.models import Suggestion
+from llmxmr.state.records import Suggestion
 
 
 def sugg(scores: list[float | None], orders: list[int] | None = None) -> list[Suggestion]:

@@ -23,8 +23,13 @@ from llmxmr.core.tree import (
     subtree_depth,
     validate_outline,
 )
-from llmxmr.state.models import Outline, Section
-from llmxmr.state.responses import LeafDraft, OutlineDraft, SectionDraft, SubsectionDraft
+from llmxmr.state.records import Outline, Section
+from llmxmr.state.responses import (
+    LeafDraft,
+    OutlineDraft,
+    SectionDraft,
+    SubsectionDraft,
+)
 
 
 def S(sid: str, title: str = "", *children: Section, c: str = "", a: str = "") -> Section:
@@ -221,7 +226,7 @@ def test_validate_outline_reports_each_problem():
 
 def test_prompt_text_detail_trims_descriptions_but_keeps_ids_and_numbers() -> None:
     from llmxmr.core.tree import outline_to_prompt_text
-    from llmxmr.state.models import Outline, Section
+    from llmxmr.state.records import Outline, Section
 
     outline = Outline(title="T", next_id=3, sections=[Section(section_id="s1", title="Intro", construction="C1",
                       analysis="A1", children=[Section(section_id="s2", title="Sub", construction="C2", analysis="A2")])])

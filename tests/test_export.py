@@ -14,7 +14,7 @@ from llmxmr.export import (
     render_markdown,
     write_outputs,
 )
-from llmxmr.state.models import Failure, Outline, Section, SkippedDocument, StageUsage
+from llmxmr.state.records import Failure, Outline, Section, SkippedDocument, StageUsage
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,11 +10,20 @@ import re
 import threading
 
 from graph_helpers import (
-    Recorder, article_problems, judge_digit, layer_records, papers, records, revisions, run, stage_totals, user_text,
+    Recorder,
+    article_problems,
+    judge_digit,
+    layer_records,
+    papers,
+    records,
+    revisions,
+    run,
+    stage_totals,
+    user_text,
 )
 
 from llmxmr.core.tree import outline_key
-from llmxmr.state.models import Outline
+from llmxmr.state.records import Outline
 from llmxmr.testing.fake_model import ScriptedChatModel
 
 N = 9

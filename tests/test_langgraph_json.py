@@ -84,3 +84,19 @@ def test_context_form_has_descriptions(name):
     assert not undocumented, f"Context fields without a description: {undocumented}"
     # Studio fills the form with the defaults: they must be JSON values.
     json.dumps({k: v.get("default") for k, v in props.items()})
+
+
+def test_studio_shows_the_cards_nodes_and_the_loop_through_entropy_scoring():
+    """The design card: map, outline-digest, convolution and entropy-scoring nodes that loop until the entropy
+    converges, and a section-writer subgraph."""
+    drawing = load(CONFIG["graphs"]["llmxmr"]).get_graph(xray=1)
+    nodes = set(drawing.nodes)
+    assert {"map_chunk", "outline_digest", "conv_unit", "entropy_score", "write:write_section"} <= nodes
+    edges = {(e.source, e.target) for e in drawing.edges}
+    # Every candidate outline passes through entropy scoring on its way to the join that decides.
+    assert {("conv_unit", "entropy_score"), ("refine_candidate", "entropy_score"), ("block_start", "entropy_score"),
+            ("entropy_score", "layer_done"), ("entropy_score", "refine_done"), ("entropy_score", "feedback_done"),
+            ("entropy_score", "block_end")} <= edges
+    # The convergence decision closes the loop: another block or the final outline.
+    assert {("outline_digest", "block_entropy"), ("block_entropy", "block_start"),
+            ("block_entropy", "select_final")} <= edges

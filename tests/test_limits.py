@@ -5,7 +5,7 @@ from __future__ import annotations
 from langgraph.store.memory import InMemoryStore
 
 from llmxmr.graph import build_graph
-from llmxmr.nodes.limits import chunk_bounds, chunks_of, input_budget, output_tokens
+from llmxmr.limits import chunk_bounds, chunks_of, input_budget, output_tokens
 from llmxmr.nodes.skeleton import merge_limits
 from llmxmr.state.context import Context, resolve_settings
 from llmxmr.testing.fake_model import ScriptedChatModel

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from llmxmr.models.errors import OutputFault
 from llmxmr.models.jsonparse import parse_json_reply, schema_sketch
-from llmxmr.state.models import Outline
+from llmxmr.state.records import Outline
 
 
 class Items(BaseModel):

@@ -6,8 +6,15 @@ import pytest
 from pydantic import BaseModel
 
 from llmxmr.models.errors import ModelSetupError, classify
-from llmxmr.models.providers import MODEL_FORMS, PROVIDERS, TOP_LOGPROBS, bind_for, provider_of
+from llmxmr.models.providers import (
+    MODEL_FORMS,
+    PROVIDERS,
+    TOP_LOGPROBS,
+    bind_for,
+    provider_of,
+)
 from llmxmr.models.specs import ModelSpec
+from llmxmr.state.context import resolve_settings
 
 # (context_window, max_output_tokens, request_timeout, is_local, logprobs); a new provider must be added here.
 EXPECTED = {
@@ -91,3 +98,15 @@ def test_a_providers_own_classification_wins(monkeypatch: pytest.MonkeyPatch) ->
                         lambda e: ("rate_limit", True, 2.0) if e is exc else None)
     assert classify(exc) == ("rate_limit", True, 2.0)
     assert classify(ValueError("other")) == ("unknown", False, None)
+
+
+def test_preflight_of_a_missing_gguf_file_names_it_before_any_call(tmp_path, capsys):
+    from llmxmr import cli
+
+    spec = ModelSpec.parse("gguf:/nowhere/model.gguf")
+    with pytest.raises(ModelSetupError, match="no such file /nowhere/model.gguf"):
+        provider_of(spec).preflight(spec, resolve_settings({}))
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"title": "T", "papers": [{"title": "A", "txt": "Some text."}]}\n')
+    code = cli.main(["run", str(corpus), "-o", str(tmp_path / "out"), "--model", "gguf:/nowhere/model.gguf", "-q"])
+    assert code == 2 and "no such file /nowhere/model.gguf" in capsys.readouterr().err

@@ -6,8 +6,8 @@ from __future__ import annotations
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
+from llmxmr import run_store
 from llmxmr.graph.build import build_builder
-from llmxmr.nodes import storage
 from llmxmr.state.context import Context, Settings, apply_overrides
 from llmxmr.testing.fake_model import ScriptedChatModel
 
@@ -22,8 +22,8 @@ def test_overrides_saved_in_the_store_reach_the_nodes_after_a_resume() -> None:
     graph.invoke({"papers": PAPERS, "title": "T"}, config,
                  context=Context(max_layers=1, units=2, refine_rounds=2, best_of=1, max_blocks=1))
     run_id = graph.get_state(config).values["run_id"]
-    saved = Settings(**storage.get_settings(store, run_id))
-    storage.put_settings(store, run_id, apply_overrides(saved, {"refine_rounds": 1, "max_calls": 9999}).model_dump())
+    saved = Settings(**run_store.get_settings(store, run_id))
+    run_store.put_settings(store, run_id, apply_overrides(saved, {"refine_rounds": 1, "max_calls": 9999}).model_dump())
 
     before = model.calls["critique"]
     out = graph.invoke(None, config)

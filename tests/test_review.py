@@ -25,7 +25,7 @@ from llmxmr.graph import build_graph
 from llmxmr.nodes.review import parse_edit, structure
 from llmxmr.review_cli import REVIEW_JSON, REVIEW_MD
 from llmxmr.state.context import Context
-from llmxmr.state.models import Outline
+from llmxmr.state.records import Outline
 from llmxmr.testing.fake_model import ScriptedChatModel
 from llmxmr.testing.scripted_server import scripted_server
 

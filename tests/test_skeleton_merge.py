@@ -11,13 +11,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from llmxmr.graph.build import build_builder
-from llmxmr.nodes.limits import FAN_IN
 from llmxmr.nodes.skeleton import next_merge_level
+from llmxmr.stages import STAGES
 from llmxmr.state.context import Context
 from llmxmr.testing.fake_model import ScriptedChatModel
 
 # One local draft per group: FAN_IN + 1 drafts make level 0 = [FAN_IN drafts, 1 draft] and level 1 = [2 merges].
-DRAFTS = FAN_IN["merge_skeleton"] + 1
+DRAFTS = STAGES["merge_skeleton"].fan_in + 1
 PAPERS = [{"title": f"Paper {i}", "txt": f"Paper {i} reports result {i} on topic {i % 5}."} for i in range(3 * DRAFTS)]
 CONTEXT = {"skeleton_group_size": 1, "context_window": 128_000, "max_layers": 0, "refine_rounds": 0, "max_blocks": 1}
 

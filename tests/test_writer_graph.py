@@ -9,9 +9,9 @@ import pytest
 from graph_helpers import Recorder, user_text
 from langgraph.store.memory import InMemoryStore
 
+from llmxmr import run_store
 from llmxmr.citations import find_citations
 from llmxmr.graph import build_writer_graph
-from llmxmr.nodes import storage
 from llmxmr.state.context import Context
 from llmxmr.testing.fake_model import ScriptedChatModel
 
@@ -60,7 +60,7 @@ def write(charts: bool, run_id: str = "writer-test"):
     out = graph.invoke({"run_id": run_id, "final_key": "", "title": "Concurrency", "outline": OUTLINE,
                         "digests": DIGESTS, "paper_refs": REFS},
                        context=Context(charts=charts), config={"max_concurrency": 8})
-    texts = {sid: storage.get_section(store, run_id, ref) for sid, ref in out["sections"].items()}
+    texts = {sid: run_store.get_section(store, run_id, ref) for sid, ref in out["sections"].items()}
     return out, texts, rec, model
 
 

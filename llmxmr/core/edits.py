@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from llmxmr.core.tree import MAX_DEPTH, ID_RE, iter_sections, section_ids, subtree_depth
-from llmxmr.state.models import Edit, Outline, RejectedEdit, Section
+from llmxmr.core.tree import ID_RE, MAX_DEPTH, iter_sections, section_ids, subtree_depth
+from llmxmr.state.records import Edit, Outline, RejectedEdit, Section
 from llmxmr.state.responses import EditDraft
 
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmxmr.state.models import Digest
+from llmxmr.state.records import Digest
 
 DIGIT_SCALE = 10 / 9  # a digit 0-9 mapped onto the 0-10 scale of the reference rubric
 
@@ -42,15 +42,15 @@ def _single_digit(token: str) -> int | None:
     return int(t) if len(t) == 1 and t in "0123456789" else None
 
 
-def expected_digit_score(logprob_content: Sequence[Mapping[str, Any]], text: str) -> tuple[float, float] | None:
-    """(J, uncertainty) from token log-probabilities of the judge's score digit, or None.
+def digit_distribution(logprob_content: Sequence[Mapping[str, Any]], text: str) -> list[float] | None:
+    """p(0) .. p(9) of the judge's score digit from token log-probabilities, or None.
 
     `logprob_content` is the OpenAI chat `logprobs.content` list. The digit's position is found in the
     concatenated tokens (keys may be split over tokens: '"sc', 'ore', '":', ' ', '7'); the last score
     field counts (JSON keeps the last duplicate). At that token the top alternatives that are single
-    digits are renormalised: J = (10/9)·Σ p(d)·d, uncertainty = -Σ p ln p (nats). None when the field
-    or its token is not found, the token is not a lone digit, no digit alternatives are listed, or the
-    digit disagrees with the one parsed from `text` (the tokens are then not this response's).
+    digits are renormalised. None when the field or its token is not found, the token is not a lone digit,
+    no digit alternatives are listed, or the digit disagrees with the one parsed from `text` (the tokens
+    are then not this response's).
     """
     tokens = [str(t.get("token", "")) for t in logprob_content]
     joined = "".join(tokens)
@@ -86,7 +86,18 @@ def expected_digit_score(logprob_content: Sequence[Mapping[str, Any]], text: str
     mass = sum(probs)
     if mass <= 0:
         return None
-    p = [x / mass for x in probs]
+    return [x / mass for x in probs]
+
+
+def expected_digit_score(logprob_content: Sequence[Mapping[str, Any]], text: str) -> tuple[float, float] | None:
+    """(J, uncertainty) of the judge's digit distribution (`digit_distribution`), or None:
+    J = (10/9)·Σ p(d)·d, uncertainty = -Σ p ln p (nats)."""
+    p = digit_distribution(logprob_content, text)
+    return None if p is None else digit_score(p)
+
+
+def digit_score(p: Sequence[float]) -> tuple[float, float]:
+    """(J, uncertainty) of a distribution over the digits 0-9."""
     j = DIGIT_SCALE * sum(pd * d for d, pd in enumerate(p))
     uncertainty = max(0.0, -sum(pd * math.log(pd) for pd in p if pd > 0))  # no "-0.0"
     return j, uncertainty

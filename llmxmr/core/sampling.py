@@ -11,7 +11,7 @@ import math
 import random
 from collections.abc import Sequence
 
-from llmxmr.state.models import Suggestion
+from llmxmr.state.records import Suggestion
 
 ZERO_SCORE_WEIGHT = 0.01  # a score of 0 still gets a small chance (reference behaviour)
 _MAX_REDRAWS = 2000  # rejection draws for an unseen set before computing the exact fallback

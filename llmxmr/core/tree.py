@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from llmxmr.state.models import Outline, Section
+from llmxmr.state.records import Outline, Section
 from llmxmr.state.responses import OutlineDraft
 
 MAX_DEPTH = 3  # levels of sections under the title

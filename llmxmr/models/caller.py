@@ -8,7 +8,6 @@ every shared piece here is lock-protected.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import random
@@ -24,8 +23,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.store.base import BaseStore
 from pydantic import BaseModel
 
+from llmxmr import run_store
 from llmxmr.core.entropy import compact_logprobs
-from llmxmr.core.packing import pack, unpack
 from llmxmr.models.errors import (
     BudgetExceededError,
     ContextOverflowError,
@@ -35,8 +34,14 @@ from llmxmr.models.errors import (
 )
 from llmxmr.models.jsonparse import parse_json_reply, salvage_truncated, schema_sketch
 from llmxmr.models.metering import (  # noqa: F401 - re-exported for callers and tests
-    RateLimiter, TokenRateLimiter, UsageMeter, _in_flight, server_slots, wait_for_requests_in_flight,
+    RateLimiter,
+    TokenRateLimiter,
+    UsageMeter,
+    _in_flight,
+    server_slots,
+    wait_for_requests_in_flight,
 )
+from llmxmr.models.providers import TOP_LOGPROBS, bind_for, schema_json  # noqa: F401 - TOP_LOGPROBS re-exported
 from llmxmr.models.specs import ModelSpec
 from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.state.context import Settings
@@ -48,7 +53,6 @@ RETRY_AFTER_CAP = 60.0  # honour Retry-After up to this many seconds
 MAX_ATTEMPTS = 5
 TOTAL_DEADLINE = 900.0  # seconds one call may spend across its retries
 REPAIR_ECHO_TOKENS = 300  # how much of a bad answer is shown back to the model
-TOP_LOGPROBS = 10
 _sleep = time.sleep  # module-level so tests can observe waits without waiting
 
 ROLES = ("reader", "planner", "judge", "writer")
@@ -91,12 +95,6 @@ def _finish_reason(message: BaseMessage) -> str:
     return "length" if reason.lower() in ("length", "max_tokens") else reason.lower()
 
 
-@functools.lru_cache(maxsize=None)
-def schema_json(schema: type[BaseModel]) -> dict[str, Any]:
-    """A schema's JSON Schema, built once per class (2 ms each time for an outline otherwise)."""
-    return schema.model_json_schema()
-
-
 def response_key(*, model: str, messages: list[BaseMessage], schema: type[BaseModel] | None, max_tokens: int,
                  temperature: float | None, candidate: int, logprobs: bool) -> str:
     """sha256 of everything that determines the answer: equal keys may share one paid response."""
@@ -129,22 +127,18 @@ class ModelCaller:
         store: BaseStore,
         *,
         models: Mapping[str, BaseChatModel] | BaseChatModel | None = None,
-        namespace: tuple[str, ...] = ("llmxmr", "responses"),
         budget_check: Callable[[], None] | None = None,
         run_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.namespace = namespace
         # The run's spending (calls incl. retries and repairs, tokens), persisted in the store so that a resumed
         # run continues the same count; the default budget_check stops before a request that would exceed it.
-        self._spent_key = (("llmxmr", _label(run_id), "meta"), "spent") if run_id else None
+        self.run_id = run_id
         self._spent_lock = threading.Lock()
         self.spent = {"calls": 0, "tokens": 0}
-        if self._spent_key is not None:
-            item = store.get(*self._spent_key)
-            if item is not None:
-                self.spent.update(item.value)
+        if run_id is not None:
+            self.spent.update(run_store.get_spent(store, run_id) or {})
         self.budget_check = budget_check if budget_check is not None else self._check_budget
         self._injected = models
         self._models: dict[str, BaseChatModel] = {}
@@ -182,8 +176,8 @@ class ModelCaller:
             self.spent["calls"] += calls
             self.spent["tokens"] += tokens
             value = dict(self.spent)
-        if persist and self._spent_key is not None:
-            self.store.put(*self._spent_key, value)
+        if persist and self.run_id is not None:
+            run_store.put_spent(self.store, self.run_id, value)
 
     # -- model selection ---------------------------------------------------------------------------------
     def model_for(self, role: str) -> BaseChatModel:
@@ -303,9 +297,8 @@ class ModelCaller:
     def _reply_once(self, key: str, *, role: str, stage: str, unit: str, spec: str, model: BaseChatModel,
                     messages: list[BaseMessage], meter: UsageMeter, schema: type[BaseModel] | None,
                     max_tokens: int, temperature: float, logprobs: bool) -> _Reply:
-        item = self.store.get(self.namespace, key)
-        if item is not None:
-            v = unpack(item.value)
+        v = run_store.get_response(self.store, key)
+        if v is not None:
             meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"])
             return _Reply(text=v["text"], logprobs=v.get("logprobs"), prompt_tokens=v["prompt_tokens"],
                           completion_tokens=v["completion_tokens"], finish_reason=v.get("finish_reason", "stop"),
@@ -317,11 +310,11 @@ class ModelCaller:
                                   meter=meter, logprobs=logprobs, max_tokens=max_tokens)
             reply.logprobs = compact_logprobs(reply.logprobs)  # fresh and replayed answers read the same
             # Record before parsing: a run killed after this point never pays for this response again.
-            self.store.put(self.namespace, key, pack({
+            run_store.put_response(self.store, key, {
                 "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
                 "model": spec, "stage": stage, "recorded_at": time.time(),
-            }))
+            })
         meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
         self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
         return reply
@@ -329,31 +322,7 @@ class ModelCaller:
     @staticmethod
     def _bind(model: BaseChatModel, *, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
               logprobs: bool) -> Any:
-        from langchain_openai import ChatOpenAI
-
-        if isinstance(model, ChatOpenAI):
-            kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
-            if schema is not None:
-                # The same wire request as `response_format=`, sent in the body: langchain then takes the SDK's
-                # plain `create` path instead of `parse`, which walks the whole JSON schema per call (half of
-                # our per-call CPU in bench/); the raw text (and its logprobs) reach our one parser either way.
-                kwargs["extra_body"] = {**(model.extra_body or {}), "response_format": {
-                    "type": "json_schema", "json_schema": {
-                        "name": schema.__name__, "schema": schema_json(schema), "strict": False}}}
-            if logprobs:
-                kwargs |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
-            return model.bind(**kwargs)
-        try:
-            from langchain_google_genai import ChatGoogleGenerativeAI
-        except ImportError:  # pragma: no cover - optional provider
-            ChatGoogleGenerativeAI = None  # type: ignore[assignment,misc]  # noqa: N806
-        if ChatGoogleGenerativeAI is not None and isinstance(model, ChatGoogleGenerativeAI):
-            kwargs = {"max_output_tokens": max_tokens, "temperature": temperature}
-            if schema is not None:
-                kwargs |= {"response_mime_type": "application/json",
-                           "response_json_schema": schema_json(schema)}
-            return model.bind(**kwargs)  # google drops logprobs: the judge falls back to parsed scores
-        return model  # injected fakes: plain invoke, the prompt carries the schema sketch
+        return bind_for(model, schema=schema, max_tokens=max_tokens, temperature=temperature, logprobs=logprobs)
 
     def _request(self, bound: Any, *, role: str, stage: str, unit: str, spec: str, messages: list[BaseMessage],
                  meter: UsageMeter, logprobs: bool, max_tokens: int = 0) -> _Reply:
@@ -433,12 +402,6 @@ class ModelCaller:
 def _to_last_sentence(text: str) -> str:
     cut = max(text.rfind(". "), text.rfind(".\n"), text.rfind("]."), text.rstrip().rfind("."))
     return text[: cut + 1].rstrip() if cut > 0 else text.rstrip()
-
-
-def _label(run_id: str | None) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_-]", "_", run_id or "") or "_"  # as nodes.storage.safe_label
 
 
 def _backoff(attempt: int) -> float:

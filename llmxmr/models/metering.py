@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from llmxmr.models.specs import LOCAL_PARALLEL
-from llmxmr.state.models import Failure, StageUsage
+from llmxmr.state.records import Failure, StageUsage
 
 
 class UsageMeter:

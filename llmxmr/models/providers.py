@@ -71,6 +71,10 @@ class Provider(ABC):
         """Fail early when the model is known not to be served. By default nothing is asked: the embedded
         server answers any name, and google's listing needs its SDK."""
 
+    def preflight(self, spec: ModelSpec, settings: Settings) -> None:
+        """What `llmxmr run` checks before any paid call (missing weights, a model the server does not serve);
+        raises ModelSetupError or ProviderError."""
+
     @abstractmethod
     def owns(self, model: BaseChatModel) -> bool:
         """Whether the chat model is an instance of this provider's client class."""
@@ -154,6 +158,10 @@ class OpenAIProvider(ChatOpenAIFamily):
                 status=404,
             )
 
+    def preflight(self, spec: ModelSpec, settings: Settings) -> None:
+        if settings.base_url:  # a server of the user's: ask it (OpenAI itself is left to the first call)
+            self.check_model_exists(spec, settings)
+
 
 class EmbeddedServer(ChatOpenAIFamily):
     """A GGUF file served by the embedded llama.cpp server (which answers any model name): local and gguf."""
@@ -166,6 +174,12 @@ class EmbeddedServer(ChatOpenAIFamily):
 
     @abstractmethod
     def model_path(self, spec: ModelSpec) -> Path: ...
+
+    def preflight(self, spec: ModelSpec, settings: Settings) -> None:
+        from llmxmr.models.errors import ModelSetupError
+
+        if not self.model_path(spec).is_file():  # the bundled weights raise their own install hint
+            raise ModelSetupError(f"model {spec.raw!r}: no such file {spec.name}")
 
     def running_slot_ctx(self, spec: ModelSpec) -> int | None:
         from llmxmr.models.local_server import slot_context

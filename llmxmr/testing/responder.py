@@ -63,8 +63,20 @@ class Responder:
         seed = _h(system + user)
         handler = getattr(self, f"_{stage}", None)
         if handler is None:
-            return json.dumps({"suggestion": "n/a"})
+            return self._any_stage(stage, seed)
         return handler(system, user, seed)
+
+    def _any_stage(self, stage: str, seed: int) -> str:
+        """A stage with no scripted handler (a new one): a minimal valid answer for its schema in the stage
+        table, or a sentence of prose for a prose stage."""
+        from llmxmr.stages import stages_named
+
+        rows = stages_named(stage)
+        if not rows:
+            return json.dumps({"suggestion": "n/a"})
+        if rows[0].schema is None:
+            return f"A scripted answer about {_words(seed, 5)}."
+        return json.dumps(minimal_instance(rows[0].schema.model_json_schema()))
 
     # -- stages ---------------------------------------------------------------------------------------
     def _map(self, system: str, user: str, seed: int) -> str:
@@ -154,3 +166,30 @@ class Responder:
         ids = SECTION_RE.findall(user)
         charts = [{"section_id": ids[0], "caption": "Overview", "mermaid": "graph TD; A[Input] --> B[Output]"}] if ids else []
         return json.dumps({"charts": charts})
+
+
+def minimal_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
+    """The smallest JSON value a JSON Schema (as pydantic writes it) accepts: required fields only."""
+    defs = defs if defs is not None else schema.get("$defs", {})
+    if "$ref" in schema:
+        return minimal_instance(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            return minimal_instance(schema[key][0], defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: minimal_instance(props[name], defs) for name in schema.get("required", [])}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    return "scripted"

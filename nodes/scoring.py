@@ -1,0 +1,68 @@
+"""Entropy scoring (METHOD §3): `entropy_score` is the node that scores one outline, fanned out per
+candidate (a block's O_b, every convolution unit's and self-refine candidate's outline, the fresh re-scores
+at a block's end). Its record shows the judge's digit distribution, the judge's uncertainty, the
+structural entropy where the outline has digests, and the combined score E."""
+
+from __future__ import annotations
+
+from langgraph.types import Command, Send
+
+from llmxmr import run_store
+from llmxmr.core.entropy import (
+    combine,
+    digit_distribution,
+    digit_score,
+    parsed_digit_score,
+)
+from llmxmr.core.tree import outline_to_prompt_text
+from llmxmr.models.specs import ModelSpec
+from llmxmr.nodes.model_calls import ModelCalls
+from llmxmr.nodes.step import Step
+from llmxmr.stages import STAGES
+from llmxmr.state.records import Outline, Score
+from llmxmr.state.tasks import ScoreTask
+
+JUDGE_DIGIT, JUDGE_NUMBER = STAGES["judge"], STAGES["judge_number"]
+
+
+def judge_outline(calls: ModelCalls, outline: Outline, unit: str, *, candidate: int = 0) -> Score | None:
+    """J of one outline, or None when the judge's answer stayed unusable (recorded as a failure)."""
+    settings = calls.settings
+    if settings.mode == "reference":  # the reference's 0-10 number, parsed
+        reply = calls.ask(JUDGE_NUMBER, unit, JUDGE_NUMBER.prompt(outline_to_prompt_text(outline), language=settings.language),
+                          candidate=candidate)
+        return None if reply is None else Score(J=float(reply.value.score), method="parsed", rationale=reply.value.rationale)
+    wants_logprobs = ModelSpec.parse(settings.judge_model).supports_logprobs
+    reply = calls.ask(JUDGE_DIGIT, unit, JUDGE_DIGIT.prompt(outline_to_prompt_text(outline), language=settings.language),
+                      candidate=candidate, logprobs=wants_logprobs)
+    if reply is None:
+        return None
+    p = digit_distribution(reply.logprobs, reply.text) if reply.logprobs else None
+    if p is not None:
+        J, uncertainty = digit_score(p)
+        return Score(J=J, method="logprobs", uncertainty=uncertainty, distribution=p, rationale=reply.value.rationale)
+    reason = "provider returned no logprobs" if not reply.logprobs else "score digit position not found in logprobs"
+    return Score(J=parsed_digit_score(reply.value.score), method="parsed", rationale=reply.value.rationale, reason=reason)
+
+
+def entropy_score(task: ScoreTask, step: Step) -> Command:
+    """Score one outline and hand the record to the join that asked for it (`then`)."""
+    unit, key = task["unit"], task["outline_key"]
+    if key is None:
+        score = Score(J=0.0, method="failed", reason="the unit produced no outline to score")
+    else:
+        outline = run_store.get_outline(step.store, step.run_id, key)
+        score = judge_outline(step.calls, outline, unit, candidate=task["candidate"]) or Score(
+            J=0.0, method="failed", reason="the judge's answers were unusable")
+    if score.method != "failed":
+        score.H = task["H"]
+        score.E = combine(score.J, task["H"], step.settings.entropy_lambda)
+    record = {"unit": unit, "outline_key": key, **score.model_dump()}
+    step.progress("entropy_score", done=1, block=task["block"], unit=unit,
+                  score=None if score.method == "failed" else round(score.J, 2))
+    return Command(update=step.update(scores=[record]), goto=task["then"])
+
+
+def score_next(task: ScoreTask) -> Send:
+    """The fan-out of one outline to `entropy_score` (from a convolution unit or a self-refine candidate)."""
+    return Send("entropy_score", task)

@@ -1,0 +1,100 @@
+"""The payload of every `Send`: one `TypedDict` per fanned-out node, so that the routes that make them
+(`graph/routes.py`) and the steps that read them (`nodes/`) agree on one written shape.
+
+A payload is persisted with its task, so it carries ids and small records only (docs/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from typing_extensions import TypedDict
+
+
+class MapTask(TypedDict):
+    run_id: str
+    topic: str
+    paper_id: str
+    chunk: int
+
+
+class ReduceTask(TypedDict):
+    run_id: str
+    topic: str
+    paper_id: str
+    chunks: int
+
+
+class SkeletonTask(TypedDict):
+    run_id: str
+    topic: str
+    batch: int
+    paper_ids: list[str]
+
+
+class MergeTask(TypedDict):
+    run_id: str
+    topic: str
+    level: int
+    batch: int
+    outline_keys: list[str]
+
+
+DigestPurpose = Literal["skeleton_entropy", "block_entropy", "review_digested"]
+
+
+class DigestTask(TypedDict):
+    run_id: str
+    paper_id: str
+    outline_key: str
+    then: DigestPurpose  # the join of this pass: what the digests are for
+
+
+class FeedbackTask(TypedDict):
+    run_id: str
+    block: int
+    outline_key: str
+    group: int
+    paper_ids: list[str]
+
+
+class ConvUnitTask(TypedDict):
+    run_id: str
+    block: int
+    layer: int
+    base_key: str
+    unit: int
+    suggestions: list[dict[str, Any]]  # the unit's scored suggestions (records.Suggestion)
+
+
+class RefineTask(TypedDict):
+    run_id: str
+    block: int
+    round: int
+    candidate: int
+    best: dict[str, Any]  # {"outline_key", "J", "rationale"}: the outline this round refines
+
+
+ScoreJoin = Literal["feedback_done", "layer_done", "refine_done", "block_end"]
+
+
+class ScoreTask(TypedDict):
+    """One outline for the entropy-scoring node: a block's O_b, a convolution unit's or a self-refine
+    candidate's outline, or a fresh re-score at the block's end."""
+
+    run_id: str
+    block: int
+    unit: str  # the suggestion id (b0l2u3, b0r1c2) or "base", "rescore_C", "rescore_Ob"
+    outline_key: str | None  # None: the unit produced no outline (nothing to score, recorded as such)
+    candidate: int  # 0, or a distinct index for a deliberately fresh judge call
+    H: float | None  # structural entropy when the outline has digests (O_b), else None
+    then: ScoreJoin  # the join that consumes the score
+
+
+class SectionTask(TypedDict):
+    run_id: str
+    final_key: str
+    topic: str
+    section_id: str
+    written: dict[str, str]  # section id -> store key of the sections written so far (its children)
+    papers: list[dict[str, Any]]  # this section's evidence papers only: {"paper_id", "title"}
