@@ -28,7 +28,11 @@ from llmxmr.state.graph_state import SurveyState
 from llmxmr.state.records import Score, Suggestion
 
 RESCORE_CANDIDATE = 1000  # candidate index of the fresh judge calls at block end (never a cache hit)
-CLEARED = {"results": Overwrite([]), "scores": Overwrite([])}  # a join has consumed its fan-out's records
+
+
+def cleared() -> dict[str, Overwrite]:
+    """A join has consumed its fan-out's records: both channels start empty (fresh lists, never shared)."""
+    return {"results": Overwrite([]), "scores": Overwrite([])}
 
 
 def scores_by_unit(state: SurveyState) -> dict[str, tuple[str, Score]]:
@@ -68,7 +72,7 @@ def outline_artifact(step: Step, name: str, outline: Any, key: str, extra: str =
 def block_start(state: SurveyState, step: Step) -> dict[str, Any]:
     step.progress("block", block=state["block"])
     return {"base_key": state["outline_key"], "layer": 0, "round": 0, "layer_best": [], "working_set": [],
-            "plan": [], "plan_kind": "layer0", "base_score": {}, "rescore_keys": [], **CLEARED}
+            "plan": [], "plan_kind": "layer0", "base_score": {}, "rescore_keys": [], **cleared()}
 
 
 def _rescore_keys(state: SurveyState, settings: Settings, best: dict[str, Any]) -> list[str]:
@@ -97,7 +101,7 @@ def feedback_done(state: SurveyState, step: Step) -> dict[str, Any]:
     feedbacks = [Suggestion(**r) for r in state.get("results") or []]
     scored = list(scores_by_unit(state).values())  # the one score of O_b
     base = scored[0][1] if scored else Score(J=0.0, method="failed", reason="the judge's answers for O_b were unusable")
-    update: dict[str, Any] = {**CLEARED, "base_score": base.model_dump(),
+    update: dict[str, Any] = {**cleared(), "base_score": base.model_dump(),
                               "working_set": [s.model_dump() for s in feedbacks]}
     outlines = [dict(o) for o in state.get("block_outlines") or []]
     if state["block"] == 0 and outlines and outlines[0].get("J") is None:
@@ -146,7 +150,7 @@ def layer_done(state: SurveyState, step: Step) -> dict[str, Any]:
               "parts": {"units": len(new), "failed": len(new) - len(scores), "plan": kind}}
     step.progress("layer", block=block, layer=layer, best=round(best_l, 2))
     entropy_artifact(step, state, [record])
-    update: dict[str, Any] = {**CLEARED, "working_set": [s.model_dump() for s in W], "layer_best": layer_best,
+    update: dict[str, Any] = {**cleared(), "working_set": [s.model_dump() for s in W], "layer_best": layer_best,
                               "entropy_history": [record]}
     next_layer = layer + 1
     rng = rng_for(settings.seed, "layer", block, next_layer)
@@ -191,7 +195,7 @@ def refine_done(state: SurveyState, step: Step) -> dict[str, Any]:
               "mean": mean(js) if js else None, "parts": {"round": state["round"], "candidates": len(state.get("results") or [])}}
     entropy_artifact(step, state, [record])
     rnd = state["round"] + 1 if state["round"] + 1 <= settings.refine_rounds else 0
-    return {**CLEARED, "best": best, "round": rnd, "entropy_history": [record],
+    return {**cleared(), "best": best, "round": rnd, "entropy_history": [record],
             "rescore_keys": _rescore_keys(state, settings, best) if rnd == 0 else []}
 
 
@@ -207,10 +211,10 @@ def block_end(state: SurveyState, step: Step) -> dict[str, Any]:
         scores = scores_by_unit(state)
         jc, jb = (scores[u][1].J if u in scores else 0.0 for u in rescore_units(state["block"]))
         if no_better_outline(jc, jb):
-            return {**CLEARED, "stop_reason": "converged: no better outline"}
+            return {**cleared(), "stop_reason": "converged: no better outline"}
         best["J"] = jc
     outline = run_store.get_outline(step.store, step.run_id, best["outline_key"])
-    return {**CLEARED, "best": best, "outline_key": best["outline_key"], "outline_sections": len(section_ids(outline)),
+    return {**cleared(), "best": best, "outline_key": best["outline_key"], "outline_sections": len(section_ids(outline)),
             "rescore_keys": []}
 
 
