@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 # A marker is a bracket whose content starts with "@" (so "[1]", "[see above]", "[a, b]" are not markers),
 # without nested brackets or newlines, and that is not the text of a markdown link "[@x](url)".
@@ -20,15 +20,23 @@ _MARKER = re.compile(r"\[(?P<body>[ \t]*@[^\[\]\n]*)\](?!\()")
 _ID_TOKEN = re.compile(r"(?<![\w.])@([^\s@;,]+)")
 _TRAILING = ".:!?'\")"
 _REMOVED = "\x00"  # sentinel for a marker that became empty; cleaned up with its surrounding space
+MARKER = _MARKER  # public: what other modules (pandoc export) recognise as a marker
 
 
 class Reference(BaseModel):
-    """One entry of the References list: number, paper, title and url when known."""
+    """One entry of the References list: number, paper, title and url when known, and the document's
+    bibliographic metadata (`llmxmr.references` writes BibTeX and CSL-JSON from it)."""
 
     n: int
     paper_id: str
     title: str
     url: str | None = None
+    authors: list[str] = Field(default_factory=list)
+    year: int | None = None
+    venue: str | None = None
+    doi: str | None = None
+    arxiv_id: str | None = None
+    bibtex_key: str | None = None  # once finalized: this reference's unique citation key
 
 
 # ---------------------------------------------------------------- prose vs code
@@ -146,6 +154,19 @@ def find_citations(text: str) -> list[str]:
             for m in _MARKER.finditer(chunk):
                 ids.extend(_parse_body(m.group("body"))[0])
     return ids
+
+
+def map_marker_ids(text: str, fn: Callable[[str], str | None]) -> str:
+    """Rewrite every marker outside code as `[@x; @y]` with each id mapped by `fn` (None drops it).
+
+    Repeats inside a group collapse; a marker left empty is removed with the space before it.
+    """
+
+    def render(m: re.Match[str]) -> str:
+        mapped = (fn(raw) for raw in _parse_body(m.group("body"))[0])
+        return _render_group(list(dict.fromkeys(x for x in mapped if x is not None)))
+
+    return _rewrite(text, render)
 
 
 # ---------------------------------------------------------------- validation

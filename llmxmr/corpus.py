@@ -1,9 +1,12 @@
-"""Loading the corpus: the reference JSONL format, or a directory of .md/.txt/.html/.pdf files.
+"""Loading the corpus: the reference JSONL format, or a directory of .md/.txt/.html/.pdf files (with
+optional .bib files at its root for the documents' bibliographic metadata).
 
 Every rule about what becomes a document lives here, so the CLI, the public API and the graph input
 (inline papers) apply the same ones: empty documents are skipped with a reason, exact duplicates (same
 title and same text) collapse into one, everything else gets its own stable id. Problems with the input
-file itself raise `CorpusError` with a message meant for the user (file, line, field).
+file itself raise `CorpusError` with a message meant for the user (file, line, field). Metadata (authors,
+year, venue, DOI, arXiv id, citation key) is optional and never costs a document: bad values are warnings
+(`llmxmr.metadata`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,20 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from llmxmr.ids import make_paper_id
+from llmxmr.metadata import (
+    BibIndex,
+    complete_identifiers,
+    json_type,
+    read_bib,
+    record_metadata,
+)
 from llmxmr.state.records import Document, SkippedDocument
 
 TEXT_SUFFIXES = (".md", ".markdown", ".txt")
 HTML_SUFFIXES = (".html", ".htm")
 PDF_SUFFIXES = (".pdf",)
 DOC_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + PDF_SUFFIXES
+BIB_SUFFIX = ".bib"  # metadata beside the documents, never a document itself
 PDF_FIX = "pip install 'llmxmr[pdf]'"
 
 _ABSTRACT_WORDS = 60
@@ -57,6 +68,7 @@ class _Entry:
     text: str
     abstract: str = ""
     url: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # checked metadata fields (llmxmr.metadata)
 
 
 def _clean(s: str) -> str:
@@ -111,57 +123,49 @@ def _build(entries: Iterable[_Entry | SkippedDocument]) -> tuple[list[Document],
         seen[key] = paper_id
         abstract = " ".join(_clean(e.abstract).split()) or derive_abstract(text)
         url = e.url.strip() if e.url and e.url.strip() else None
-        documents.append(Document(paper_id=paper_id, title=title, text=text, abstract=abstract, url=url))
+        meta = complete_identifiers(e.meta, text, url)
+        documents.append(Document(paper_id=paper_id, title=title, text=text, abstract=abstract, url=url, **meta))
     return documents, skipped
 
 
-def _entry_from_paper(paper: Any, source: str) -> _Entry | SkippedDocument:
-    """Check the fields of one paper record; a bad record is a reported skip, not an error."""
+def _entry_from_paper(paper: Any, source: str, warnings: list[str]) -> _Entry | SkippedDocument:
+    """Check the fields of one paper record; a bad record is a reported skip, bad metadata a warning."""
     if not isinstance(paper, dict):
-        return SkippedDocument(source=source, reason=f"expected a JSON object, got {_json_type(paper)}")
+        return SkippedDocument(source=source, reason=f"expected a JSON object, got {json_type(paper)}")
     values: dict[str, str | None] = {}
-    for name in ("title", "txt", "abstract", "url"):
+    for name in ("title", "txt", "abstract"):
         value = paper.get(name)
         if value is not None and not isinstance(value, str):
             return SkippedDocument(
-                source=source, reason=f'field "{name}" must be a string, not {_json_type(value)}'
+                source=source, reason=f'field "{name}" must be a string, not {json_type(value)}'
             )
         values[name] = value
     if values["txt"] is None:
         return SkippedDocument(source=source, reason='missing field "txt" (the document text)')
+    meta = record_metadata(paper, source, warnings)
     return _Entry(
         source=source,
         title=values["title"] or "",
         text=values["txt"] or "",
         abstract=values["abstract"] or "",
-        url=values["url"],
+        url=meta.pop("url", None),
+        meta=meta,
     )
 
 
-def documents_from_papers(papers: Sequence[Any], source: str) -> tuple[list[Document], list[SkippedDocument]]:
-    """Papers in the reference format ({title, abstract?, txt, url?}) -> documents and reported skips.
+def documents_from_papers(
+    papers: Sequence[Any], source: str, warnings: list[str] | None = None
+) -> tuple[list[Document], list[SkippedDocument]]:
+    """Papers in the reference format ({title, abstract?, txt, url?} plus optional metadata: authors, year,
+    venue, doi, arxiv_id, bibtex_key) -> documents and reported skips.
 
-    `source` names where the list came from ("file.jsonl:3", "input"); skips name `source: papers[i]`.
+    `source` names where the list came from ("file.jsonl:3", "input"); skips and warnings name
+    `source: papers[i]`. Warnings about unusable metadata are appended to `warnings` when given.
     """
     if not isinstance(papers, list | tuple):
-        raise CorpusError(f'{source}: field "papers" must be a list, not {_json_type(papers)}')
-    return _build(_entry_from_paper(paper, f"{source}: papers[{i}]") for i, paper in enumerate(papers))
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+        raise CorpusError(f'{source}: field "papers" must be a list, not {json_type(papers)}')
+    sink = warnings if warnings is not None else []
+    return _build(_entry_from_paper(paper, f"{source}: papers[{i}]", sink) for i, paper in enumerate(papers))
 
 
 def corpus_hash(documents: Iterable[Document]) -> str:
@@ -233,10 +237,10 @@ def _load_jsonl(path: Path, title: str | None) -> list[Survey]:
         except json.JSONDecodeError as exc:
             raise CorpusError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(record, dict):
-            raise CorpusError(f'{where}: expected a JSON object {{"title", "papers"}}, got {_json_type(record)}')
+            raise CorpusError(f'{where}: expected a JSON object {{"title", "papers"}}, got {json_type(record)}')
         survey_title = record.get("title")
         if survey_title is not None and not isinstance(survey_title, str):
-            raise CorpusError(f'{where}: field "title" must be a string, not {_json_type(survey_title)}')
+            raise CorpusError(f'{where}: field "title" must be a string, not {json_type(survey_title)}')
         survey_title = (survey_title or "").strip() or (title or "").strip()
         if not survey_title:
             raise CorpusError(f'{where}: missing field "title" (the survey title)')
@@ -244,11 +248,12 @@ def _load_jsonl(path: Path, title: str | None) -> list[Survey]:
             raise CorpusError(f'{where}: missing field "papers"')
         papers = record["papers"]
         if not isinstance(papers, list):
-            raise CorpusError(f'{where}: field "papers" must be a list, not {_json_type(papers)}')
-        documents, skipped = documents_from_papers(papers, where)
+            raise CorpusError(f'{where}: field "papers" must be a list, not {json_type(papers)}')
+        warnings: list[str] = []
+        documents, skipped = documents_from_papers(papers, where, warnings)
         if not documents:
             raise _no_documents(where, skipped)
-        surveys.append(Survey(title=survey_title, documents=documents, skipped=skipped))
+        surveys.append(Survey(title=survey_title, documents=documents, skipped=skipped, warnings=warnings))
     if not surveys:
         raise CorpusError(f"{path}: no surveys (the file has no non-blank lines)")
     return surveys
@@ -391,17 +396,50 @@ def _doc_files(root: Path) -> list[Path]:
     return files
 
 
+def _bib_index(files: list[Path], root: Path, warnings: list[str]) -> BibIndex:
+    """The entries of the .bib files at the corpus root; one deeper down is a warning, not read."""
+    entries = []
+    for path in files:
+        if path.suffix.lower() != BIB_SUFFIX:
+            continue
+        label = str(path.relative_to(root)) if path != root else path.name
+        if path.parent == root:
+            entries += read_bib(path, label, warnings)
+        else:
+            warnings.append(f"{label}: .bib files are read only at the corpus root; ignored")
+    return BibIndex(entries)
+
+
+def _add_bib_metadata(entry: _Entry, path: Path, bib: BibIndex) -> None:
+    """Metadata of the bib entry whose key is the file's stem, else whose title is the document's."""
+    match = bib.match(path.stem, entry.title)
+    if match is None:
+        return
+    meta = dict(match.meta)
+    bib_url = meta.pop("url", None)
+    entry.url = entry.url or bib_url
+    entry.meta = {**meta, **entry.meta}
+    if match.title and entry.title == _stem_title(path):  # a title made from the file name: the bib knows better
+        entry.title = match.title
+
+
 def _load_files(files: list[Path], root: Path, survey_title: str, where: str) -> Survey:
     entries: list[_Entry | SkippedDocument] = []
     warnings: list[str] = []
+    bib = _bib_index(files, root, warnings)
     for path in files:
         label = str(path.relative_to(root)) if path != root else path.name
+        if path.suffix.lower() == BIB_SUFFIX:
+            continue  # metadata, read above
         if path.suffix.lower() not in DOC_SUFFIXES:
             reason = f"unsupported file type {path.suffix or '(none)'} (supported: {', '.join(DOC_SUFFIXES)})"
             entries.append(SkippedDocument(source=label, reason=reason))
             continue
         try:
-            entries.append(_entry_from_file(path, label, warnings))
+            entry = _entry_from_file(path, label, warnings)
+            if bib:
+                _add_bib_metadata(entry, path, bib)
+            entries.append(entry)
         except _Skip as exc:
             entries.append(SkippedDocument(source=label, reason=str(exc)))
         except OSError as exc:

@@ -19,6 +19,18 @@ class Document(BaseModel):
     text: str
     abstract: str = ""
     url: str | None = None
+    # Bibliographic metadata (optional; from the corpus record, a .bib file, or detected in the text):
+    # what references.bib and references.json are written from.
+    authors: list[str] = Field(default_factory=list)  # as written: "Ada Lovelace" or "Lovelace, Ada"
+    year: int | None = None
+    venue: str | None = None  # journal or proceedings
+    doi: str | None = None  # "10.1234/abc", without a resolver prefix
+    arxiv_id: str | None = None  # "2301.01234" or "cs/0112017"
+    bibtex_key: str | None = None  # the user's own citation key, kept in references.bib
+
+
+# The metadata fields above, in that order (Document and citations.Reference share them).
+METADATA_FIELDS = ("authors", "year", "venue", "doi", "arxiv_id", "bibtex_key")
 
 
 class PaperRef(BaseModel):

@@ -320,3 +320,136 @@ def test_html_to_text():
     title, text = html_to_text("<h1>Only H1</h1><ul><li>a</li><li>b</li></ul><noscript>x</noscript>")
     assert title == "Only H1"
     assert text == "Only H1\n\na\n\nb"
+
+
+# ---------------------------------------------------------------- bibliographic metadata
+
+
+def test_jsonl_metadata_fields(tmp_path):
+    f = write_jsonl(tmp_path / "c.jsonl", {"title": "S", "papers": [
+        paper(title="A", authors=["Ada Lovelace", " Charles  Babbage "], year=1843, venue="Sketch",
+              doi="https://doi.org/10.1000/xyz.1", arxiv_id="arXiv:2301.01234", bibtex_key="lovelace1843"),
+        paper(title="B", authors="Lovelace, Ada and Babbage, Charles", year="1850"),
+        paper(title="C", authors="Ada Lovelace; Charles Babbage"),
+        paper(title="D"),
+    ]})
+    [survey] = load_surveys(f)
+    a, b, c, d = survey.documents
+    assert a.authors == ["Ada Lovelace", "Charles Babbage"] and a.year == 1843 and a.venue == "Sketch"
+    assert a.doi == "10.1000/xyz.1" and a.arxiv_id == "2301.01234" and a.bibtex_key == "lovelace1843"
+    assert b.authors == ["Lovelace, Ada", "Babbage, Charles"] and b.year == 1850
+    assert c.authors == ["Ada Lovelace", "Charles Babbage"]
+    assert (d.authors, d.year, d.venue, d.doi, d.arxiv_id, d.bibtex_key) == ([], None, None, None, None, None)
+    assert survey.warnings == []
+
+
+def test_wrong_metadata_is_a_warning_and_keeps_the_document(tmp_path):
+    f = write_jsonl(tmp_path / "c.jsonl", {"title": "S", "papers": [
+        paper(title="A", authors=5, year="soon", venue=[], doi="not-a-doi", arxiv_id=3, bibtex_key="has space",
+              url=7),
+        paper(title="B", authors=["ok", 1], year=True),
+    ]})
+    [survey] = load_surveys(f)
+    assert [d.title for d in survey.documents] == ["A", "B"] and not survey.skipped
+    a, b = survey.documents
+    assert (a.authors, a.year, a.venue, a.doi, a.arxiv_id, a.bibtex_key, a.url) == ([], None, None, None, None, None, None)
+    assert (b.authors, b.year) == ([], None)
+    where = f"{f}:1: papers"
+    assert survey.warnings == [
+        f'{where}[0]: field "url" must be a string, not a number; ignored',
+        f'{where}[0]: field "authors" must be a list of strings or a string, not a number; ignored',
+        f'{where}[0]: field "year" must be a year (a number), not a string; ignored',
+        f'{where}[0]: field "venue" must be a string, not a list; ignored',
+        f"{where}[0]: field \"doi\" is not a DOI (10.NNNN/...): 'not-a-doi'; ignored",
+        f'{where}[0]: field "arxiv_id" must be a string, not a number; ignored',
+        (f"{where}[0]: field \"bibtex_key\" is not a usable citation key (letters, digits and _:.+/- inside): "
+         "'has space'; ignored"),
+        f'{where}[1]: field "authors" must be a list of strings or a string, not a list with a non-string item; ignored',
+        f'{where}[1]: field "year" must be a year (a number), not a boolean; ignored',
+    ]
+
+
+def test_inline_papers_collect_metadata_warnings():
+    warnings: list[str] = []
+    docs, skipped = documents_from_papers([paper(year=[2020])], "input", warnings)
+    assert len(docs) == 1 and not skipped
+    assert warnings == ['input: papers[0]: field "year" must be a year (a number), not a list; ignored']
+    assert documents_from_papers([paper(year=[2020])], "input")[0][0].year is None  # no sink: still kept
+
+
+def test_doi_and_arxiv_id_are_detected_on_the_first_page():
+    docs, _ = documents_from_papers([
+        paper(title="A", txt="Title\nhttps://doi.org/10.1145/3292500.3330701.\nAvailable as arXiv:2301.01234v2 [cs.CL]"),
+        paper(title="B", txt="See arxiv.org/abs/1706.03762v5 and (doi:10.1016/S0140-6736(20)30183-5)."),
+        paper(title="C", txt="Old style: cs/0112017v1, and math.GT/0309136 later."),
+        paper(title="D", txt="No ids but 2301.01234 and 10.5/x.\n\n## References\n\n[1] doi 10.1000/cited arXiv:1111.11111"),
+        paper(title="E", txt="Body doi 10.1000/in-text.", doi="10.1000/given", url="https://arxiv.org/abs/2101.00001"),
+    ], "x")
+    got = {d.title: (d.doi, d.arxiv_id) for d in docs}
+    assert got == {
+        "A": ("10.1145/3292500.3330701", "2301.01234"),
+        "B": ("10.1016/S0140-6736(20)30183-5", "1706.03762"),
+        "C": (None, "cs/0112017"),
+        "D": (None, None),
+        "E": ("10.1000/given", "2101.00001"),
+    }
+
+
+BIB = r"""
+@article{attention,
+  title = {Attention Is All You Need},
+  author = {Vaswani, Ashish and Shazeer, Noam},
+  journal = {Advances in Neural Information Processing Systems},
+  year = {2017},
+  eprint = {1706.03762},
+  archiveprefix = {arXiv},
+  url = {https://papers.nips.cc/paper/7181?a=%20b_c},
+}
+@inproceedings{bert2019,
+  title = {{BERT}: Pre-training of Deep Bidirectional Transformers},
+  author = {Devlin, Jacob and M{\"u}ller, Kristina},
+  booktitle = {NAACL},
+  year = {2019},
+  doi = {10.18653/v1/N19-1423},
+}
+@misc{orphan, title = {Nothing matches me}, year = {circa 2000}}
+"""
+
+
+def test_folder_bib_matches_by_stem_and_by_title(tmp_path):
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "attention.txt").write_text("We propose the Transformer.", encoding="utf-8")
+    (d / "paper2.md").write_text("# BERT: Pre-Training of Deep Bidirectional Transformers\n\nBody.", encoding="utf-8")
+    (d / "other.md").write_text("# Unrelated\n\nText.", encoding="utf-8")
+    (d / "refs.bib").write_text(BIB, encoding="utf-8")
+    [survey] = load_surveys(d)
+    docs = {doc.title: doc for doc in survey.documents}
+    assert set(docs) == {"Attention Is All You Need", "BERT: Pre-Training of Deep Bidirectional Transformers",
+                         "Unrelated"}  # a title made from the file name gives way to the bib's
+    att = docs["Attention Is All You Need"]
+    assert att.authors == ["Vaswani, Ashish", "Shazeer, Noam"] and att.year == 2017
+    assert att.venue == "Advances in Neural Information Processing Systems"
+    assert att.arxiv_id == "1706.03762" and att.bibtex_key == "attention"
+    assert att.url == "https://papers.nips.cc/paper/7181?a=%20b_c"  # verbatim, not LaTeX
+    bert = docs["BERT: Pre-Training of Deep Bidirectional Transformers"]
+    assert bert.authors == ["Devlin, Jacob", "Müller, Kristina"] and bert.venue == "NAACL"
+    assert bert.doi == "10.18653/v1/N19-1423" and bert.bibtex_key == "bert2019"
+    assert docs["Unrelated"].bibtex_key is None
+    assert not survey.skipped  # the .bib is metadata, neither a document nor a skip
+    assert survey.warnings == ['refs.bib: entry orphan: field "year" must be a year (a number), not a string; ignored']
+
+
+def test_malformed_bib_is_a_warning(tmp_path):
+    d = tmp_path / "c"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.md").write_text("# A\n\nText.", encoding="utf-8")
+    (d / "bad.bib").write_text("@article{a,\n  title = {A\n  year = 2020\n\n@misc{b, title = {B}}\n", encoding="utf-8")
+    (d / "binary.bib").write_bytes(b"\xff\xfe\x00garbage")
+    (d / "sub" / "deep.bib").write_text(BIB, encoding="utf-8")
+    [survey] = load_surveys(d)
+    assert [doc.title for doc in survey.documents] == ["A"] and not survey.skipped
+    warnings = " | ".join(survey.warnings)
+    assert "binary.bib: not a UTF-8 text file; its metadata is ignored" in warnings
+    assert "sub/deep.bib: .bib files are read only at the corpus root; ignored" in warnings
+    assert any(w.startswith("bad.bib: ") for w in survey.warnings), survey.warnings
