@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -34,7 +35,14 @@ if __package__ in (None, ""):  # `python bench/mock.py`: make `bench` importable
 
 from llmxmr.models.tokens import ensure_tiktoken_offline, truncate_to_tokens
 from llmxmr.testing.openai_stub import StubOpenAIServer
-from llmxmr.testing.responder import CITE_RE, DOC_RE, SECTION_RE, Responder, _words, stage_of
+from llmxmr.testing.responder import (
+    CITE_RE,
+    DOC_RE,
+    SECTION_RE,
+    Responder,
+    _words,
+    stage_of,
+)
 from llmxmr.testing.scripted_server import scripted_reply
 
 # S = 38 non-root sections: 8 top-level sections with 4,4,4,4,4,4,3,3 subsections (the reference's example).
@@ -142,6 +150,32 @@ class BenchResponder(Responder):
             c = f" [@{cites[i % len(cites)]}]" if cites else ""
             out.append(f"Work on {_words(seed + i, 20)} shows clear trade-offs{c}.")
         return " ".join(out)
+
+
+    # -- the citation check ---------------------------------------------------------------------------
+    def _verify(self, system: str, user: str, seed: int) -> str:
+        """A verdict after a one-sentence reason (~45 tokens each): 8 in 10 citations supported, 1 partly, 1 not."""
+        out = []
+        for n, claim in re.findall(r"^Claim (\d+): (.*)$", user, re.M):
+            s = seed + 7 * int(n) + len(claim)
+            out.append({"claim": int(n), "passage": 1, "reason": f"Passage 1 reports {_words(s, min(self.n(22), 30))}."[:190],
+                        "verdict": (2, 2, 2, 2, 2, 2, 2, 2, 1, 0)[s % 10]})
+        return json.dumps({"verdicts": out})
+
+    def _repair(self, system: str, user: str, seed: int) -> str:
+        """A rewritten sentence (~30 words) per flagged claim, re-citing its paper; one per uncited paper."""
+        fixes, additions = [], []
+        for part in user.split("\n---\n"):
+            head = part.split("\nEvidence of", 1)[0]
+            sid = (SECTION_RE.findall(head) or ["s1"])[0]
+            for n, claim in re.findall(r"^(\d+)\. (.*)\n   check:", head, re.M):
+                cites = CITE_RE.findall(claim)
+                cite = f" [@{cites[0]}]" if cites else ""
+                fixes.append({"claim": int(n), "text": f"Work on {_words(seed + int(n), self.n(24))} is reported{cite}."[:490]})
+            if "not cited yet:" in head:
+                for i, pid in enumerate(CITE_RE.findall(head.split("not cited yet:", 1)[1].split("\n", 1)[0])):
+                    additions.append({"section_id": sid, "text": f"Its evidence bears on {_words(seed + i, self.n(24))} [@{pid}]."[:490]})
+        return json.dumps({"fixes": fixes, "additions": additions})
 
 
 def completion_limit(request: dict[str, Any]) -> int | None:

@@ -8,7 +8,7 @@ subgraphs) to learn LangGraph's supersteps and the model calls of every task, an
 peak RSS, database size and the run report's usage per stage. The mock's request log gives the calls,
 tokens, concurrency and over-long answers as the server saw them.
 
-Parts (`--only a,b`): overhead, latency, decode, scale, local (`--local` = `--only local`).
+Parts (`--only a,b`): overhead, latency, decode, scale, verify, local (`--local` = `--only local`).
 Results merge into `bench/results/results.json`; BENCHMARKS.md and bench/results/*.png are rendered from it
 (`bench/report.py`),
 so running one part refreshes its tables and keeps the others.
@@ -407,6 +407,20 @@ def part_decode(work: Path, quick: bool, repeats: int, modes: tuple[str, ...] = 
     return {"n": n, "tokens": t, "latency": lat, "per_token": per, "modes": out}
 
 
+def part_verify(work: Path, quick: bool) -> dict[str, Any]:
+    """What the citation check costs: the default mode at 1 s per call with the check on and off."""
+    n, t = (3, 400) if quick else (60, 3000)
+    lat = 0.05 if quick else LAT
+    corpus, ctoks = make_corpus(work, n, t)
+    out = {}
+    for label, on in (("off", False), ("on", True)):
+        print(f"[verify] default {n}x{t} at {lat} s per call, citation check {label}", flush=True)
+        sets = {**(QUICK_SET if quick else {}), "verify_citations": on}
+        out[label] = measure(f"verify-{label}", corpus=corpus, mode="default", latency=lat, log_dir=work,
+                             corpus_tokens=ctoks, sets=sets)
+    return {"n": n, "tokens": t, "latency": lat, "modes": out}
+
+
 def part_scale(work: Path, quick: bool, sizes: list[int], mode: str = "default") -> dict[str, Any]:
     t = 400 if quick else 4000
     out = {}
@@ -435,7 +449,7 @@ def part_local(work: Path, corpus: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="LLM×MapReduce-V2 benchmarks against a loopback mock LLM.")
     ap.add_argument("--quick", action="store_true", help="tiny corpus, tiny knobs, near-zero latency (CI smoke run)")
-    ap.add_argument("--only", default="", help="comma-separated parts: overhead,latency,decode,scale,local")
+    ap.add_argument("--only", default="", help="comma-separated parts: overhead,latency,decode,scale,verify,local")
     ap.add_argument("--local", action="store_true", help="run the embedded-model demo (same as --only local)")
     ap.add_argument("--local-corpus", default=str(ROOT / "examples" / "stdlib-concurrency.jsonl"))
     ap.add_argument("--repeats", type=int, default=None, help="runs per noisy figure (median reported)")
@@ -461,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [2, 4]
     else:
         out = Path(args.out) if args.out else RESULTS_DIR
-        parts = [p for p in (args.only or ("local" if args.local else "overhead,latency,decode,scale")).split(",") if p]
+        parts = [p for p in (args.only or ("local" if args.local else "overhead,latency,decode,scale,verify")).split(",") if p]
         repeats = args.repeats or 3
         sizes = [int(x) for x in args.scale_sizes.split(",") if x]
     if args.render:
@@ -485,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
                                                 tuple(args.decode_modes.split(",")))
             elif part == "scale":
                 results["scale"] = part_scale(work, args.quick, sizes)
+            elif part == "verify":
+                results["verify"] = part_verify(work, args.quick)
             elif part == "local":
                 results["local"] = part_local(work, Path(args.local_corpus))
             else:

@@ -96,9 +96,10 @@ def check_models(settings: Any) -> None:
     from llmxmr.models.errors import ModelSetupError, ProviderError
     from llmxmr.models.providers import provider_of
     from llmxmr.models.specs import ModelSpec
+    from llmxmr.stages import ROLES
 
     roles: dict[str, list[str]] = {}
-    for role in ("reader", "planner", "judge", "writer"):
+    for role in ROLES:
         roles.setdefault(settings.model_for(role), []).append(role)
     for raw, used_by in roles.items():  # one check per distinct model (e.g. one GET BASE_URL/models)
         spec = ModelSpec.parse(raw)
@@ -213,13 +214,38 @@ def _stop_on_ctrl_c(console: Console, hint: str) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _render_documents(console: Console, out: Path, report: Any) -> None:
+    """survey.docx and survey.html with formatted citations, when the `export` extra's pandoc is installed."""
+    from llmxmr.pandoc_export import pandoc_binary, render_documents
+
+    if not report.pandoc_markdown or pandoc_binary() is None:
+        return
+    try:
+        paths = render_documents(out, report.title)
+    except (RuntimeError, OSError) as exc:  # the article is written; a failed extra is only a warning
+        console.say(f"warning: pandoc could not render DOCX/HTML: {exc}")
+        return
+    console.say("rendered " + " and ".join(str(p) for p in paths))
+
+
 def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
     from llmxmr.runs import serious_failures, write_result
 
     md, js, report = write_result(values, out)
+    _render_documents(console, out, report)
     console.out.print(usage_table(report))  # the final summary: printed with -q too
     failures = serious_failures(values["report"])
     summary = f"stop reason: {report.stop_reason}\nwrote {md} and {js}"
+    v, sources = report.verification, report.sources
+    if v is not None:
+        how = "removed from" if report.settings.get("unsupported_claims") == "remove" else "marked [unverified] in"
+        left = f"{v.unsupported} still unsupported ({how} survey.md)"
+        summary += (f"\ncitations: {v.claims_checked} claims checked, {v.supported_before} supported as written, "
+                    f"{v.supported_after} after repair, {left}, {v.unchecked} unchecked")
+    if sources is not None:
+        coverage = "n/a" if sources.coverage is None else f"{sources.coverage:.0%}"
+        summary += (f"\nsources: {len(sources.cited)} of {sources.documents} documents cited (coverage {coverage}); "
+                    f"{len(sources.excluded)} excluded, with reasons in survey.json `sources`")
     if failures:
         kinds = sorted({f"{f['stage']}/{f['kind']}" for f in failures})
         summary += f" ({len(failures)} recorded failures: {', '.join(kinds)}; see `failures` in survey.json)"
@@ -320,6 +346,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     for index, survey in enumerate(surveys):
         for skip in survey.skipped:
             console.say(f"skipped {skip.source}: {skip.reason}")
+        for warning in survey.warnings:
+            console.say(f"warning: {warning}")
         folder = out if len(surveys) == 1 else out / f"{index + 1:02d}-{_slug(survey.title)}"
         thread = args.thread if args.thread and len(surveys) == 1 else (
             f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings))

@@ -1,4 +1,5 @@
-"""Export: the article as markdown (survey.md) and the full record of the run (survey.json).
+"""Export: the article as markdown (survey.md), the full record of the run (survey.json), and the
+references for the user's own tools: references.bib, references.json (CSL-JSON) and survey.pandoc.md.
 
 `SurveyReport` is the public, versioned schema of survey.json (docs/survey.schema.json is generated from
 it by scripts/write_schema.py). Citations arrive here already numbered (`citations.number_citations`);
@@ -7,6 +8,7 @@ this module lays out headings by outline position and checks the finished articl
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -16,6 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from llmxmr.citations import Reference, find_citations, iter_prose
+from llmxmr.core.sources import SourceAccount
+from llmxmr.references import BIB_NAME, CSL_NAME, PANDOC_NAME, to_bibtex, to_csl_json
 from llmxmr.state.records import Failure, Outline, Section, SkippedDocument, StageUsage
 
 SURVEY_SCHEMA_VERSION = "1.0"
@@ -45,6 +49,46 @@ class EntropyRecord(BaseModel):
     parts: dict[str, Any] = Field(default_factory=dict)  # J, H, E, lambda, coverage, ...
 
 
+class PassageRef(BaseModel):
+    paper_id: str
+    start: int  # character span in the paper's text (as loaded)
+    end: int
+
+
+class CitationCheck(BaseModel):
+    """The verifier's verdict on one (claim, cited paper) pair."""
+
+    paper_id: str
+    verdict: Literal["supported", "partial", "unsupported", "unchecked"]
+    passage: PassageRef | None = None  # the passage the verdict relied on
+    confidence: float | None = None  # p(verdict) from the provider's log-probabilities, where it returns them
+    reason: str = ""
+    round: int = 1  # 1: as written; 2: after the section's repair
+
+
+class ClaimCheck(BaseModel):
+    section_id: str
+    claim: str
+    cited: list[str]
+    status: Literal["supported", "partial", "unsupported", "unchecked"]  # its worst-supported citation
+    repaired: bool = False  # written by the repair (re-cited, weakened or added)
+    checks: list[CitationCheck] = Field(default_factory=list)
+
+
+class VerificationReport(BaseModel):
+    """The citation check: every cited claim against the cited papers' best passages (default mode)."""
+
+    claims_checked: int = 0
+    pairs: int = 0  # (claim, cited paper) pairs
+    supported_before: int = 0  # claims supported (or partly) as first written
+    supported_after: int = 0  # after the repair
+    unsupported: int = 0  # still unsupported: marked or removed in the article (settings.unsupported_claims)
+    unchecked: int = 0  # the verifier's answer was unusable: reported, neither passed nor marked
+    repaired_sections: int = 0
+    coverage: float | None = None  # documents cited ÷ documents with evidence
+    claims: list[ClaimCheck] = Field(default_factory=list)
+
+
 class SurveyReport(BaseModel):
     """survey.json: the article plus everything needed to judge and reproduce it."""
 
@@ -62,6 +106,14 @@ class SurveyReport(BaseModel):
         default_factory=dict,
         description="Resolved settings plus model names, seed, package versions and thread id.",
     )
+    pandoc_markdown: str = Field(
+        default="",
+        description="The article with pandoc citations [@key] (keys of references.bib) and no References "
+        "section: `pandoc --citeproc` adds it. Empty in reports written before it existed.",
+    )
+    verification: VerificationReport | None = Field(default=None, description="None when the check was off.")
+    sources: SourceAccount | None = Field(
+        default=None, description="Every input document: cited, or excluded with its reason.")
 
 
 # ---------------------------------------------------------------- markdown
@@ -161,13 +213,24 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _ending_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
 def write_outputs(outdir: str | Path, report: SurveyReport) -> tuple[Path, Path]:
-    """Write survey.md (the article) and survey.json (the report) into `outdir`; returns both paths."""
+    """Write survey.md (the article) and survey.json (the report) into `outdir`, and beside them
+    references.bib, references.json (CSL-JSON) and survey.pandoc.md (the latter only when the report has
+    it); returns the paths of survey.md and survey.json."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     md_path, json_path = out / MD_NAME, out / JSON_NAME
-    _atomic_write(md_path, report.content if report.content.endswith("\n") else report.content + "\n")
+    _atomic_write(md_path, _ending_newline(report.content))
     _atomic_write(json_path, report.model_dump_json(indent=2) + "\n")
+    _atomic_write(out / BIB_NAME, to_bibtex(report.references))
+    csl = json.dumps(to_csl_json(report.references), indent=2, ensure_ascii=False)
+    _atomic_write(out / CSL_NAME, csl + "\n")
+    if report.pandoc_markdown:
+        _atomic_write(out / PANDOC_NAME, _ending_newline(report.pandoc_markdown))
     return md_path, json_path
 
 

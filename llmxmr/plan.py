@@ -20,6 +20,14 @@ TITLE_TOKENS_PER_SECTION = 12  # the same with titles only ("[s7] 2.3 Title")
 FOCUS_SECTIONS = 2  # sections a default-mode modify sees in full (those its suggestion names)
 NOTES_TOKENS = 250  # a paper's map notes
 PROMPT_OVERHEAD = 350
+# The citation check, per written section: cited claims, citations per claim, the share of sections a
+# repair rewrites and the share of pairs checked again after it; a passage is ~160 tokens.
+CLAIMS_PER_SECTION = 10
+CITES_PER_CLAIM = 1.3
+REPAIRED_SHARE = 0.5
+RECHECK_SHARE = 0.2
+PASSAGE_TOKENS = 160
+SECTION_TOKENS = 450
 
 
 @dataclass
@@ -135,11 +143,23 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
     add("polish", s, STAGES["write_section"].output_tokens // 2 + PROMPT_OVERHEAD)
     if settings.charts:
         add("charts", 1, outline + PROMPT_OVERHEAD)
+    if settings.verify_citations:
+        # Pairs and sections are batched: each round is at most `max_concurrency` calls (nodes/verify.py).
+        pairs = round(s * CLAIMS_PER_SECTION * CITES_PER_CLAIM)
+        rechecks = round(pairs * RECHECK_SHARE)
+        per_pair = 60 + settings.verify_passages * PASSAGE_TOKENS
+        for n in (pairs, rechecks):
+            calls = min(n, settings.max_concurrency)
+            if calls:
+                add("verify", calls, n * per_pair // calls + PROMPT_OVERHEAD)
+        repaired = math.ceil(s * REPAIRED_SHARE)
+        calls = min(repaired, settings.max_concurrency)
+        add("repair", calls, repaired * (SECTION_TOKENS + evidence // 2) // calls + PROMPT_OVERHEAD)
     return plan
 
 
 # Stages without which no article is written (refinement and the digest passes are counted apart).
-WRITING_PATH = tuple(dict.fromkeys(s.name for s in STAGES.values() if not s.refinement and s.name != "digest"))
+WRITING_PATH = tuple(dict.fromkeys(s.name for s in STAGES.values() if not s.optional and s.name != "digest"))
 
 
 def minimum_calls(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None) -> int:

@@ -152,6 +152,26 @@ def get_digests(store: BaseStore, run_id: str, outline_key: str, paper_ids: list
     return out
 
 
+def put_passages(store: BaseStore, run_id: str, paper_id: str, spans: list[tuple[int, int]]) -> None:
+    """The character spans a paper is cut into for the citation check (once per run)."""
+    store.put(ns(run_id, "passages"), paper_id, {"spans": [list(s) for s in spans]})
+
+
+def get_passages(store: BaseStore, run_id: str, paper_id: str) -> list[tuple[int, int]] | None:
+    value = _get(store, ns(run_id, "passages"), paper_id)
+    return None if value is None else [tuple(s) for s in value["spans"]]
+
+
+def put_claim_checks(store: BaseStore, run_id: str, outline_key: str, section_id: str, records: list[dict[str, Any]]) -> None:
+    """A section's claims with their final verdicts (survey.json's `verification.claims`)."""
+    store.put(ns(run_id, "claims", outline_key), section_id, pack({"claims": records}))
+
+
+def get_claim_checks(store: BaseStore, run_id: str, outline_key: str, section_id: str) -> list[dict[str, Any]]:
+    value = _get(store, ns(run_id, "claims", outline_key), section_id)
+    return [] if value is None else list(unpack(value)["claims"])
+
+
 def put_section(store: BaseStore, run_id: str, outline_key: str, section_id: str, text: str) -> str:
     store.put(ns(run_id, "sections", outline_key), section_id, {"text": text})
     return f"{outline_key}/{section_id}"

@@ -26,6 +26,7 @@ from llmxmr.prompts import (
     judge,
     refine,
     skeleton,
+    verify,
     write,
 )
 from llmxmr.prompts import map as map_prompts
@@ -37,12 +38,14 @@ from llmxmr.state.responses import (
     JudgeNumber,
     Notes,
     OutlineDraft,
+    RepairReply,
     SuggestionReply,
     Topics,
+    VerdictsReply,
 )
 
-Role = Literal["reader", "planner", "judge", "writer"]
-ROLES: tuple[Role, ...] = ("reader", "planner", "judge", "writer")
+Role = Literal["reader", "planner", "judge", "writer", "verifier"]
+ROLES: tuple[Role, ...] = ("reader", "planner", "judge", "writer", "verifier")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Stage:
     output_tokens: int  # completion budget, sized for the bounded schema (a small model pretty-prints JSON)
     schema: type[BaseModel] | None  # None: prose
     prompt: Callable[..., list[BaseMessage]]
-    refinement: bool = False  # part of the refinement loop: a run can write an article without it
+    optional: bool = False  # a run can write an article without it (refinement, the citation check)
     fan_in: int | None = None  # default mode: items one call takes at most (titles, drafts)
     max_input: int | None = None  # default mode: prompt tokens one call takes at most, whatever N is
 
@@ -72,17 +75,21 @@ STAGES: dict[str, Stage] = _rows(
     Stage("merge_skeleton", "merge_skeleton", "planner", 8000, OutlineDraft, skeleton.merge_outlines,
           fan_in=8, max_input=48_000),
     Stage("digest", "digest", "reader", 900, DigestReply, digest.digest_paper),
-    Stage("feedback", "feedback", "planner", 500, SuggestionReply, feedback.feedback, refinement=True),
+    Stage("feedback", "feedback", "planner", 500, SuggestionReply, feedback.feedback, optional=True),
     Stage("merge_suggestions", "merge_suggestions", "planner", 500, SuggestionReply, convolve.merge_suggestions,
-          refinement=True),
-    Stage("modify", "modify", "planner", 900, EditsReply, convolve.modify_edits, refinement=True),
-    Stage("modify_rewrite", "modify", "planner", 8000, OutlineDraft, convolve.modify_rewrite, refinement=True),
-    Stage("judge", "judge", "judge", 500, JudgeDigit, partial(judge.judge, digit=True), refinement=True),
-    Stage("judge_number", "judge", "judge", 500, JudgeNumber, partial(judge.judge, digit=False), refinement=True),
-    Stage("critique", "critique", "planner", 500, SuggestionReply, refine.critique, refinement=True),
+          optional=True),
+    Stage("modify", "modify", "planner", 900, EditsReply, convolve.modify_edits, optional=True),
+    Stage("modify_rewrite", "modify", "planner", 8000, OutlineDraft, convolve.modify_rewrite, optional=True),
+    Stage("judge", "judge", "judge", 500, JudgeDigit, partial(judge.judge, digit=True), optional=True),
+    Stage("judge_number", "judge", "judge", 500, JudgeNumber, partial(judge.judge, digit=False), optional=True),
+    Stage("critique", "critique", "planner", 500, SuggestionReply, refine.critique, optional=True),
     Stage("write_section", "write_section", "writer", 900, None, write.write_section, max_input=8_000),
     Stage("polish", "polish", "writer", 1000, None, write.polish),
     Stage("charts", "charts", "writer", 700, ChartsReply, write.charts),
+    # The citation check (default mode): verdicts on batches of (claim, cited paper) pairs (~45 tokens each),
+    # repairs of batches of failing sections; each fan-out fits one round of `max_concurrency` calls.
+    Stage("verify", "verify", "verifier", 2000, VerdictsReply, verify.verify_claims, optional=True),
+    Stage("repair", "repair", "writer", 2000, RepairReply, verify.repair_sections, optional=True),
 )
 
 # Stage names in pipeline order (usage tables, the benchmark report).

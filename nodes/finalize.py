@@ -9,16 +9,20 @@ from typing import Any
 from langgraph.config import get_config
 
 from llmxmr import run_store
-from llmxmr.citations import number_citations, validate_citations
+from llmxmr.citations import find_citations, number_citations, validate_citations
+from llmxmr.core.sources import SourceAccount, account_sources
 from llmxmr.core.tree import iter_sections
 from llmxmr.export import (
     EntropyRecord,
     IncludedPaper,
     PapersReport,
     SurveyReport,
+    VerificationReport,
     render_markdown,
 )
 from llmxmr.nodes.step import Step
+from llmxmr.nodes.write import GAP_TEXT, evidence_index
+from llmxmr.references import BIB_NAME, bibtex_keys, pandoc_markdown, with_metadata
 from llmxmr.state.graph_state import SurveyState
 from llmxmr.state.records import Failure, SkippedDocument, StageUsage
 
@@ -48,8 +52,12 @@ def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
         failures += [Failure(stage="finalize", unit=sid, kind="citation", message=p).model_dump() for p in problems]
         texts.append(text)
     numbered, references = number_citations(texts, papers)
+    references = with_metadata(references, {r.paper_id: run_store.get_document(store, run_id, r.paper_id) for r in references})
     article = render_markdown(state["title"], outline, dict(zip(order, numbered)), references)
+    unnumbered = render_markdown(state["title"], outline, dict(zip(order, texts)), [])  # pandoc adds References
+    pandoc = pandoc_markdown(unnumbered, bibtex_keys(references), bibliography=BIB_NAME)
     all_failures = list(state.get("failures") or []) + failures
+    sources, verification = _accounts(state, step, order, texts)
     settings = step.settings.model_dump()
     settings.update(versions=versions(), thread_id=thread_id(), run_id=run_id)
     report = SurveyReport(
@@ -59,11 +67,28 @@ def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
         entropy_history=[EntropyRecord(**r) for r in state.get("entropy_history") or []],
         stop_reason=state.get("stop_reason") or "completed",
         usage={k: StageUsage(**v) for k, v in (state.get("usage") or {}).items()},
-        failures=[Failure(**f) for f in all_failures], settings=settings,
+        failures=[Failure(**f) for f in all_failures], settings=settings, pandoc_markdown=pandoc,
+        sources=sources, verification=verification,
     )
     step.progress("finalize", done=1, total=1)
     return {"article": article, "outline": outline.model_dump(), "references": [r.model_dump() for r in references],
             "report": report.model_dump(mode="json"), "failures": failures}
+
+
+def _accounts(state: SurveyState, step: Step, order: list[str], texts: list[str]
+              ) -> tuple[SourceAccount, VerificationReport | None]:
+    """Where every input document went, and the citation check's report with its per-claim records."""
+    refs = state["paper_refs"]
+    evidence = evidence_index(step.store, step.run_id, state["final_key"], [r["paper_id"] for r in refs])
+    cited = {pid for text in texts for pid in find_citations(text)}
+    unwritten = {sid for sid, text in zip(order, texts) if GAP_TEXT in text}
+    sources = account_sources([(r["paper_id"], r["title"]) for r in refs], state.get("skipped") or [], evidence,
+                              cited, unwritten)
+    if not step.settings.verify_citations:
+        return sources, None
+    claims = [{"section_id": sid, **record} for sid in order
+              for record in run_store.get_claim_checks(step.store, step.run_id, state["final_key"], sid)]
+    return sources, VerificationReport(**(state.get("verification") or {}), coverage=sources.coverage, claims=claims)
 
 
 def thread_id() -> str | None:

@@ -29,8 +29,11 @@ WRITE, POLISH, CHARTS = STAGES["write_section"], STAGES["polish"], STAGES["chart
 PROMPT_OVERHEAD = 400
 
 
+GAP_TEXT = "Section not written"
+
+
 def gap_marker(reason: str) -> str:
-    return f"> **[Section not written: {reason}. See `failures` in survey.json.]**"
+    return f"> **[{GAP_TEXT}: {reason}. See `failures` in survey.json.]**"
 
 
 def schedule(state: WriterState, step: Step) -> dict[str, Any]:
@@ -47,6 +50,7 @@ def schedule(state: WriterState, step: Step) -> dict[str, Any]:
     plan = height_schedule(outline)
     step.progress("write", done=0, total=sum(len(s) for s in plan))
     return {"run_id": run_id, "final_key": key, "schedule": plan, "step": 0, "with_charts": step.settings.charts,
+            "schedule_order": [sid for height in plan for sid in height], "verify": step.settings.verify_citations,
             "evidence": evidence_index(store, run_id, key, [r["paper_id"] for r in state.get("paper_refs") or []])}
 
 
@@ -101,6 +105,8 @@ def write_section(task: SectionTask, step: Step) -> dict[str, Any]:
         room -= count_tokens(children)
     evidence, cited = evidence_text(digests, sid, titles, max(100, room))
     allowed |= cited
+    # Default mode names the papers to cite, so that every source with evidence ends up in the article.
+    must_cite = sorted(cited) if settings.mode == "default" else None
     calls = step.calls
     unit = f"{numbers[sid]} {section.title}"
 
@@ -108,7 +114,7 @@ def write_section(task: SectionTask, step: Step) -> dict[str, Any]:
         shown = evidence if scale >= 1 else evidence_text(digests, sid, titles, max(60, int(room * scale)))[0]
         kids = children if scale >= 1 else truncate_to_tokens(children, max(60, int(count_tokens(children) * scale)))[0]
         return WRITE.prompt(task["topic"], numbers[sid], section.title, _uncited(section.analysis),
-                            shown, kids, language=settings.language)
+                            shown, kids, must_cite=must_cite, language=settings.language)
 
     draft = calls.ask_shrinking(WRITE, sid, build)
     if draft is None or not str(draft.value).strip():

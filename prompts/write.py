@@ -9,8 +9,12 @@ Follow the section's analysis description: compare, organise and criticise the m
 Cite every claim with the paper's marker exactly as given, e.g. [@paper-id]; cite only the papers shown."""
 
 
-def write_section(topic: str, number: str, title: str, analysis: str, evidence: str, children: str, *, language: str = "en"):
+def write_section(topic: str, number: str, title: str, analysis: str, evidence: str, children: str, *,
+                  must_cite: list[str] | None = None, language: str = "en"):
     parts = [f"Section {number} {title}", f"Analysis brief: {analysis or '(none)'}"]
+    if must_cite:
+        parts.append("Cite each of these papers at least once, for what its evidence says: "
+                     + ", ".join(f"[@{p}]" for p in must_cite))
     if children:
         parts.append(f"Its subsections, already written (introduce and connect them, do not repeat them):\n{children}")
     parts.append(f"Evidence:\n{evidence or '(no paper addresses this section directly)'}")

@@ -32,7 +32,8 @@ class Context:
     reader_model: str | None = _f(None, "Model of the reader role (map, digest); defaults to `model`.")
     planner_model: str | None = _f(None, "Model of the planner role (group, skeleton, feedback, merge, modify, critique).")
     judge_model: str | None = _f(None, "Model of the judge role (entropy scoring); defaults to `model`.")
-    writer_model: str | None = _f(None, "Model of the writer role (sections, polish, charts); defaults to `model`.")
+    writer_model: str | None = _f(None, "Model of the writer role (sections, polish, charts, repairs); defaults to `model`.")
+    verifier_model: str | None = _f(None, "Model of the verifier role (citation checks); defaults to the judge's model.")
     group_size: int | None = _f(None, "Papers per topic group (reference 3).")
     skeleton_group_size: int | None = _f(None, "Groups per local skeleton draft (reference 3).")
     kernel_width: int | None = _f(None, "Suggestions merged by one convolution unit (reference 3).")
@@ -49,6 +50,12 @@ class Context:
         None, "What the outline digest reads: the paper's 'fulltext' (reference) or its map 'notes' (default)."
     )
     charts: bool | None = _f(None, "Ask the writer for mermaid charts/tables in one extra call (reference: always).")
+    verify_citations: bool | None = _f(
+        None, "Check every cited claim against the cited paper's best passages, repair what fails once, and mark "
+        "what is still unsupported (default mode: on; reference: off).")
+    unsupported_claims: Literal["mark", "remove"] = _f(
+        "mark", "What happens to a claim its sources still do not support after the repair: 'mark' it [unverified] or 'remove' it.")
+    verify_passages: int = _f(2, "Passages of the cited paper the verifier reads per claim (BM25-ranked).")
     language: str = _f("en", "Language of the article.")
     seed: int = _f(0, "Seed of every random draw (grouping fallback, sampling, shuffles).")
     max_concurrency: int = _f(8, "Model calls in flight at once (LangGraph max_concurrency).")
@@ -74,12 +81,12 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reference": dict(
         group_size=3, skeleton_group_size=3, kernel_width=3, units=10, top_k=6, max_layers=6, max_blocks=1,
         refine_rounds=3, best_of=3, epsilon=0.0, patience=10**6, entropy_lambda=1.0, digest_input="fulltext",
-        charts=True,
+        charts=True, verify_citations=False,
     ),
     "default": dict(
         group_size=3, skeleton_group_size=3, kernel_width=3, units=10, top_k=6, max_layers=6, max_blocks=3,
         refine_rounds=3, best_of=3, epsilon=0.1, patience=2, entropy_lambda=0.7, digest_input="notes",
-        charts=False,
+        charts=False, verify_citations=True,
     ),
 }
 
@@ -124,8 +131,15 @@ class Settings(BaseModel):
     tokens_per_minute: int | None = None  # a default: settings saved before this field existed still load
     max_repairs: int
     review_outline: bool = False  # a default, so that settings saved before this field existed still load
+    # Defaults, so that settings saved before the citation check existed still load (and keep it off).
+    verifier_model: str = ""
+    verify_citations: bool = False
+    unsupported_claims: Literal["mark", "remove"] = "mark"
+    verify_passages: int = 2
 
     def model_for(self, role: str) -> str:
+        if role == "verifier":
+            return self.verifier_model or self.judge_model
         return getattr(self, f"{role}_model")
 
 
@@ -163,7 +177,9 @@ def resolve_settings(context: Context | dict[str, Any] | None) -> Settings:
             values[key] = default
     for role in ("reader", "planner", "judge", "writer"):
         values[f"{role}_model"] = values.get(f"{role}_model") or values["model"]
-    for key in ("group_size", "skeleton_group_size", "kernel_width", "units", "top_k", "best_of", "max_concurrency"):
+    values["verifier_model"] = values.get("verifier_model") or values["judge_model"]
+    for key in ("group_size", "skeleton_group_size", "kernel_width", "units", "top_k", "best_of", "max_concurrency",
+                "verify_passages"):
         if int(values[key]) < 1:
             raise SettingsError(f"{key} must be at least 1, not {values[key]}")
     for key in ("requests_per_minute", "tokens_per_minute"):
@@ -198,12 +214,15 @@ def apply_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
     if unknown:
         raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid names: {', '.join(CONTEXT_FIELDS)}")
     merged = settings.model_dump()
+    inherited_verifier = merged.get("verifier_model") in ("", merged["judge_model"]) and "verifier_model" not in overrides
     if "model" in overrides:
         # A new --model replaces role models that were only inherited from the old one.
         for role in ("reader", "planner", "judge", "writer"):
             if merged[f"{role}_model"] == merged["model"] and f"{role}_model" not in overrides:
                 merged[f"{role}_model"] = overrides["model"]
     merged.update(overrides)
+    if inherited_verifier:  # the verifier follows the judge unless it was set on its own
+        merged["verifier_model"] = merged["judge_model"]
     try:
         return Settings(**merged)
     except Exception as exc:

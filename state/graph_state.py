@@ -85,6 +85,7 @@ class SurveyState(SurveyInput, SurveyOutput):
     failures: Annotated[list[dict[str, Any]], append]
     entropy_history: Annotated[list[dict[str, Any]], append]
     sections: Annotated[dict[str, str], merge_dict]  # section id -> store key of its final text
+    verification: dict[str, Any]  # the citation check's counts (the writer's output)
 
 
 class WriterInput(TypedDict):
@@ -100,15 +101,24 @@ class WriterInput(TypedDict):
 
 class WriterOutput(TypedDict):
     sections: dict[str, str]
+    verification: dict[str, Any]  # the citation check's counts (its per-claim records are in the store)
     usage: dict[str, dict[str, int]]
     failures: list[dict[str, Any]]
 
 
 class WriterState(WriterInput):
     schedule: list[list[str]]
+    schedule_order: list[str]  # every section id, in writing order
     evidence: dict[str, list[str]]  # section id -> papers whose digest for it is non-empty (built once)
     with_charts: bool
+    verify: bool  # check every cited claim once the sections are written (Settings.verify_citations)
     step: int
+    checks: list[list[list[Any]]]  # batches of [section id, claim index, paper id]: the next verifier fan-out
+    check_round: int  # 1: the written text; 2: the claims repairs changed
+    verdicts: Annotated[list[dict[str, Any]], append]  # one per checked (claim, paper) pair
+    repairs: list[list[list[Any]]]  # batches of [section id, uncited paper ids]: the repair fan-out
+    repaired: Annotated[list[dict[str, Any]], append]  # per repaired section: the claims it changed
+    verification: dict[str, Any]
     sections: Annotated[dict[str, str], merge_dict]
     usage: Annotated[dict[str, dict[str, int]], merge_usage]
     failures: Annotated[list[dict[str, Any]], append]

@@ -114,6 +114,38 @@ class JudgeNumber(BaseModel):
     score: float = Field(ge=0, le=10)
 
 
+class Verdict(BaseModel):
+    """One claim's verdict, the digit last (its logprobs give the confidence, as the judge's score digit does)."""
+
+    claim: int = Field(ge=1, le=200, description="Number of the claim.")
+    passage: int = Field(default=0, ge=0, le=20, description="Number of the passage relied on; 0 for none.")
+    reason: Annotated[str, _cut(SHORT)] = Field(default="", max_length=SHORT)
+    verdict: int = Field(ge=0, le=2, description="2 supported, 1 partially supported, 0 not supported.")
+
+
+class VerdictsReply(BaseModel):
+    """verify: a verdict per numbered claim."""
+
+    verdicts: Annotated[list[Verdict], _cut(60)] = Field(default_factory=list, max_length=60)
+
+
+class ClaimFix(BaseModel):
+    claim: int = Field(ge=1, le=400, description="Number of the claim fixed.")
+    text: Annotated[str, _cut(MEDIUM)] = Field(default="", max_length=MEDIUM, description="The new claim; empty drops it.")
+
+
+class Addition(BaseModel):
+    section_id: Annotated[str, _cut(16)] = Field(max_length=16)
+    text: Annotated[str, _cut(MEDIUM)] = Field(max_length=MEDIUM)
+
+
+class RepairReply(BaseModel):
+    """repair: replacements of flagged claims, and sentences that place uncited evidence papers."""
+
+    fixes: Annotated[list[ClaimFix], _cut(40)] = Field(default_factory=list, max_length=40)
+    additions: Annotated[list[Addition], _cut(12)] = Field(default_factory=list, max_length=12)
+
+
 class Chart(BaseModel):
     section_id: Annotated[str, _cut(16)] = Field(max_length=16)
     caption: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT)

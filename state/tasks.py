@@ -91,6 +91,36 @@ class ScoreTask(TypedDict):
     then: ScoreJoin  # the join that consumes the score
 
 
+CheckJoin = Literal["plan_repairs", "finish_checks"]
+
+
+class CheckTask(TypedDict):
+    """A batch of (claim, cited paper) pairs of written sections for one verifier call."""
+
+    run_id: str
+    final_key: str
+    round: int  # 1: the written text; 2: the claims a repair changed
+    batch: int
+    pairs: list[list[Any]]  # [section id, claim index in its current text (`core.claims.split_claims`), paper id]
+    then: CheckJoin
+
+
+class SectionRepair(TypedDict):
+    section_id: str
+    papers: list[dict[str, Any]]  # the section's evidence papers: {"paper_id", "title"}
+    uncited: list[str]  # evidence papers the article cites nowhere, to be placed in this section
+    verdicts: list[dict[str, Any]]  # the section's first-round verdicts
+
+
+class RepairTask(TypedDict):
+    """A batch of sections for one repair call."""
+
+    run_id: str
+    final_key: str
+    batch: int
+    sections: list[SectionRepair]
+
+
 class SectionTask(TypedDict):
     run_id: str
     final_key: str

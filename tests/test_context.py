@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from llmxmr.state.context import (
-    CONTEXT_FIELDS, Context, SettingsError, apply_overrides, context_help, parse_setting_value, resolve_settings,
+    CONTEXT_FIELDS,
+    Context,
+    SettingsError,
+    apply_overrides,
+    context_help,
+    parse_setting_value,
+    resolve_settings,
 )
 
 ISSUE_FIELDS = ("model, base_url, reader_model, planner_model, judge_model, writer_model, group_size, "
@@ -62,3 +68,20 @@ def test_resume_overrides_replace_inherited_role_models_only() -> None:
     assert new.base_url == "http://127.0.0.1:9/v1"
     with pytest.raises(SettingsError, match="unknown setting"):
         apply_overrides(s, {"colour": "red"})
+
+
+def test_the_verifier_follows_the_judge_unless_set_and_the_check_follows_the_mode():
+    from llmxmr.state.context import Settings, apply_overrides
+
+    s = resolve_settings({"model": "openai:a", "judge_model": "openai:j"})
+    assert s.model_for("verifier") == "openai:j" and s.verify_citations is True
+    assert resolve_settings({"mode": "reference"}).verify_citations is False
+    assert resolve_settings({"verifier_model": "openai:v"}).model_for("verifier") == "openai:v"
+    moved = apply_overrides(resolve_settings({"model": "openai:a"}), {"model": "openai:b"})
+    assert moved.judge_model == moved.model_for("verifier") == "openai:b", "an inherited verifier follows a new model"
+    kept = apply_overrides(resolve_settings({"model": "openai:a", "verifier_model": "openai:v"}), {"model": "openai:b"})
+    assert kept.model_for("verifier") == "openai:v"
+    old = {k: v for k, v in s.model_dump().items() if k not in ("verifier_model", "verify_citations")}
+    assert Settings(**old).verify_citations is False, "settings saved before the check existed keep it off"
+    with pytest.raises(SettingsError, match="verify_passages"):
+        resolve_settings({"verify_passages": 0})

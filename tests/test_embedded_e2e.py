@@ -51,6 +51,13 @@ def test_cli_run_on_embedded_model_writes_a_valid_article(tmp_path: Path) -> Non
     assert report.settings["model"] == "local"
     assert report.usage["digest"].calls + report.usage["digest"].cached >= 4  # every paper digested
     assert report.stop_reason
+    # The citation check ran on the embedded model too (its verdicts mean little; the path must work).
+    v = report.verification
+    assert report.settings["verify_citations"] is True and v is not None
+    assert v.claims_checked == len(v.claims) and v.supported_after + v.unsupported + v.unchecked <= v.claims_checked
+    if v.claims_checked:
+        assert report.usage["verify"].calls + report.usage["verify"].cached >= v.pairs
+    assert len(report.sources.cited) + len(report.sources.excluded) == report.sources.documents
 
     # Re-running the same command reports the finished thread instead of paying again.
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

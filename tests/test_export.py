@@ -128,7 +128,13 @@ def test_write_outputs_roundtrip(tmp_path):
     data = json.loads(json_path.read_text(encoding="utf-8"))
     assert data["schema_version"] == SURVEY_SCHEMA_VERSION == "1.0"
     assert SurveyReport.model_validate(data) == report
-    assert sorted(p.name for p in md_path.parent.iterdir()) == ["survey.json", "survey.md"]  # no temp files left
+    # no temp files left; survey.pandoc.md only when the report has it (this one predates the field)
+    assert sorted(p.name for p in md_path.parent.iterdir()) == ["references.bib", "references.json", "survey.json", "survey.md"]
+    report.pandoc_markdown = "# S\n\nx [@a-111111]\n"
+    write_outputs(md_path.parent, report)
+    assert (md_path.parent / "survey.pandoc.md").read_text(encoding="utf-8") == report.pandoc_markdown
+    modes = {p.stat().st_mode & 0o777 for p in md_path.parent.iterdir()}
+    assert len(modes) == 1 and len(list(md_path.parent.iterdir())) == 5
 
 
 def test_committed_schema_is_current():
@@ -138,4 +144,5 @@ def test_committed_schema_is_current():
     assert proc.returncode == 0, proc.stderr
     schema = json.loads((ROOT / "docs" / "survey.schema.json").read_text(encoding="utf-8"))
     assert {"schema_version", "title", "outline", "content", "references", "papers", "entropy_history",
-            "stop_reason", "usage", "failures", "settings"} <= set(schema["properties"])
+            "stop_reason", "usage", "failures", "settings", "pandoc_markdown"} <= set(schema["properties"])
+    assert {"authors", "year", "venue", "doi", "arxiv_id", "bibtex_key"} <= set(schema["$defs"]["Reference"]["properties"])

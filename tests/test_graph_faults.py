@@ -4,11 +4,20 @@ by the re-ask; a prompt-injection document stays delimited data (METHOD.md §2.6
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from graph_helpers import (
-    GAP_TEXT, Recorder, article_problems, is_repair, papers, run, stage_totals, truncated_default, user_text,
+    GAP_TEXT,
+    Recorder,
+    article_problems,
+    is_repair,
+    papers,
+    run,
+    stage_totals,
+    truncated_default,
+    user_text,
 )
 
 from llmxmr.prompts.common import DATA_RULE
@@ -20,8 +29,18 @@ from llmxmr.testing.responder import Responder
 FAULT_CTX = dict(mode="default", units=2, max_layers=1, refine_rounds=1, best_of=2, max_blocks=1, charts=True)
 SMALL_WINDOW = dict(FAULT_CTX, context_window=2048)
 JSON_STAGES = ("map", "reduce_notes", "group", "skeleton", "merge_skeleton", "digest", "feedback", "judge",
-               "merge_suggestions", "modify", "critique", "charts")
+               "merge_suggestions", "modify", "critique", "charts", "verify", "repair")
 PROSE_STAGES = ("write_section", "polish")  # any non-empty text is a valid answer there
+
+
+class FlaggingResponder(Responder):
+    """The scripted model, with a verifier that finds about one citation in four unsupported, so that the
+    citation check's repair stage runs too (the scripted repair drops the flagged claims)."""
+
+    def _verify(self, system: str, user: str, seed: int) -> str:
+        claims = [int(n) for n in re.findall(r"^Claim (\d+): ", user, re.M)]
+        return json.dumps({"verdicts": [{"claim": n, "passage": 1, "reason": "scripted",
+                                         "verdict": 0 if (seed + n) % 4 == 0 else 2} for n in claims]})
 
 
 def corpus(stage: str = "map"):
@@ -53,7 +72,7 @@ CASES += [(s, k) for s in PROSE_STAGES for k in ("empty", "blank")]
 
 def test_baseline_run_reaches_every_stage_without_failures():
     """The fault cases below are meaningful only if the unfaulted run calls every stage and fails none."""
-    model = ScriptedChatModel()
+    model = ScriptedChatModel(responder=FlaggingResponder())
     out = run(model, corpus("map"), **context("map"))
     assert set(stage_totals(out)) == set(JSON_STAGES) | set(PROSE_STAGES)
     assert 1 < stage_totals(out)["map"] - 5 <= 3  # the long paper was mapped in 2-3 chunks
@@ -64,7 +83,7 @@ def test_baseline_run_reaches_every_stage_without_failures():
 
 @pytest.mark.parametrize(("stage", "kind"), CASES, ids=[f"{s}-{k.replace(' ', '_')}" for s, k in CASES])
 def test_garbage_from_one_stage_is_survived_and_recorded(stage, kind):
-    responder = Responder()
+    responder = FlaggingResponder()
     model = ScriptedChatModel(responder=responder, overrides={stage: garbage(kind, responder)})
     out = run(model, corpus(stage), **context(stage))
     assert out["article"].startswith("# ")

@@ -68,7 +68,7 @@ def test_writer_graph_input_and_output():
     props = _props(writer.get_input_jsonschema())
     assert {"final_key", "outline", "digests", "paper_refs"} <= set(props)
     out = _props(writer.get_output_jsonschema())
-    assert set(out) == {"sections", "usage", "failures"}
+    assert set(out) == {"sections", "verification", "usage", "failures"}
 
 
 @pytest.mark.parametrize("name", sorted(CONFIG["graphs"]))

@@ -28,10 +28,24 @@ def test_reference_first_layer_pools_for_150_papers() -> None:
 
 def test_default_mode_adds_map_reduce_and_rescoring() -> None:
     ref = estimate(resolve_settings({"mode": "reference", "max_blocks": 1}), [3000] * 12, sections=38)
-    d = estimate(resolve_settings({"max_blocks": 1, "charts": True}), [3000] * 12, [2] * 6 + [1] * 6, sections=38)
+    d = estimate(resolve_settings({"max_blocks": 1, "charts": True, "verify_citations": False}), [3000] * 12,
+                 [2] * 6 + [1] * 6, sections=38)
     assert d.stages["map"].calls == 18 and d.stages["reduce_notes"].calls == 6
     assert d.stages["judge"].calls == ref.stages["judge"].calls + 2
     assert d.calls == ref.calls + 18 + 6 + 2
+
+
+def test_the_citation_check_is_planned_in_default_mode_only() -> None:
+    on = estimate(resolve_settings({"max_blocks": 1}), [3000] * 12, sections=38)
+    off = estimate(resolve_settings({"max_blocks": 1, "verify_citations": False}), [3000] * 12, sections=38)
+    ref = estimate(resolve_settings({"mode": "reference"}), [3000] * 12, sections=38)
+    assert "verify" not in off.stages and "verify" not in ref.stages and "repair" not in ref.stages
+    # Per section ~10 cited claims of ~1.3 citations each (494 pairs at S = 38), 20 % checked again, half the
+    # sections repaired: batched into one round of max_concurrency (8) calls each.
+    assert on.stages["verify"].calls == 8 + 8 and on.stages["repair"].calls == 8
+    assert on.calls == off.calls + 16 + 8
+    assert on.stages["verify"].prompt_tokens > 494 * 2 * 160, "every pair's passages are in a prompt"
+    assert minimum_calls(resolve_settings({}), [3000] * 12) == minimum_calls(resolve_settings({"verify_citations": False}), [3000] * 12)
 
 
 def test_default_mode_trims_the_outline_it_sends_and_merges_drafts_by_level() -> None:

@@ -12,6 +12,7 @@ from bench.mock import BenchResponder
 from llmxmr.limits import output_tokens
 from llmxmr.models.jsonparse import parse_json_reply
 from llmxmr.plan import WRITING_PATH, estimate
+from llmxmr.prompts.verify import SectionToRepair
 from llmxmr.stages import ROLES, STAGE_NAMES, STAGES, Stage, stages_named
 from llmxmr.state.context import resolve_settings
 from llmxmr.testing.responder import Responder, stage_of
@@ -36,6 +37,10 @@ SAMPLE_ARGS = {
     "write_section": ("Topic", "1", "Methods", "Compare.", "[@p-1] Paper:\nIt reports a gain.", ""),
     "polish": ("Draft text citing [@p-1].",),
     "charts": (OUTLINE,),
+    "verify": ([("Caches cut latency by 40%.", "p-1", "Paper", ["Passage about caches.", "Another passage."]),
+                ("Locks hurt.", "p-2", "Other", ["Passage about locks."])],),
+    "repair": ([SectionToRepair("s2", "Caches", "Caches help [@p-1]. Locks hurt [@p-2].",
+                                [(2, "Locks hurt [@p-2].", "passage disagrees")], ["p-3"], "[@p-1] Paper:\nCaches help.")],),
 }
 
 
@@ -65,14 +70,15 @@ def test_a_new_stage_gets_a_valid_scripted_answer_without_a_handler():
         confidence: float
         passages: list[str] = Field(default_factory=list)
 
-    row = Stage("verify", "verify", "judge", 300, Verdict, lambda: [SystemMessage("Task: verify\nCheck."), HumanMessage("x")])
-    STAGES["verify"] = row
+    row = Stage("fact_check", "fact_check", "judge", 300, Verdict,
+                lambda: [SystemMessage("Task: fact_check\nCheck."), HumanMessage("x")])
+    STAGES["fact_check"] = row
     try:
         answer = Responder().respond(row.prompt())
         assert parse_json_reply(answer, Verdict) == Verdict(verdict="scripted", confidence=0)
         assert json.loads(answer) == {"verdict": "scripted", "confidence": 0}
     finally:
-        del STAGES["verify"]
+        del STAGES["fact_check"]
 
 
 def test_limits_and_the_planner_read_the_table():
@@ -83,4 +89,4 @@ def test_limits_and_the_planner_read_the_table():
     plan = estimate(settings, [3000] * 12)
     assert set(plan.stages) <= set(STAGE_NAMES)
     assert plan.stages["digest"].completion_tokens == plan.stages["digest"].calls * STAGES["digest"].output_tokens // 2
-    assert set(WRITING_PATH) == {s.name for s in STAGES.values() if not s.refinement} - {"digest"}
+    assert set(WRITING_PATH) == {s.name for s in STAGES.values() if not s.optional} - {"digest"}

@@ -33,8 +33,12 @@ def structural_entropy(leaf_ids: Sequence[str], digests: Sequence[Digest]) -> tu
     return h_norm * coverage, h_norm, coverage
 
 
-# The score field of the judge's JSON ("score": 7 or "score": "7") or a <score>7</score> tag.
-_SCORE_RE = re.compile(r'"score"\s*:\s*"?\s*(\d)|<score>\s*(\d)')
+def _field_re(field: str) -> re.Pattern[str]:
+    """A digit field of a JSON answer ("score": 7 or "score": "7") or a <score>7</score> tag."""
+    return re.compile(rf'"{field}"\s*:\s*"?\s*(\d)|<{field}>\s*(\d)')
+
+
+_SCORE_RE = _field_re("score")
 
 
 def _single_digit(token: str) -> int | None:
@@ -42,8 +46,9 @@ def _single_digit(token: str) -> int | None:
     return int(t) if len(t) == 1 and t in "0123456789" else None
 
 
-def digit_distribution(logprob_content: Sequence[Mapping[str, Any]], text: str) -> list[float] | None:
-    """p(0) .. p(9) of the judge's score digit from token log-probabilities, or None.
+def digit_distribution(logprob_content: Sequence[Mapping[str, Any]], text: str, field: str = "score") -> list[float] | None:
+    """p(0) .. p(9) of the digit of the answer's `field` (the judge's score) from token log-probabilities,
+    or None.
 
     `logprob_content` is the OpenAI chat `logprobs.content` list. The digit's position is found in the
     concatenated tokens (keys may be split over tokens: '"sc', 'ore', '":', ' ', '7'); the last score
@@ -52,41 +57,45 @@ def digit_distribution(logprob_content: Sequence[Mapping[str, Any]], text: str) 
     no digit alternatives are listed, or the digit disagrees with the one parsed from `text` (the tokens
     are then not this response's).
     """
+    found = digit_distributions(logprob_content, text, field)
+    return found[-1] if found else None
+
+
+def digit_distributions(logprob_content: Sequence[Mapping[str, Any]], text: str, field: str) -> list[list[float] | None]:
+    """`digit_distribution` of every occurrence of `field`, in order (a list of verdicts has one each); []
+    when the tokens and the text do not have the same number of occurrences (then they are not this
+    response's)."""
+    pattern = _SCORE_RE if field == "score" else _field_re(field)
     tokens = [str(t.get("token", "")) for t in logprob_content]
-    joined = "".join(tokens)
-    matches = list(_SCORE_RE.finditer(joined))
-    if not matches:
-        return None
-    match = matches[-1]
-    group = 1 if match.group(1) is not None else 2
-    offset = match.start(group)
-    # The token that contains the digit's character.
-    pos, end = -1, 0
-    for i, tok in enumerate(tokens):
+    matches = list(pattern.finditer("".join(tokens)))
+    parsed = [int(m.group(1) if m.group(1) is not None else m.group(2)) for m in pattern.finditer(text or "")]
+    if not matches or (parsed and len(parsed) != len(matches)):
+        return []
+    starts, end = [], 0
+    for tok in tokens:
+        starts.append(end)
         end += len(tok)
-        if offset < end:
-            pos = i
-            break
-    if pos < 0:
-        return None
-    chosen = _single_digit(tokens[pos])
-    if chosen is None:
-        return None
-    text_matches = list(_SCORE_RE.finditer(text or ""))
-    if text_matches:
-        last = text_matches[-1]
-        if int(last.group(1) if last.group(1) is not None else last.group(2)) != chosen:
-            return None
+    out: list[list[float] | None] = []
+    for k, match in enumerate(matches):
+        offset = match.start(1 if match.group(1) is not None else 2)
+        pos = next((i for i in range(len(tokens)) if starts[i] <= offset < starts[i] + len(tokens[i])), -1)
+        chosen = _single_digit(tokens[pos]) if pos >= 0 else None
+        if chosen is None or (parsed and parsed[k] != chosen):
+            out.append(None)
+            continue
+        out.append(_renormalised(logprob_content[pos].get("top_logprobs") or []))
+    return out
+
+
+def _renormalised(alternatives: Sequence[Mapping[str, Any]]) -> list[float] | None:
     probs = [0.0] * 10
-    for alt in logprob_content[pos].get("top_logprobs") or []:
+    for alt in alternatives:
         d = _single_digit(str(alt.get("token", "")))
         lp = alt.get("logprob")
         if d is not None and isinstance(lp, (int, float)) and not math.isnan(lp):
             probs[d] += math.exp(lp)  # " 7" and "7" are the same digit
     mass = sum(probs)
-    if mass <= 0:
-        return None
-    return [x / mass for x in probs]
+    return None if mass <= 0 else [x / mass for x in probs]
 
 
 def expected_digit_score(logprob_content: Sequence[Mapping[str, Any]], text: str) -> tuple[float, float] | None:

@@ -44,6 +44,7 @@ from llmxmr.models.metering import (  # noqa: F401 - re-exported for callers and
 from llmxmr.models.providers import TOP_LOGPROBS, bind_for, schema_json  # noqa: F401 - TOP_LOGPROBS re-exported
 from llmxmr.models.specs import ModelSpec
 from llmxmr.models.tokens import count_tokens, truncate_to_tokens
+from llmxmr.stages import ROLES
 from llmxmr.state.context import Settings
 
 # Retry policy (module-level so tests can shrink the waits).
@@ -55,7 +56,6 @@ TOTAL_DEADLINE = 900.0  # seconds one call may spend across its retries
 REPAIR_ECHO_TOKENS = 300  # how much of a bad answer is shown back to the model
 _sleep = time.sleep  # module-level so tests can observe waits without waiting
 
-ROLES = ("reader", "planner", "judge", "writer")
 
 
 @dataclass

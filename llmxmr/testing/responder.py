@@ -18,6 +18,8 @@ SECTION_RE = re.compile(r"\[(s\d+)\]")
 DOC_RE = re.compile(r'<document id="([^"]+)" title="([^"]*)"')
 CITE_RE = re.compile(r"\[@([a-z0-9][a-z0-9-]*)\]")
 NUMBERED_RE = re.compile(r"^(\d+)\. ", re.M)
+FLAGGED_RE = re.compile(r"^(\d+)\. .*\n   check:", re.M)  # a claim to fix in a repair prompt
+CLAIM_RE = re.compile(r"^Claim (\d+): ", re.M)  # a claim to check in a verify prompt
 
 
 def _text(message: Any) -> str:
@@ -161,6 +163,24 @@ class Responder:
 
     def _polish(self, system: str, user: str, seed: int) -> str:
         return user.strip()
+
+    def _verify(self, system: str, user: str, seed: int) -> str:
+        """A compliant verifier that finds every citation supported by its first passage."""
+        claims = [int(n) for n in CLAIM_RE.findall(user)]
+        return json.dumps({"verdicts": [{"claim": n, "passage": 1, "reason": "Passage 1 states it.", "verdict": 2}
+                                        for n in claims]})
+
+    def _repair(self, system: str, user: str, seed: int) -> str:
+        """Drops every flagged claim and places each uncited paper with one sentence in its section."""
+        fixes, additions = [], []
+        for part in user.split("\n---\n"):
+            head = part.split("\nEvidence of", 1)[0]
+            sid = (SECTION_RE.findall(head) or ["s1"])[0]
+            fixes += [{"claim": int(n), "text": ""} for n in FLAGGED_RE.findall(head)]
+            if "not cited yet:" in head:
+                for pid in CITE_RE.findall(head.split("not cited yet:", 1)[1].split("\n", 1)[0]):
+                    additions.append({"section_id": sid, "text": f"Its evidence bears on {_words(seed, 4)} [@{pid}]."})
+        return json.dumps({"fixes": fixes, "additions": additions})
 
     def _charts(self, system: str, user: str, seed: int) -> str:
         ids = SECTION_RE.findall(user)

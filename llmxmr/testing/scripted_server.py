@@ -23,13 +23,15 @@ def scripted_reply(responder: Responder, request: dict[str, Any]) -> dict[str, A
     text = responder.respond(messages)
     prompt = sum(count_tokens(str(m.get("content") or "")) + 4 for m in messages)
     reply: dict[str, Any] = {"content": text, "prompt_tokens": prompt, "completion_tokens": count_tokens(text)}
-    if request.get("logprobs") and stage_of(messages) == "judge":
+    field = {"judge": "score", "verify": "verdict"}.get(stage_of(messages))
+    if request.get("logprobs") and field:
         try:
-            digit = int(json.loads(text)["score"])
+            digit = int(json.loads(text)[field])
         except (ValueError, KeyError, TypeError):
             return reply
         near = str(min(9, digit + 1))
-        reply["logprobs"] = digit_logprobs(text, {str(digit): 0.7, near: 0.3} if near != str(digit) else {str(digit): 1.0})
+        reply["logprobs"] = digit_logprobs(text, {str(digit): 0.7, near: 0.3} if near != str(digit) else {str(digit): 1.0},
+                                           key=field)
     return reply
 
 

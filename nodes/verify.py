@@ -1,0 +1,267 @@
+"""Citation check of the written article (default mode): every (claim, cited paper) pair is checked against
+the paper's best passages by the verifier; sections with unsupported claims, or with evidence papers the
+article leaves uncited, are repaired once; the claims a repair changed are checked once more; what is still
+unsupported is marked (or removed) and reported, never passed as verified.
+
+Three rounds of model calls on the critical path: check, repair, re-check. Each fan-out is cut into at most
+`max_concurrency` calls (pairs and sections batched), so that each is one round of requests in flight. The
+claim arithmetic is `llmxmr.core.claims`, the passage ranking `llmxmr.retrieval`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from langgraph.types import Command, Overwrite
+
+from llmxmr import run_store
+from llmxmr.citations import find_citations, merge_adjacent, validate_citations
+from llmxmr.core.claims import claim_text, mark_claims, replace_claims, split_claims
+from llmxmr.core.entropy import digit_distributions
+from llmxmr.core.grouping import batched
+from llmxmr.core.tree import find_section
+from llmxmr.limits import input_budget, output_tokens
+from llmxmr.models.specs import ModelSpec
+from llmxmr.nodes.step import Step
+from llmxmr.nodes.write import evidence_text
+from llmxmr.prompts.verify import SectionToRepair
+from llmxmr.retrieval import PASSAGE_WORDS, index_for, passage_spans
+from llmxmr.stages import STAGES
+from llmxmr.state.context import Settings
+from llmxmr.state.graph_state import WriterState
+from llmxmr.state.tasks import CheckTask, RepairTask
+
+VERIFY, REPAIR = STAGES["verify"], STAGES["repair"]
+VERDICTS = {2: "supported", 1: "partial", 0: "unsupported"}
+VERDICT_TOKENS = 50  # one verdict of the verifier's answer: claim and passage numbers, a short reason, the digit
+PAIR_TOKENS = 60  # a claim and its paper's header in the verifier's prompt, besides the passages
+FIXUP_PAPERS = 4  # uncited evidence papers one section is asked to place, at most
+SECTIONS_PER_REPAIR = 3  # sections one repair call takes, at most (its answer stays within the stage's cap)
+PROMPT_OVERHEAD = 500
+
+
+def section_text(step: Step, final_key: str, sid: str) -> str:
+    return run_store.get_section(step.store, step.run_id, f"{final_key}/{sid}")
+
+
+def pairs_per_call(settings: Settings, total: int) -> int:
+    """Pairs one verifier call takes: spread over `max_concurrency` calls (one round), within the stage's
+    input and output budgets."""
+    passage_tokens = settings.verify_passages * PASSAGE_WORDS * 4 // 3  # ~4/3 tokens per word
+    by_input = (input_budget(settings, VERIFY) - PROMPT_OVERHEAD) // (passage_tokens + PAIR_TOKENS)
+    by_output = output_tokens(settings, VERIFY) // VERDICT_TOKENS
+    spread = math.ceil(total / max(1, settings.max_concurrency))
+    return max(1, min(spread, by_input, by_output))
+
+
+def _check_batches(settings: Settings, pairs: list[list[Any]]) -> list[list[list[Any]]]:
+    return batched(pairs, pairs_per_call(settings, len(pairs))) if pairs else []
+
+
+# ------------------------------------------------------------------------------------------ rounds 1 and 3
+
+
+def plan_checks(state: WriterState, step: Step) -> dict[str, Any]:
+    """Round 1: every (claim, cited paper) pair of every written section, in batches."""
+    pairs = []
+    for sid in state["schedule_order"]:
+        for claim in split_claims(section_text(step, state["final_key"], sid)):
+            pairs += [[sid, claim.index, pid] for pid in claim.cited]
+    step.progress("verify", done=0, total=len(pairs))
+    return {"checks": _check_batches(step.settings, pairs), "check_round": 1, "verdicts": Overwrite([])}
+
+
+def verify_claims(task: CheckTask, step: Step) -> Command:
+    """One verifier call for a batch of pairs: each claim with its cited paper's best passages (BM25)."""
+    settings, texts = step.settings, {}
+    records, items, shown = [], [], []
+    for sid, index, pid in task["pairs"]:
+        if sid not in texts:
+            texts[sid] = split_claims(section_text(step, task["final_key"], sid))
+        claim = texts[sid][index]
+        record: dict[str, Any] = {"section_id": sid, "claim": claim.text, "paper_id": pid, "round": task["round"],
+                                  "verdict": "unchecked", "passage": None, "confidence": None, "reason": ""}
+        records.append(record)
+        try:
+            doc = run_store.get_document(step.store, step.run_id, pid)
+        except LookupError:
+            record["reason"] = "the cited paper is not in the run's store"
+            continue
+        spans = run_store.get_passages(step.store, step.run_id, pid)
+        if spans is None:  # cut once per run; every later check of this paper reads the same spans
+            spans = passage_spans(doc.text)
+            run_store.put_passages(step.store, step.run_id, pid, spans)
+        passages = index_for(step.run_id, pid, doc.text, spans).best(claim_text(claim), settings.verify_passages)
+        items.append((claim_text(claim), pid, doc.title, [p.text for p in passages]))
+        shown.append((record, passages))
+    unit = f"r{task['round']}:batch{task['batch']}"
+    if items:
+        logprobs = ModelSpec.parse(settings.model_for(VERIFY.role)).supports_logprobs
+        reply = step.calls.ask(VERIFY, unit, VERIFY.prompt(items, language=settings.language), logprobs=logprobs)
+        _read_verdicts(reply, shown)
+    step.progress("verify", done=len(records), unit=unit)
+    return Command(update=step.update(verdicts=records), goto=task["then"])
+
+
+def _read_verdicts(reply: Any, shown: list[tuple[dict[str, Any], list[Any]]]) -> None:
+    """Fill the records from the verifier's answer; a claim it skipped, or a failed call, stays unchecked."""
+    if reply is None:
+        for record, _ in shown:
+            record["reason"] = "the verifier's answers were unusable"
+        return
+    confidences = digit_distributions(reply.logprobs, reply.text, "verdict") if reply.logprobs else []
+    for k, v in enumerate(reply.value.verdicts):
+        if not 1 <= v.claim <= len(shown):
+            continue
+        record, passages = shown[v.claim - 1]
+        record.update(verdict=VERDICTS[v.verdict], reason=v.reason)
+        if 1 <= v.passage <= len(passages):
+            p = passages[v.passage - 1]
+            record["passage"] = {"paper_id": record["paper_id"], "start": p.start, "end": p.end}
+        if k < len(confidences) and confidences[k] is not None:
+            record["confidence"] = round(confidences[k][v.verdict], 4)
+    for record, _ in shown:
+        if record["verdict"] == "unchecked":
+            record["reason"] = record["reason"] or "the verifier gave no verdict for this claim"
+
+
+# ------------------------------------------------------------------------------------------ round 2
+
+
+def plan_repairs(state: WriterState, step: Step) -> dict[str, Any]:
+    """The sections to repair, in batches: those with an unsupported claim, and (default mode) those whose
+    evidence papers the article cites nowhere (each such paper is given to one section, the first with its
+    evidence)."""
+    flagged = {v["section_id"] for v in state.get("verdicts") or [] if v["verdict"] == "unsupported"}
+    cited = {pid for sid in state["schedule_order"] for pid in find_citations(section_text(step, state["final_key"], sid))}
+    uncited: dict[str, list[str]] = {}
+    for sid in state["schedule_order"]:
+        for pid in state.get("evidence", {}).get(sid, []):
+            if pid not in cited and len(uncited.get(sid, [])) < FIXUP_PAPERS:
+                uncited.setdefault(sid, []).append(pid)
+                cited.add(pid)
+    sections = [[sid, uncited.get(sid, [])] for sid in state["schedule_order"] if sid in flagged or sid in uncited]
+    per_call = min(SECTIONS_PER_REPAIR, max(1, math.ceil(len(sections) / max(1, step.settings.max_concurrency))))
+    return {"repairs": batched(sections, per_call) if sections else [], "checks": []}
+
+
+def repair_sections(task: RepairTask, step: Step) -> dict[str, Any]:
+    """One writer call for a batch of sections: fix their unsupported claims (re-cite, weaken, drop) and place
+    their uncited evidence papers; the claims it changed or added go to the re-check."""
+    settings, key = step.settings, task["final_key"]
+    outline = run_store.get_outline(step.store, step.run_id, key)
+    room = (input_budget(settings, REPAIR) - PROMPT_OVERHEAD) // max(1, 2 * len(task["sections"]))
+    shown, number = [], 0
+    for item in task["sections"]:
+        sid = item["section_id"]
+        text = section_text(step, key, sid)
+        claims = split_claims(text)
+        unsupported = {v["claim"]: v for v in item["verdicts"] if v["verdict"] == "unsupported"}
+        flagged = []
+        for c in claims:
+            if c.text in unsupported and not c.has_code:  # code is never rewritten
+                number += 1
+                flagged.append((number, c, unsupported[c.text]["reason"] or "not supported by its source"))
+        titles = {p["paper_id"]: p["title"] for p in item["papers"]}
+        digests = run_store.get_digests(step.store, step.run_id, key, list(titles))
+        evidence, allowed = evidence_text(digests, sid, titles, max(200, room))
+        allowed |= {pid for c in claims for pid in c.cited}
+        shown.append((item, text, claims, flagged, allowed,
+                      SectionToRepair(sid, find_section(outline, sid).title, text, [(n, c.text, why) for n, c, why in flagged],
+                                      item["uncited"], evidence)))
+    unit = f"batch{task['batch']}"
+    reply = step.calls.ask(REPAIR, unit, REPAIR.prompt([s[-1] for s in shown], language=settings.language))
+    repaired = []
+    for item, text, claims, flagged, allowed, _ in shown:
+        sid = item["section_id"]
+        if reply is None:
+            repaired.append({"section_id": sid, "changed": [], "failed": True})
+            continue
+        by_number = {n: c for n, c, _ in flagged}
+        fixes = {}
+        for fix in reply.value.fixes:
+            if fix.claim in by_number:
+                fixed, problems = validate_citations(merge_adjacent(fix.text), allowed)
+                for p in problems:
+                    step.calls.fail(REPAIR.name, sid, "citation", p)
+                fixes[by_number[fix.claim].index] = fixed.strip()
+        new = replace_claims(text, claims, fixes)
+        added = []
+        for addition in reply.value.additions:
+            if addition.section_id == sid:
+                fixed, _ = validate_citations(merge_adjacent(addition.text), allowed)
+                if find_citations(fixed):  # an addition exists to cite an uncited paper
+                    added.append(fixed.strip())
+        if added:
+            new = new.rstrip() + "\n\n" + " ".join(added)
+        before = {c.text for c in claims}
+        repaired.append({"section_id": sid, "changed": [c.text for c in split_claims(new) if c.text not in before],
+                         "failed": False})
+        run_store.put_section(step.store, step.run_id, key, sid, new)
+    step.progress("repair", done=len(shown), unit=unit)
+    return step.update(repaired=repaired)
+
+
+def plan_rechecks(state: WriterState, step: Step) -> dict[str, Any]:
+    """Round 3: the claims a repair changed or added, checked once more."""
+    pairs = []
+    for r in state.get("repaired") or []:
+        changed = set(r["changed"])
+        for claim in split_claims(section_text(step, state["final_key"], r["section_id"])):
+            if claim.text in changed:
+                pairs += [[r["section_id"], claim.index, pid] for pid in claim.cited]
+    return {"checks": _check_batches(step.settings, pairs), "check_round": 2}
+
+
+# ------------------------------------------------------------------------------------------ the end
+
+
+def finish_checks(state: WriterState, step: Step) -> dict[str, Any]:
+    """Each claim's latest verdicts; still-unsupported claims marked or removed; per-claim records stored and
+    the counts returned."""
+    settings, key = step.settings, state["final_key"]
+    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    first: dict[tuple[str, str], str] = {}
+    for v in sorted(state.get("verdicts") or [], key=lambda v: v["round"]):
+        latest[(v["section_id"], v["claim"], v["paper_id"])] = v
+        if v["round"] == 1:
+            first[(v["section_id"], v["claim"])] = worst(first.get((v["section_id"], v["claim"])), v["verdict"])
+    summary = {"claims_checked": 0, "pairs": 0, "supported_before": 0, "supported_after": 0, "unsupported": 0,
+               "unchecked": 0, "repaired_sections": len(state.get("repaired") or [])}
+    for sid in state["schedule_order"]:
+        text = section_text(step, key, sid)
+        claims = split_claims(text)
+        records, bad = [], set()
+        for c in claims:
+            checks = [latest[(sid, c.text, pid)] for pid in c.cited if (sid, c.text, pid) in latest]
+            status = None if len(checks) == len(c.cited) else "unchecked"
+            for v in checks:
+                status = worst(status, v["verdict"])
+            status = status or "unchecked"
+            if status == "unsupported":
+                bad.add(c.index)
+            records.append({"claim": c.text, "cited": list(c.cited), "status": status,
+                            "repaired": (sid, c.text) not in first,
+                            "checks": [{k: v[k] for k in ("paper_id", "verdict", "passage", "confidence", "reason", "round")}
+                                       for v in checks]})
+            summary["claims_checked"] += 1
+            summary["pairs"] += len(c.cited)
+            summary["supported_after"] += status in ("supported", "partial")
+            summary["unsupported"] += status == "unsupported"
+            summary["unchecked"] += status == "unchecked"
+        if bad:
+            text = mark_claims(text, claims, bad, settings.unsupported_claims)
+            run_store.put_section(step.store, step.run_id, key, sid, text)
+        run_store.put_claim_checks(step.store, step.run_id, key, sid, records)
+    summary["supported_before"] = sum(1 for s in first.values() if s in ("supported", "partial"))
+    step.progress("verify", claims=summary["claims_checked"], unsupported=summary["unsupported"])
+    return {"verification": summary, "verdicts": Overwrite([]), "checks": [], "repairs": [], "repaired": Overwrite([])}
+
+
+_RANK = {"unsupported": 0, "unchecked": 1, "partial": 2, "supported": 3}
+
+
+def worst(a: str | None, b: str) -> str:
+    """A claim is as good as its worst-supported citation: a wrong citation in a group is still wrong."""
+    return b if a is None or _RANK[b] < _RANK[a] else a
