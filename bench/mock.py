@@ -59,10 +59,9 @@ class BenchResponder(Responder):
     """
 
     def __init__(self, *, length: float = 1.0, shape: tuple[int, ...] = DEFAULT_SHAPE, desc_words: int = 48) -> None:
-        super().__init__(sections_per_outline=len(shape), subsections=max(shape) if shape else 0, words=30)
         self.length = length
-        self.shape = tuple(shape)
-        self.desc_words = desc_words
+        dw = self.n(desc_words)
+        super().__init__(words=30, shape=shape, title_words=3, desc_words=(dw, dw), why="explain why")
 
     def n(self, words: int) -> int:
         return max(1, int(round(words * self.length)))
@@ -70,25 +69,6 @@ class BenchResponder(Responder):
     @property
     def sections_total(self) -> int:
         return len(self.shape) + sum(self.shape)
-
-    # -- outlines (skeleton, merge_skeleton, reference modify) -----------------------------------------
-    def _outline(self, user: str, seed: int) -> dict:
-        cites = [d[0] for d in DOC_RE.findall(user)] or CITE_RE.findall(user)
-        cite = f" [@{cites[0]}]" if cites else ""
-        dw = self.n(self.desc_words)
-
-        def leaf(i: int, j: int) -> dict:
-            return {"title": f"Aspect {i + 1}.{j + 1}: {_words(seed + 7 * i + j, 3)}",
-                    "construction": f"Extract {_words(seed + i + j, dw)} from each paper{cite}.",
-                    "analysis": f"Compare {_words(seed + 3 * i + j, dw)} across papers{cite}; explain why."}
-
-        sections = []
-        for i, subs in enumerate(self.shape):
-            s = leaf(i, 99)
-            s["title"] = f"Theme {i + 1}: {_words(seed + i, 3)}"
-            s["subsections"] = [dict(leaf(i, j), subsections=[]) for j in range(subs)]
-            sections.append(s)
-        return {"title": "Survey", "sections": sections}
 
     # -- reading ---------------------------------------------------------------------------------------
     def _map(self, system: str, user: str, seed: int) -> str:
@@ -126,7 +106,7 @@ class BenchResponder(Responder):
         ids = list(dict.fromkeys(SECTION_RE.findall(suggestion))) or list(dict.fromkeys(SECTION_RE.findall(outline)))
         if not ids:
             return json.dumps({"edits": []})
-        dw = self.n(self.desc_words)
+        dw = self.desc_words[0]  # already scaled by `length`
         edits = [
             {"op": "retitle", "section_id": ids[seed % len(ids)], "title": f"Revised: {_words(seed, 4)}"},
             {"op": "describe", "section_id": ids[(seed // 7) % len(ids)],

@@ -53,10 +53,17 @@ def _words(seed: int, n: int) -> str:
 class Responder:
     """`respond(messages) -> str`; `sections_per_outline` and `subsections` shape the outlines it drafts."""
 
-    def __init__(self, *, sections_per_outline: int = 4, subsections: int = 2, words: int = 30) -> None:
+    def __init__(self, *, sections_per_outline: int = 4, subsections: int = 2, words: int = 30,
+                 shape: tuple[int, ...] | None = None, title_words: int = 2,
+                 desc_words: tuple[int, int] = (4, 3), why: str = "explain why they differ") -> None:
         self.sections = sections_per_outline
         self.subsections = subsections
         self.words = words
+        # An outline draft: subsections per top-level section, words per title and per description.
+        self.shape = tuple(shape) if shape is not None else (subsections,) * sections_per_outline
+        self.title_words = title_words
+        self.desc_words = desc_words
+        self.why = why
 
     def respond(self, messages: Sequence[Any]) -> str:
         stage = stage_of(messages)
@@ -97,17 +104,18 @@ class Responder:
     def _outline(self, user: str, seed: int) -> dict:
         cites = [d[0] for d in DOC_RE.findall(user)] or CITE_RE.findall(user)
         cite = f" [@{cites[0]}]" if cites else ""
+        cw, aw = self.desc_words
 
         def leaf(i: int, j: int) -> dict:
-            return {"title": f"Aspect {i + 1}.{j + 1}: {_words(seed + 7 * i + j, 2)}",
-                    "construction": f"Extract {_words(seed + i + j, 4)} from each paper{cite}.",
-                    "analysis": f"Compare {_words(seed + 3 * i + j, 3)} across papers{cite}; explain why they differ."}
+            return {"title": f"Aspect {i + 1}.{j + 1}: {_words(seed + 7 * i + j, self.title_words)}",
+                    "construction": f"Extract {_words(seed + i + j, cw)} from each paper{cite}.",
+                    "analysis": f"Compare {_words(seed + 3 * i + j, aw)} across papers{cite}; {self.why}."}
 
         sections = []
-        for i in range(self.sections):
+        for i, subs in enumerate(self.shape):
             s = leaf(i, 99)
-            s["title"] = f"Theme {i + 1}: {_words(seed + i, 2)}"
-            s["subsections"] = [dict(leaf(i, j), subsections=[]) for j in range(self.subsections)]
+            s["title"] = f"Theme {i + 1}: {_words(seed + i, self.title_words)}"
+            s["subsections"] = [dict(leaf(i, j), subsections=[]) for j in range(subs)]
             sections.append(s)
         return {"title": "Survey", "sections": sections}
 
