@@ -23,8 +23,8 @@ def load(spec: str):
     return obj() if callable(obj) and not isinstance(obj, CompiledStateGraph) else obj
 
 
-def test_config_names_both_graphs_and_installs_the_project():
-    assert set(CONFIG["graphs"]) == {"llmxmr", "llmxmr_writer"}
+def test_config_names_the_graphs_and_installs_the_project():
+    assert set(CONFIG["graphs"]) == {"llmxmr", "llmxmr_writer", "llmxmr_eval"}
     assert "." in CONFIG["dependencies"]
     assert CONFIG.get("python_version") == "3.11"
 
@@ -74,8 +74,8 @@ def test_writer_graph_input_and_output():
 @pytest.mark.parametrize("name", sorted(CONFIG["graphs"]))
 def test_context_form_has_descriptions(name):
     graph = load(CONFIG["graphs"][name])
-    if name == "llmxmr_writer" and graph.get_context_jsonschema() is None:
-        pytest.skip("the writer declares no context schema of its own")
+    if name in ("llmxmr_writer", "llmxmr_eval") and graph.get_context_jsonschema() is None:
+        pytest.skip("the writer and the evaluator declare no context schema of their own")
     props = _props(graph.get_context_jsonschema())
     for field in ("model", "base_url", "mode"):
         assert field in props

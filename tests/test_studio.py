@@ -99,9 +99,9 @@ def server(tmp_path_factory):
         log.close()
 
 
-def test_lists_both_graphs(server):
+def test_lists_the_graphs(server):
     assistants = _http(server, "POST", "/assistants/search", {"limit": 10})
-    assert {a["graph_id"] for a in assistants} == {"llmxmr", "llmxmr_writer"}
+    assert {a["graph_id"] for a in assistants} == {"llmxmr", "llmxmr_writer", "llmxmr_eval"}
     for a in assistants:
         schemas = _http(server, "GET", f"/assistants/{a['assistant_id']}/schemas")
         assert schemas["input_schema"]["properties"], a["graph_id"]
