@@ -70,7 +70,7 @@ def build_builder(models: Models = None) -> StateGraph:
     b.add_edge("merge_batch", "plan_merge")
     b.add_conditional_edges("merge_skeleton", routes.digest_skeleton, ["outline_digest"])
     b.add_edge("skeleton_entropy", "block_start")
-    b.add_conditional_edges("block_start", routes.start_block, ["feedback", "entropy_score"])
+    b.add_conditional_edges("block_start", routes.start_block, ["feedback", "entropy_score", "select_final"])
     b.add_edge("feedback", "feedback_done")
     b.add_conditional_edges("feedback_done", routes.next_units, NEXT_UNITS)
     b.add_conditional_edges("layer_done", routes.next_units, NEXT_UNITS)

@@ -80,8 +80,10 @@ def after_review(state: SurveyState) -> list[Send] | Literal["write"]:
     return digest_all(state, "review_digested") if state.get("redigest") else "write"
 
 
-def start_block(state: SurveyState) -> list[Send]:
-    """Feedback per group and the one entropy score of O_b, all in parallel."""
+def start_block(state: SurveyState) -> list[Send] | Literal["select_final"]:
+    """Feedback per group and the one entropy score of O_b, all in parallel (none: the budget is too tight)."""
+    if state.get("stop_reason"):
+        return "select_final"
     b, key = state["block"], state["outline_key"]
     sends = [Send("feedback", FeedbackTask(run_id=state["run_id"], block=b, outline_key=key, group=g, paper_ids=ids))
              for g, ids in enumerate(state["groups"])]

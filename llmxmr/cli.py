@@ -32,6 +32,8 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", help="base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio)")
     p.add_argument("--judge-model", help="model of the judge role (entropy scoring)")
     p.add_argument("--writer-model", help="model of the writer role (sections, polish, charts)")
+    p.add_argument("--follow-links", action="store_true", default=None,
+                   help="read symbolic links in a folder corpus that point outside it (skipped by default)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE",
                    help="set any setting (see `llmxmr settings`); repeatable")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more output (progress lines without a terminal)")
@@ -52,11 +54,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--thread", help="thread id (default: derived from the corpus and settings)")
     run.add_argument("--db", help="SQLite file of checkpoints and store (default OUT/runs.sqlite)")
     run.add_argument("--title", help="survey title for a folder corpus")
+    run.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(run)
     res = sub.add_parser("resume", help="continue a stopped run with the settings it started with")
     res.add_argument("thread", help="thread id printed when the run stopped")
     res.add_argument("--db", required=True, help="SQLite file of the run")
     res.add_argument("-o", "--out", required=True, help="output folder")
+    res.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(res)
     pl = sub.add_parser("plan", help="expected calls, tokens (and money) per stage, before paying")
     pl.add_argument("corpus", help="the corpus a `run` would read")
@@ -67,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--price-out", type=float, help="$ per million completion tokens")
     _add_model_flags(pl)
     sub.add_parser("settings", help="list every setting with its default and description")
+    from llmxmr.eval.command import add_parser as add_eval_parser
+
+    add_eval_parser(sub)
     return top
 
 
@@ -84,7 +91,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         values[field] = parse_setting_value(raw)
     for flag, field in (("model", "model"), ("base_url", "base_url"), ("judge_model", "judge_model"),
                         ("writer_model", "writer_model"), ("mode", "mode"),
-                        ("review_outline", "review_outline")):
+                        ("review_outline", "review_outline"), ("follow_links", "follow_links")):
         value = getattr(args, flag, None)
         if value is not None:
             values[field] = value
@@ -159,14 +166,29 @@ class Console:
             self.out.print(f"{stage}: done={self.counts[stage]} {info}".rstrip(), markup=False, highlight=False)
 
     def say(self, text: str) -> None:
+        # File names and titles come from outside: no markup, no terminal escapes.
         if not self.quiet:
-            self.out.print(text)
+            self.out.print(printable(text), markup=False, highlight=False)
 
     def error(self, text: str) -> None:
         # soft_wrap: a printed command (the resume hint) must stay one line to copy and paste.
         from rich.markup import escape
 
-        self.out.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+        self.out.print(f"[bold red]error:[/] {escape(printable(text))}", highlight=False, soft_wrap=True)
+
+
+_CONTROL = None
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (ESC sequences, bells, carriage returns) shown as escapes: a file name
+    cannot move the cursor, recolour or retitle the terminal."""
+    import re
+
+    global _CONTROL
+    if _CONTROL is None:
+        _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def usage_table(report: Any) -> Any:
@@ -202,16 +224,19 @@ def _stop_on_ctrl_c(console: Console, hint: str) -> Iterator[None]:
     def stop(signum: int, frame: Any) -> None:
         if console.progress is not None:
             console.progress.stop()
-        console.error(f"interrupted; progress is saved. Resume with:\n  {hint}")
+        what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        console.error(f"{what}; progress is saved. Resume with:\n  {hint}")
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(EXIT_ERROR)
 
-    previous = signal.signal(signal.SIGINT, stop)
+    # SIGTERM (kill, systemd, a container stop) is a request to stop like Ctrl-C: same exit, same hint.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _render_documents(console: Console, out: Path, report: Any) -> None:
@@ -254,7 +279,20 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
 
 
 def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dict[str, Any] | None,
-             context: Any, overrides: dict[str, Any]) -> int:
+             context: Any, overrides: dict[str, Any], wait: bool = False) -> int:
+    """Work one thread while holding its lock: two processes never work (and pay for) the same thread."""
+    from llmxmr.thread_lock import ThreadBusyError, hold_thread
+
+    try:
+        with hold_thread(db_path, thread, wait=wait, on_wait=console.say):
+            return _execute_locked(console, db_path, out, thread, start, context, overrides)
+    except ThreadBusyError as exc:
+        console.error(str(exc))
+        return EXIT_USAGE
+
+
+def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, start: dict[str, Any] | None,
+                    context: Any, overrides: dict[str, Any]) -> int:
     """Start, resume or report one thread; every error becomes a message and an exit code."""
     from llmxmr.corpus import CorpusError
     from llmxmr.models.errors import (
@@ -337,26 +375,31 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     settings = resolve_settings(overrides)
     context = Context(**overrides)
     corpus = Path(args.corpus).expanduser().resolve()
-    surveys = load_surveys(corpus, title=args.title)
+    surveys = load_surveys(corpus, title=args.title, follow_links=settings.follow_links)
     check_budget(settings, corpus, args.title)
     out = Path(args.out).expanduser().resolve()
     db_path = Path(args.db).expanduser().resolve() if args.db else out / "runs.sqlite"
     connection = {k: v for k, v in overrides.items() if k in CONNECTION_SETTINGS}
     worst = EXIT_OK
     for index, survey in enumerate(surveys):
-        for skip in survey.skipped:
-            console.say(f"skipped {skip.source}: {skip.reason}")
-        for warning in survey.warnings:
-            console.say(f"warning: {warning}")
+        report_skipped(console, survey)
         folder = out if len(surveys) == 1 else out / f"{index + 1:02d}-{_slug(survey.title)}"
         thread = args.thread if args.thread and len(surveys) == 1 else (
             f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings))
         start = {"corpus_path": str(corpus), "survey_index": index, **({"title": args.title} if args.title else {})}
-        code = _execute(console, db_path, folder, thread, start, context, connection)
+        code = _execute(console, db_path, folder, thread, start, context, connection, wait=args.wait)
         worst = code if code in (EXIT_ERROR, EXIT_USAGE) else max(worst, code)
         if code in (EXIT_ERROR, EXIT_USAGE):
             break
     return worst
+
+
+def report_skipped(console: Console, survey: Any) -> None:
+    """Every entry of the corpus that was not read, with its reason, and every warning."""
+    for skip in survey.skipped:
+        console.say(f"skipped {skip.source}: {skip.reason}")
+    for warning in survey.warnings:
+        console.say(f"warning: {warning}")
 
 
 def _slug(title: str) -> str:
@@ -366,15 +409,20 @@ def _slug(title: str) -> str:
 
 
 def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    from llmxmr.state.context import check_ranges
+
     overrides = overrides_from(args)
+    check_ranges(overrides)  # a bad value is a usage error even when the thread needs no model call
     db_path = Path(args.db).expanduser().resolve()
     if not db_path.is_file():
         console.error(f"no database at {db_path}")
         return EXIT_USAGE
-    return _execute(console, db_path, Path(args.out).expanduser().resolve(), args.thread, None, None, overrides)
+    return _execute(console, db_path, Path(args.out).expanduser().resolve(), args.thread, None, None, overrides,
+                    wait=args.wait)
 
 
-def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections: int | None = None) -> list[Any]:
+def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections: int | None = None,
+                 console: Console | None = None) -> list[Any]:
     """One Plan per survey of the corpus (token counts offline, chunks as the run would make them)."""
     from llmxmr.corpus import load_surveys
     from llmxmr.limits import chunks_of
@@ -383,7 +431,9 @@ def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections
 
     ensure_tiktoken_offline()
     plans = []
-    for survey in load_surveys(corpus, title=title):
+    for survey in load_surveys(corpus, title=title, follow_links=settings.follow_links):
+        if console is not None:
+            report_skipped(console, survey)
         tokens = [count_tokens(d.text) for d in survey.documents]
         chunks = [len(chunks_of(d.text, settings)) for d in survey.documents]
         plans.append((survey.title, estimate(settings, tokens, chunks, sections=sections), tokens, chunks))
@@ -397,7 +447,7 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
 
     settings = resolve_settings(overrides_from(args))
     for title, plan, tokens, _ in corpus_plans(Path(args.corpus).expanduser().resolve(), settings, args.title,
-                                               args.sections):
+                                               args.sections, console):
         priced = args.price_in is not None or args.price_out is not None
         pin, pout = args.price_in or 0.0, args.price_out or 0.0
         table = Table(title=f"plan: {title} ({plan.papers} papers, {sum(tokens)} tokens, ~{plan.sections} sections, "
@@ -464,6 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "settings":
         return cmd_settings()
+    if args.command == "eval":
+        from llmxmr.eval.command import cmd_eval
+
+        return cmd_eval(args)
     os.environ.setdefault("LANGCHAIN_TRACING_V2", "false")
     with Console(args.verbose, args.quiet) as console:
         try:

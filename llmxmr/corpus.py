@@ -12,6 +12,7 @@ year, venue, DOI, arXiv id, citation key) is optional and never costs a document
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -71,9 +72,20 @@ class _Entry:
     meta: dict[str, Any] = field(default_factory=dict)  # checked metadata fields (llmxmr.metadata)
 
 
-def _clean(s: str) -> str:
-    # Lone surrogates (from JSON "\ud800") cannot be encoded later; NUL breaks some stores.
-    return s.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+# Lone surrogates cannot be encoded; C0/C1 control characters (ESC sequences, NUL) other than tab and line
+# ends would reach a terminal or a store raw.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")  # form feed stays: PDF page breaks
+
+
+def clean_text(s: str) -> str:
+    """Text that entered from outside, made safe to encode, store and print: lone surrogates (from JSON
+    "\\ud800") become U+FFFD; control characters other than tab, line ends and form feed are dropped.
+    Applied once, where text enters (corpus fields, titles, model answers)."""
+    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", s))
+
+
+_clean = clean_text
 
 
 def derive_abstract(text: str, words: int = _ABSTRACT_WORDS) -> str:
@@ -241,7 +253,7 @@ def _load_jsonl(path: Path, title: str | None) -> list[Survey]:
         survey_title = record.get("title")
         if survey_title is not None and not isinstance(survey_title, str):
             raise CorpusError(f'{where}: field "title" must be a string, not {json_type(survey_title)}')
-        survey_title = (survey_title or "").strip() or (title or "").strip()
+        survey_title = " ".join(_clean(survey_title or title or "").split())
         if not survey_title:
             raise CorpusError(f'{where}: missing field "title" (the survey title)')
         if "papers" not in record:
@@ -385,15 +397,56 @@ def _entry_from_file(path: Path, label: str, warnings: list[str]) -> _Entry:
     return _Entry(source=label, title=title or _stem_title(path), text=text)
 
 
-def _doc_files(root: Path) -> list[Path]:
-    files = []
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):  # .git, .DS_Store, editor files
+def _link_problem(path: Path, root_real: Path, follow_links: bool) -> str | None:
+    """Why a symbolic link is not read, or None when it is (its target stays inside the corpus folder)."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return f"dangling symbolic link (to {os.readlink(path)}, which does not exist)"
+    except (RuntimeError, OSError):  # RuntimeError: Python 3.11's "symlink loop"; OSError ELOOP elsewhere
+        return f"symbolic link loop (to {os.readlink(path)})"
+    if not follow_links and not target.is_relative_to(root_real):
+        return (f"symbolic link to {target}, outside the corpus folder: not read "
+                "(pass --follow-links to read links that leave the folder)")
+    return None
+
+
+def _walk(folder: Path, root: Path, follow_links: bool, seen: set[Path], files: list[Path],
+          skipped: list[SkippedDocument]) -> None:
+    root_real = root.resolve()
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):  # .git, .DS_Store, editor files
             continue
-        if p.is_file():
+        label = str(p.relative_to(root))
+        if p.is_symlink():
+            problem = _link_problem(p, root_real, follow_links)
+            if problem:
+                skipped.append(SkippedDocument(source=label, reason=problem))
+                continue
+        if p.is_dir():
+            real = p.resolve()
+            if real in seen:  # a link back to a folder already read: its files are read once
+                skipped.append(SkippedDocument(source=label, reason=f"link to a folder already read ({real})"))
+                continue
+            seen.add(real)
+            _walk(p, root, follow_links, seen, files, skipped)
+        elif p.is_file():
             files.append(p)
-    return files
+        else:  # a FIFO would block the read forever; devices and sockets are not documents
+            skipped.append(SkippedDocument(source=label, reason="not a regular file (a pipe, socket or device)"))
+
+
+def folder_files(root: Path, follow_links: bool = False) -> tuple[list[Path], list[SkippedDocument]]:
+    """The files of a folder corpus, and the entries not read with their reasons (links out, loops, dangling)."""
+    files: list[Path] = []
+    skipped: list[SkippedDocument] = []
+    _walk(root, root, follow_links, {root.resolve()}, files, skipped)
+    return sorted(files), sorted(skipped, key=lambda s: s.source)
+
+
+def loaded_files(root: Path, follow_links: bool = False) -> list[Path]:
+    """The files a folder corpus reads (documents and .bib): what a thread's fingerprint covers."""
+    return [f for f in folder_files(root, follow_links)[0] if f.suffix.lower() in DOC_SUFFIXES + (BIB_SUFFIX,)]
 
 
 def _bib_index(files: list[Path], root: Path, warnings: list[str]) -> BibIndex:
@@ -423,8 +476,9 @@ def _add_bib_metadata(entry: _Entry, path: Path, bib: BibIndex) -> None:
         entry.title = match.title
 
 
-def _load_files(files: list[Path], root: Path, survey_title: str, where: str) -> Survey:
-    entries: list[_Entry | SkippedDocument] = []
+def _load_files(files: list[Path], root: Path, survey_title: str, where: str,
+                skipped_links: Sequence[SkippedDocument] = ()) -> Survey:
+    entries: list[_Entry | SkippedDocument] = list(skipped_links)
     warnings: list[str] = []
     bib = _bib_index(files, root, warnings)
     for path in files:
@@ -453,26 +507,29 @@ def _load_files(files: list[Path], root: Path, survey_title: str, where: str) ->
 # ---------------------------------------------------------------- entry point
 
 
-def load_surveys(path: str | Path, *, title: str | None = None) -> list[Survey]:
+def load_surveys(path: str | Path, *, title: str | None = None, follow_links: bool = False) -> list[Survey]:
     """Load a corpus: a reference-format .jsonl file (one survey per line) or a directory of documents.
 
     `title` names the survey of a directory (default: the directory's name); for JSONL it only fills in
-    a survey line without a title. A single .md/.txt/.html/.pdf file is a one-document survey.
+    a survey line without a title. A single .md/.txt/.html/.pdf file is a one-document survey. In a folder,
+    symbolic links that leave it are skipped and reported unless `follow_links`.
     """
     p = Path(path).expanduser()
     if not p.exists():
         raise CorpusError(f"corpus not found: {p}")
     if p.is_dir():
-        files = _doc_files(p)
+        files, skipped = folder_files(p, follow_links)
         if not files:
+            if skipped:
+                raise _no_documents(str(p), skipped)
             raise CorpusError(f"no usable documents in {p} (the directory has no files)")
-        name = title or p.resolve().name
-        return [_load_files(files, p, name.strip() or "Survey", str(p))]
+        name = _clean(title or p.resolve().name)
+        return [_load_files(files, p, name.strip() or "Survey", str(p), skipped)]
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
         return _load_jsonl(p, title)
     if suffix in DOC_SUFFIXES:
-        return [_load_files([p], p, (title or _stem_title(p)).strip(), str(p))]
+        return [_load_files([p], p, " ".join(_clean(title or _stem_title(p)).split()), str(p))]
     raise CorpusError(
         f"unsupported corpus file {p}: expected a .jsonl file, a directory or a {'/'.join(DOC_SUFFIXES)} file"
     )

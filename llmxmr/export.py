@@ -9,14 +9,13 @@ this module lays out headings by outline position and checks the finished articl
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from llmxmr.artifacts import atomic_write
 from llmxmr.citations import Reference, find_citations, iter_prose
 from llmxmr.core.sources import SourceAccount
 from llmxmr.references import BIB_NAME, CSL_NAME, PANDOC_NAME, to_bibtex, to_csl_json
@@ -203,14 +202,7 @@ def render_markdown(
 
 def _atomic_write(path: Path, text: str) -> None:
     # A crash mid-write must not leave a truncated survey.json next to a complete survey.md.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)
 
 
 def _ending_newline(text: str) -> str:

@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from llmxmr.artifacts import FILE_MODE
 from llmxmr.references import BIB_NAME, PANDOC_NAME
 
 FORMATS = ("docx", "html")
@@ -43,6 +44,7 @@ def render_documents(outdir: str | Path, title: str, formats: tuple[str, ...] = 
         target = out / f"survey.{fmt}"
         # Written beside the target and renamed, as the other outputs are: never a half-written file.
         fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{target.name}.", suffix=".tmp")
+        os.fchmod(fd, FILE_MODE)  # the mode of every other output, not mkstemp's 0600
         os.close(fd)
         try:
             pypandoc.convert_file(str(out / PANDOC_NAME), fmt, format="markdown", outputfile=tmp, extra_args=args)

@@ -20,6 +20,7 @@ TITLE_TOKENS_PER_SECTION = 12  # the same with titles only ("[s7] 2.3 Title")
 FOCUS_SECTIONS = 2  # sections a default-mode modify sees in full (those its suggestion names)
 NOTES_TOKENS = 250  # a paper's map notes
 PROMPT_OVERHEAD = 350
+GROUP_TITLE_TOKENS = 40  # a paper's title line in the group prompt
 # The citation check, per written section: cited claims, citations per claim, the share of sections a
 # repair rewrites and the share of pairs checked again after it; a passage is ~160 tokens.
 CLAIMS_PER_SECTION = 10
@@ -120,7 +121,12 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
         per_chunk = (sum(paper_tokens) // max(1, map_calls)) + PROMPT_OVERHEAD
         add("map", map_calls, per_chunk)
         add("reduce_notes", sum(1 for c in chunks if c > 1), 4 * NOTES_TOKENS + PROMPT_OVERHEAD)
-    add("group", 1, n * 40 + PROMPT_OVERHEAD)
+    # Titles are grouped in batches, as nodes/group.py makes them: by the input budget, and at most
+    # `fan_in` papers per call in default mode (5,000 papers: 50 calls, not one 200k-token call).
+    group_calls = max(1, math.ceil(n * GROUP_TITLE_TOKENS / max(1, input_budget(settings, "group") - PROMPT_OVERHEAD)))
+    if not reference:
+        group_calls = max(group_calls, math.ceil(n / STAGES["group"].fan_in))
+    add("group", group_calls, math.ceil(n * GROUP_TITLE_TOKENS / group_calls) + PROMPT_OVERHEAD)
     drafts = math.ceil(g / settings.skeleton_group_size)
     add("skeleton", drafts, 3 * settings.group_size * 300 + PROMPT_OVERHEAD)
     levels = merge_levels(drafts, outline, settings)
@@ -160,18 +166,52 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
 
 # Stages without which no article is written (refinement and the digest passes are counted apart).
 WRITING_PATH = tuple(dict.fromkeys(s.name for s in STAGES.values() if not s.optional and s.name != "digest"))
+# The stages that write an outline into the article: the budget's reserve while refining. The citation check
+# is optional for the method but the run always does it when `verify_citations` is on, so it is reserved too.
+WRITE_STAGES = ("write_section", "polish", "charts", "verify", "repair")
+
+
+def writing_cost(settings: Settings, paper_tokens: list[int], sections: int) -> tuple[int, int]:
+    """(calls, tokens) of writing an outline of `sections` sections, as `estimate` plans them."""
+    p = estimate(settings, paper_tokens, sections=max(1, sections))
+    stages = [p.stages[k] for k in WRITE_STAGES if k in p.stages]
+    return sum(s.calls for s in stages), sum(s.prompt_tokens + s.completion_tokens for s in stages)
+
+
+def block_calls(settings: Settings, papers: int, groups: int) -> int:
+    """Calls a refinement block makes once it starts, whatever the budget: feedback per group, O_b's score,
+    layer 0 (modify and judge per feedback), the fresh re-scores at its end and the digest pass of its outline."""
+    rescore = 2 if settings.mode == "default" else 0
+    return groups + 1 + 2 * groups + rescore + papers
+
+
+def _reading(p: Plan) -> list[StagePlan]:
+    return [p.stages[k] for k in WRITING_PATH if k in p.stages and k not in WRITE_STAGES]
+
+
+# The outline's size is only known once it is drafted: the minimum budget reserves writing for half again the
+# typical size (default_sections), so that an ordinary outline still gets written.
+MINIMUM_SECTIONS_MARGIN = 1.5
+
+
+def _minimum_sections(settings: Settings, papers: int) -> int:
+    return math.ceil(default_sections(papers, settings.group_size) * MINIMUM_SECTIONS_MARGIN)
 
 
 def minimum_calls(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None) -> int:
-    """Calls without which no article can be written: reading, one outline, one digest pass and writing
-    the smallest outline (refinement skipped)."""
-    p = estimate(settings, paper_tokens, chunks, sections=default_sections(len(paper_tokens), settings.group_size))
+    """Calls without which no article can be written, as the run follows them when the budget is tight:
+    reading, one outline and its digest pass, no refinement block, and writing (with the citation check)."""
     n = len(paper_tokens)
-    return sum(p.stages[k].calls for k in WRITING_PATH if k in p.stages) + n
+    s = _minimum_sections(settings, n)
+    p = estimate(settings, paper_tokens, chunks, sections=s)
+    return sum(sp.calls for sp in _reading(p)) + n + writing_cost(settings, paper_tokens, s)[0]
 
 
 def minimum_tokens(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None) -> int:
-    p = estimate(settings, paper_tokens, chunks)
+    n = len(paper_tokens)
+    s = _minimum_sections(settings, n)
+    p = estimate(settings, paper_tokens, chunks, sections=s)
     digest = p.stages.get("digest")
     one_pass = (digest.prompt_tokens + digest.completion_tokens) // (p.blocks + 1) if digest else 0
-    return sum(p.stages[k].prompt_tokens + p.stages[k].completion_tokens for k in WRITING_PATH if k in p.stages) + one_pass
+    reading = sum(sp.prompt_tokens + sp.completion_tokens for sp in _reading(p))
+    return reading + one_pass + writing_cost(settings, paper_tokens, s)[1]

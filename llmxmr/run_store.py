@@ -56,12 +56,37 @@ def put_spent(store: BaseStore, run_id: str, spent: dict[str, int]) -> None:
     store.put(ns(run_id, "meta"), "spent", spent)
 
 
+# A password in a base URL (http://user:pass@host) is never written to the store: it stays in this process,
+# by run id, and a new process must be given the URL again (the CLI asks for --base-url on resume).
+_BASE_URL_SECRETS: dict[str, str] = {}
+_SECRETS_LOCK = threading.Lock()
+
+
 def put_settings(store: BaseStore, run_id: str, settings: dict[str, Any]) -> None:
+    from llmxmr.state.context import redact_url
+
+    real = settings.get("base_url")
+    shown = redact_url(real)
+    if shown != real:
+        with _SECRETS_LOCK:
+            _BASE_URL_SECRETS[run_id] = real
+        settings = {**settings, "base_url": shown}
     store.put(ns(run_id, "meta"), "settings", settings)
 
 
 def get_settings(store: BaseStore, run_id: str) -> dict[str, Any] | None:
-    return _get(store, ns(run_id, "meta"), "settings")
+    value = _get(store, ns(run_id, "meta"), "settings")
+    if value is not None and has_redacted_base_url(value):
+        with _SECRETS_LOCK:
+            real = _BASE_URL_SECRETS.get(run_id)
+        if real is not None:
+            value = {**value, "base_url": real}
+    return value
+
+
+def has_redacted_base_url(settings: dict[str, Any]) -> bool:
+    """The saved base URL had a password that was not stored (and this process does not know it)."""
+    return ":***@" in str(settings.get("base_url") or "")
 
 
 def put_document(store: BaseStore, run_id: str, doc: Document) -> None:
@@ -85,6 +110,19 @@ def put_chunk_bounds(store: BaseStore, run_id: str, paper_id: str, bounds: list[
 def get_chunk_bounds(store: BaseStore, run_id: str, paper_id: str) -> list[tuple[int, int]] | None:
     value = _get(store, ns(run_id, "chunks"), paper_id)
     return None if value is None else [tuple(b) for b in value["bounds"]]
+
+
+def put_chunk(store: BaseStore, run_id: str, paper_id: str, index: int, count: int, title: str, text: str) -> None:
+    """One chunk of a document's text, on its own: a map task reads its chunk, never the whole document
+    (a 200 MB document in thousands of chunks would otherwise be loaded once per chunk)."""
+    # Packed like outlines: the document's text is in the store once already (docs); its chunks compress.
+    store.put(ns(run_id, "chunktext"), f"{paper_id}:{index}", pack({"text": text, "of": count, "title": title}))
+
+
+def get_chunk(store: BaseStore, run_id: str, paper_id: str, index: int) -> dict[str, Any] | None:
+    """{"text", "of" (chunks of the document), "title"}, or None for a run prepared before chunks were stored."""
+    value = _get(store, ns(run_id, "chunktext"), f"{paper_id}:{index}")
+    return None if value is None else unpack(value)
 
 
 def put_chunk_notes(store: BaseStore, run_id: str, paper_id: str, chunk: int, notes: list[str]) -> None:

@@ -19,7 +19,7 @@ from llmxmr import run_store
 from llmxmr.export import SurveyReport, write_outputs
 from llmxmr.graph.build import build_graph
 from llmxmr.models.caller import wait_for_requests_in_flight
-from llmxmr.state.context import Settings, apply_overrides
+from llmxmr.state.context import Settings, SettingsError, apply_overrides
 
 IN_FLIGHT_GRACE = 300.0  # seconds to wait for paid answers still on their way when a run stops on an error
 RECURSION_LIMIT = 20_000  # our loops carry their own guards; this only stops a bug from spinning forever
@@ -71,17 +71,28 @@ def open_database(path: str | Path) -> Iterator[Database]:
 def thread_id_for(corpus: Path, survey_index: int, settings: Settings) -> str:
     """Same corpus and settings -> same thread, so re-running a command resumes instead of paying again."""
     digest = hashlib.sha256()
-    digest.update(corpus.read_bytes() if corpus.is_file() else _dir_fingerprint(corpus))
+    if corpus.is_file():
+        digest.update(_file_digest(corpus).encode())
+    else:
+        digest.update(_dir_fingerprint(corpus, settings.follow_links))
     knobs = settings.model_dump(exclude=set(CONNECTION_SETTINGS))
+    if not knobs.get("follow_links"):  # off (the default): thread ids of runs from before the setting stay
+        knobs.pop("follow_links", None)
     digest.update(json.dumps(knobs, sort_keys=True).encode())
     stem = run_store.safe_label(corpus.stem)[:24]
     return f"{stem}-{survey_index}-{digest.hexdigest()[:10]}"
 
 
-def _dir_fingerprint(folder: Path) -> bytes:
-    parts = []
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        parts.append(f"{f.relative_to(folder)}:{hashlib.sha256(f.read_bytes()).hexdigest()}")
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as f:  # streamed: a large file is never held in memory
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _dir_fingerprint(folder: Path, follow_links: bool = False) -> bytes:
+    """Hashes of the files the corpus loader reads (not .git, not unsupported types, not links out)."""
+    from llmxmr.corpus import loaded_files
+
+    parts = [f"{f.relative_to(folder)}:{_file_digest(f)}" for f in loaded_files(folder, follow_links)]
     return "\n".join(parts).encode()
 
 
@@ -105,17 +116,20 @@ def status(graph: Any, config: dict[str, Any]) -> RunStatus:
     return RunStatus(True, not snapshot.next and bool(values.get("report")), values)
 
 
-def saved_settings(db: Database, values: dict[str, Any]) -> Settings:
+def saved_settings(db: Database, values: dict[str, Any], *, need_base_url: bool = True) -> Settings:
     run_id = values.get("run_id")
     saved = run_store.get_settings(db.store, run_id) if run_id else None
     if saved is None:
         raise LookupError("this thread has no saved settings yet: start it again with `llmxmr run`")
+    if need_base_url and run_store.has_redacted_base_url(saved):
+        raise SettingsError(f"this run's base_url {saved['base_url']} had a password, which is not stored. "
+                            "Fix: pass --base-url with the full URL again")
     return Settings(**saved)
 
 
 def override_settings(db: Database, values: dict[str, Any], overrides: dict[str, Any]) -> Settings:
     """Resume with overrides: the merged settings replace the saved ones, so pending tasks use them too."""
-    settings = apply_overrides(saved_settings(db, values), overrides)
+    settings = apply_overrides(saved_settings(db, values, need_base_url="base_url" not in overrides), overrides)
     run_store.put_settings(db.store, values["run_id"], settings.model_dump())
     return settings
 

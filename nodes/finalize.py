@@ -23,6 +23,7 @@ from llmxmr.export import (
 from llmxmr.nodes.step import Step
 from llmxmr.nodes.write import GAP_TEXT, evidence_index
 from llmxmr.references import BIB_NAME, bibtex_keys, pandoc_markdown, with_metadata
+from llmxmr.state.context import redact_url
 from llmxmr.state.graph_state import SurveyState
 from llmxmr.state.records import Failure, SkippedDocument, StageUsage
 
@@ -59,7 +60,9 @@ def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
     all_failures = list(state.get("failures") or []) + failures
     sources, verification = _accounts(state, step, order, texts)
     settings = step.settings.model_dump()
-    settings.update(versions=versions(), thread_id=thread_id(), run_id=run_id)
+    # survey.json (and the report in the checkpoint) never carry a password given in the base URL.
+    settings.update(base_url=redact_url(settings.get("base_url")), versions=versions(), thread_id=thread_id(),
+                    run_id=run_id)
     report = SurveyReport(
         title=state["title"], outline=outline, content=article, references=references,
         papers=PapersReport(included=[IncludedPaper(paper_id=r["paper_id"], title=r["title"], url=r.get("url")) for r in refs],

@@ -23,6 +23,7 @@ from llmxmr.core.rng import rng_for
 from llmxmr.core.sampling import is_pooling, pooling_groups, sampling_groups, top_k
 from llmxmr.core.tree import leaf_ids, outline_to_markdown, section_ids
 from llmxmr.nodes.step import Step
+from llmxmr.plan import block_calls, writing_cost
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import SurveyState
 from llmxmr.state.records import Score, Suggestion
@@ -48,13 +49,15 @@ def _totals(usage: dict[str, dict[str, int]]) -> tuple[int, int]:
 
 
 def within_budget(state: dict[str, Any], settings: Settings, next_calls: int) -> bool:
-    """Room for `next_calls` more refinement calls while still reserving the cost of writing."""
+    """Room for `next_calls` more refinement calls while still reserving the cost of writing the outline
+    (the same plan `llmxmr plan` and the CLI's minimum budget use, citation check included)."""
     if settings.max_calls is None and settings.max_total_tokens is None:
         return True
     calls, tokens = _totals(state.get("usage") or {})
     per_call = tokens / calls if calls else 2000
-    reserve = 2 * int(state.get("outline_sections") or 0) + 1
-    return budget_allows(calls, tokens, reserve, int(reserve * per_call), next_calls, int(next_calls * per_call),
+    paper_tokens = [int(r.get("tokens") or 0) for r in state.get("paper_refs") or []]
+    reserve_calls, reserve_tokens = writing_cost(settings, paper_tokens, int(state.get("outline_sections") or 0))
+    return budget_allows(calls, tokens, reserve_calls + 1, reserve_tokens, next_calls, int(next_calls * per_call),
                          settings.max_calls, settings.max_total_tokens)
 
 
@@ -71,6 +74,11 @@ def outline_artifact(step: Step, name: str, outline: Any, key: str, extra: str =
 
 def block_start(state: SurveyState, step: Step) -> dict[str, Any]:
     step.progress("block", block=state["block"])
+    # A block, once started, pays for feedback, layer 0 and a digest pass: without room for them and the
+    # writing after, the run writes the outline it has (the minimum budget counts no block).
+    need = block_calls(step.settings, len(state["paper_refs"]), len(state["groups"]))
+    if not within_budget(state, step.settings, need):
+        return {"stop_reason": "budget: refinement skipped to keep the cost of writing"}
     return {"base_key": state["outline_key"], "layer": 0, "round": 0, "layer_best": [], "working_set": [],
             "plan": [], "plan_kind": "layer0", "base_score": {}, "rescore_keys": [], **cleared()}
 

@@ -15,34 +15,43 @@ from llmxmr.state.tasks import MapTask, ReduceTask
 MAP, REDUCE = STAGES["map"], STAGES["reduce_notes"]
 
 
+def _chunk(step: Step, paper_id: str, index: int) -> tuple[str, int, str]:
+    """(text, chunks of the document, title) of one chunk, read on its own."""
+    chunk = run_store.get_chunk(step.store, step.run_id, paper_id, index)
+    if chunk is not None:
+        return chunk["text"], int(chunk["of"]), chunk["title"]
+    # A run prepared before chunks were stored on their own: slice the whole document, as then.
+    doc = run_store.get_document(step.store, step.run_id, paper_id)
+    bounds = run_store.get_chunk_bounds(step.store, step.run_id, paper_id) or chunk_bounds(doc.text, step.settings)
+    a, b = bounds[index]
+    return doc.text[a:b], len(bounds), doc.title
+
+
 def map_chunk(task: MapTask, step: Step) -> dict[str, Any]:
-    run_id, settings = step.run_id, step.settings
-    doc = run_store.get_document(step.store, run_id, task["paper_id"])
-    bounds = run_store.get_chunk_bounds(step.store, run_id, doc.paper_id) or chunk_bounds(doc.text, settings)
-    parts = [doc.text[a:b] for a, b in bounds]
+    run_id, settings, pid = step.run_id, step.settings, task["paper_id"]
     index = task["chunk"]
-    part = f"{index + 1}/{len(parts)}" if len(parts) > 1 else ""
-    text = parts[index]
+    text, count, title = _chunk(step, pid, index)
+    part = f"{index + 1}/{count}" if count > 1 else ""
 
     def build(scale: float) -> list:  # a context overflow halves the chunk's text and asks again
         body = text if scale >= 1 else truncate_to_tokens(text, max(50, int(count_tokens(text) * scale)))[0]
-        return MAP.prompt(task["topic"], doc.paper_id, doc.title, body, part=part, language=settings.language)
+        return MAP.prompt(task["topic"], pid, title, body, part=part, language=settings.language)
 
-    reply = step.calls.ask_shrinking(MAP, f"{doc.paper_id}:{index}", build)
+    reply = step.calls.ask_shrinking(MAP, f"{pid}:{index}", build)
     # A failed chunk falls back to its leading text so the document still has notes.
-    notes = reply.value.notes if reply and reply.value.notes else [parts[index][:600]]
-    run_store.put_chunk_notes(step.store, run_id, doc.paper_id, index, notes)
-    if len(parts) == 1:
-        run_store.put_notes(step.store, run_id, doc.paper_id, notes)
-    step.progress("map", done=1, unit=f"{doc.paper_id}:{index}")
+    notes = reply.value.notes if reply and reply.value.notes else [text[:600]]
+    run_store.put_chunk_notes(step.store, run_id, pid, index, notes)
+    if count == 1:
+        run_store.put_notes(step.store, run_id, pid, notes)
+    step.progress("map", done=1, unit=f"{pid}:{index}")
     return step.update()
 
 
 def reduce_notes(task: ReduceTask, step: Step) -> dict[str, Any]:
     run_id, pid = step.run_id, task["paper_id"]
-    doc = run_store.get_document(step.store, run_id, pid)
+    title = _chunk(step, pid, 0)[2]  # the title without loading the whole document
     chunk_notes = [run_store.get_chunk_notes(step.store, run_id, pid, i) for i in range(task["chunks"])]
-    reply = step.calls.ask(REDUCE, pid, REDUCE.prompt(task["topic"], pid, doc.title, chunk_notes,
+    reply = step.calls.ask(REDUCE, pid, REDUCE.prompt(task["topic"], pid, title, chunk_notes,
                                                       language=step.settings.language))
     notes = reply.value.notes if reply and reply.value.notes else [n for ns in chunk_notes for n in ns][:24]
     run_store.put_notes(step.store, run_id, pid, notes)

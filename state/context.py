@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmxmr.models.providers import MODEL_FORMS
 
@@ -56,6 +56,8 @@ class Context:
     unsupported_claims: Literal["mark", "remove"] = _f(
         "mark", "What happens to a claim its sources still do not support after the repair: 'mark' it [unverified] or 'remove' it.")
     verify_passages: int = _f(2, "Passages of the cited paper the verifier reads per claim (BM25-ranked).")
+    follow_links: bool = _f(False, "Folder corpus: also read symbolic links that point outside the folder "
+                            "(skipped and reported by default).")
     language: str = _f("en", "Language of the article.")
     seed: int = _f(0, "Seed of every random draw (grouping fallback, sampling, shuffles).")
     max_concurrency: int = _f(8, "Model calls in flight at once (LangGraph max_concurrency).")
@@ -136,6 +138,7 @@ class Settings(BaseModel):
     verify_citations: bool = False
     unsupported_claims: Literal["mark", "remove"] = "mark"
     verify_passages: int = 2
+    follow_links: bool = False  # a default, so that settings saved before this field existed still load
 
     def model_for(self, role: str) -> str:
         if role == "verifier":
@@ -178,24 +181,105 @@ def resolve_settings(context: Context | dict[str, Any] | None) -> Settings:
     for role in ("reader", "planner", "judge", "writer"):
         values[f"{role}_model"] = values.get(f"{role}_model") or values["model"]
     values["verifier_model"] = values.get("verifier_model") or values["judge_model"]
-    for key in ("group_size", "skeleton_group_size", "kernel_width", "units", "top_k", "best_of", "max_concurrency",
-                "verify_passages"):
-        if int(values[key]) < 1:
-            raise SettingsError(f"{key} must be at least 1, not {values[key]}")
-    for key in ("requests_per_minute", "tokens_per_minute"):
-        if values.get(key) is not None and int(values[key]) < 1:
-            raise SettingsError(f"{key} must be at least 1 (or None for no limit), not {values[key]}")
-    for key in ("max_layers", "max_blocks", "refine_rounds", "patience", "max_repairs"):
-        if int(values[key]) < 0:
-            raise SettingsError(f"{key} must not be negative, not {values[key]}")
-    if not 0.0 <= float(values["entropy_lambda"]) <= 1.0:
-        raise SettingsError(f"entropy_lambda must be within [0, 1], not {values['entropy_lambda']}")
-    if values["digest_input"] not in ("fulltext", "notes"):
-        raise SettingsError(f"digest_input must be 'fulltext' or 'notes', not {values['digest_input']!r}")
+    check_ranges(values)
+    return _settings(values)
+
+
+# Valid ranges, checked before any paid call (a negative timeout or token limit would only fail deep inside
+# a request, once per retry). (low, high, optional): optional settings may be None (no limit / per model).
+_INT_RANGES: dict[str, tuple[int, int | None, bool]] = {
+    **{k: (1, None, False) for k in ("group_size", "skeleton_group_size", "kernel_width", "units", "top_k",
+                                     "best_of", "max_concurrency", "verify_passages")},
+    **{k: (0, None, False) for k in ("max_layers", "max_blocks", "refine_rounds", "patience", "max_repairs")},
+    **{k: (1, None, True) for k in ("requests_per_minute", "tokens_per_minute", "context_window",
+                                    "max_output_tokens", "max_calls", "max_total_tokens")},
+    "seed": (0, None, False),
+}
+_FLOAT_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "entropy_lambda": (0.0, 1.0, False), "epsilon": (0.0, None, False),
+    "temperature": (0.0, 2.0, False), "candidate_temperature": (0.0, 2.0, False),
+}
+
+
+def _range_text(low: float, high: float | None, optional: bool) -> str:
+    text = f"within [{low:g}, {high:g}]" if high is not None else f"at least {low:g}"
+    return text + (" (or None: no limit / the model's default)" if optional else "")
+
+
+def _check_number(key: str, value: Any, low: float, high: float | None, optional: bool, integer: bool) -> None:
+    if value is None and optional:
+        return
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+        raise SettingsError(f"{key} must be {kind} {_range_text(low, high, optional)}, not {value!r}")
+    if value < low or (high is not None and value > high):
+        if low == 1 and high is None and not optional:
+            raise SettingsError(f"{key} must be at least 1, not {value}")
+        if low == 0 and high is None:
+            raise SettingsError(f"{key} must not be negative, not {value}")
+        raise SettingsError(f"{key} must be {_range_text(low, high, optional)}, not {value!r}")
+
+
+def check_base_url(value: Any) -> None:
+    """An http(s) URL with a host and a valid port, or None."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return
+    fix = "Fix: give the server's address, e.g. --base-url http://localhost:8000/v1"
+    if not isinstance(value, str):
+        raise SettingsError(f"base_url must be a URL string, not {value!r}. {fix}")
+    shown = redact_url(value)
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError:
+        raise SettingsError(f"base_url {shown!r} has an invalid port (1-65535). {fix}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"base_url {shown!r} is not an http:// or https:// URL with a host. {fix}")
+    if port == 0:
+        raise SettingsError(f"base_url {shown!r} has an invalid port (1-65535). {fix}")
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL without a password (http://user:pass@host -> http://user:***@host): safe to store and print."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not url or "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("@", 1)[-1]
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = f"{parts.username}:***@" if parts.password is not None else "***@"
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+def check_ranges(values: dict[str, Any]) -> None:
+    """Every setting within its valid range, with a one-line message naming the setting and the fix."""
+    for key, (low, high, optional) in _INT_RANGES.items():
+        if key in values:
+            _check_number(key, values[key], low, high, optional, integer=True)
+    for key, (low, high, optional) in _FLOAT_RANGES.items():
+        if key in values:
+            _check_number(key, values[key], low, high, optional, integer=False)
+    if values.get("request_timeout") is not None:
+        _check_number("request_timeout", values["request_timeout"], 0.001, None, True, integer=False)
+    if "digest_input" in values and values["digest_input"] not in ("fulltext", "notes"):
+        raise SettingsError(f"digest_input must be 'fulltext' or 'notes', not {values.get('digest_input')!r}")
+    check_base_url(values.get("base_url"))
+
+
+def _settings(values: dict[str, Any]) -> Settings:
     try:
         return Settings(**values)
-    except Exception as exc:  # pydantic's message names the field
-        raise SettingsError(str(exc)) from exc
+    except ValidationError as exc:  # one line naming the field, not pydantic's multi-line report
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        raise SettingsError(f"{where}: {err.get('msg')} (got {err.get('input')!r})") from None
 
 
 def parse_setting_value(raw: str) -> Any:
@@ -223,7 +307,5 @@ def apply_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
     merged.update(overrides)
     if inherited_verifier:  # the verifier follows the judge unless it was set on its own
         merged["verifier_model"] = merged["judge_model"]
-    try:
-        return Settings(**merged)
-    except Exception as exc:
-        raise SettingsError(str(exc)) from exc
+    check_ranges(merged)
+    return _settings(merged)

@@ -4,6 +4,7 @@ small for any article is refused before any paid call, and an exhausted budget s
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from llmxmr.models.caller import ModelCaller, UsageMeter
 from llmxmr.models.errors import BudgetExceededError
 from llmxmr.state.context import resolve_settings
 from llmxmr.testing.openai_stub import StubOpenAIServer
+from llmxmr.testing.responder import Responder
 from llmxmr.testing.scripted_server import scripted_server
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
@@ -65,19 +67,48 @@ def test_token_budget_too_small_is_refused_too(tmp_path: Path, capsys: pytest.Ca
     assert "max_total_tokens=100 is too small" in capsys.readouterr().err
 
 
-def test_exhausted_budget_outside_refinement_stops_resumably_then_resume_with_more(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def announced_minimum(capsys: pytest.CaptureFixture, *flags: str) -> int:
+    """The minimum `max_calls` the CLI announces for the corpus and flags (exit 2, no paid call)."""
+    assert cli.main(["run", str(CORPUS), "-o", "/nonexistent", "--model", "openai:scripted",
+                     "--base-url", "http://127.0.0.1:9/v1", "--set", "max_calls=1", *flags]) == 2
+    found = re.search(r"Fix: --set max_calls=(\d+) or more", capsys.readouterr().err)
+    assert found
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("flags", [TINY, ["-q", "--set", "max_layers=1", "--set", "units=2"],
+                                   ["-q", "--mode", "reference", "--set", "max_layers=1", "--set", "units=2"]],
+                         ids=["tiny", "default", "reference"])
+def test_the_announced_minimum_budget_writes_an_article(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                        flags: list[str]) -> None:
+    need = announced_minimum(capsys, *flags)
     out = tmp_path / "out"
     with scripted_server() as stub:
+        code = cli.main(["run", str(CORPUS), "-o", str(out), "--model", "openai:scripted",
+                         "--base-url", stub.base_url, "--set", f"max_calls={need}", *flags])
+        paid = len(stub.chat_requests)
+    assert code == 0, capsys.readouterr().err
+    assert paid <= need
+    report = json.loads((out / "survey.json").read_text())
+    assert "Section not written" not in report["content"]
+    assert report["stop_reason"].startswith("budget")
+
+
+def test_exhausted_budget_outside_refinement_stops_resumably_then_resume_with_more(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # The minimum assumes an outline of a typical size; one far larger than the estimate runs out while writing.
+    need = announced_minimum(capsys, *TINY)
+    out = tmp_path / "out"
+    with scripted_server(Responder(sections_per_outline=10, subsections=3)) as stub:
         code = cli.main(["run", str(CORPUS), "-o", str(out), "--thread", "b", "--model", "openai:scripted",
-                         "--base-url", stub.base_url, "--set", "max_calls=27", *TINY])
+                         "--base-url", stub.base_url, "--set", f"max_calls={need}", *TINY])
         err = capsys.readouterr().err
         assert code == 1, err
-        assert "budget exhausted: 27 of max_calls=27 calls used" in err
+        assert f"budget exhausted: {need} of max_calls={need} calls used" in err
         assert f"llmxmr resume b --db {out / 'runs.sqlite'} -o {out}" in err
-        assert len(stub.chat_requests) == 27  # never more than the budget
+        assert len(stub.chat_requests) == need  # never more than the budget
         code = cli.main(["resume", "b", "--db", str(out / "runs.sqlite"), "-o", str(out), "-q",
-                         "--set", "max_calls=200"])
+                         "--set", "max_calls=400"])
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "survey.json").read_text())
     assert "Section not written" not in report["content"]

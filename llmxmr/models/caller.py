@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from pydantic import BaseModel
 
 from llmxmr import run_store
 from llmxmr.core.entropy import compact_logprobs
+from llmxmr.corpus import clean_text
 from llmxmr.models.errors import (
     BudgetExceededError,
     ContextOverflowError,
@@ -54,6 +56,9 @@ RETRY_AFTER_CAP = 60.0  # honour Retry-After up to this many seconds
 MAX_ATTEMPTS = 5
 TOTAL_DEADLINE = 900.0  # seconds one call may spend across its retries
 REPAIR_ECHO_TOKENS = 300  # how much of a bad answer is shown back to the model
+# An answer longer than this many characters per token of its output budget was not cut by the server
+# (a broken or hostile one): a token is 3-5 characters of English, so honest answers stay far below.
+ANSWER_CHARS_PER_TOKEN = 16
 _sleep = time.sleep  # module-level so tests can observe waits without waiting
 
 
@@ -309,6 +314,7 @@ class ModelCaller:
             reply = self._request(bound, role=role, stage=stage, unit=unit, spec=spec, messages=messages,
                                   meter=meter, logprobs=logprobs, max_tokens=max_tokens)
             reply.logprobs = compact_logprobs(reply.logprobs)  # fresh and replayed answers read the same
+            self._admit(reply, max_tokens, stage, unit, meter)
             # Record before parsing: a run killed after this point never pays for this response again.
             run_store.put_response(self.store, key, {
                 "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
@@ -318,6 +324,17 @@ class ModelCaller:
         meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
         self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
         return reply
+
+    @staticmethod
+    def _admit(reply: _Reply, max_tokens: int, stage: str, unit: str, meter: UsageMeter) -> None:
+        """The answer crosses into the run here, once: lone surrogates and NUL go (they cannot be stored or
+        sent again), and an answer far beyond its stage's output budget is cut there, as a server would."""
+        reply.text = clean_text(reply.text)
+        limit = max(1, max_tokens) * ANSWER_CHARS_PER_TOKEN
+        if len(reply.text) > limit:
+            meter.note(stage, unit, "truncated", f"the answer had {len(reply.text)} characters, far beyond the "
+                       f"{max_tokens}-token output budget; it was cut to {limit}")
+            reply.text, reply.finish_reason = reply.text[:limit], "length"
 
     @staticmethod
     def _bind(model: BaseChatModel, *, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
@@ -413,6 +430,9 @@ def _count_messages(messages: list[BaseMessage]) -> int:
     return sum(count_tokens(_content_text(m)) + 4 for m in messages)
 
 
+_URL_PASSWORD = re.compile(r"(//[^/\s:@]*):[^@\s/]*@")
+
+
 def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
+    text = _URL_PASSWORD.sub(r"\1:***@", " ".join(str(exc).split()))  # a base URL's password is never shown
     return text if len(text) <= limit else text[: limit - 3] + "..."

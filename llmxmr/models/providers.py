@@ -112,6 +112,18 @@ class ChatOpenAIFamily(Provider):
         return model.bind(**kwargs)
 
 
+def _key_for(base_url: str | None, key: str | None) -> str | None:
+    """The environment's API key only where it may go (llmxmr.serving): a served graph does not hand it
+    to a base URL its client chose."""
+    from llmxmr.models.errors import ModelSetupError
+    from llmxmr.serving import NotAllowedError, key_for_base_url
+
+    try:
+        return key_for_base_url(base_url, key)
+    except NotAllowedError as exc:
+        raise ModelSetupError(str(exc)) from None
+
+
 class OpenAIProvider(ChatOpenAIFamily):
     """OpenAI, or any OpenAI-compatible server (vLLM, Ollama, LM Studio) at `base_url`."""
 
@@ -132,6 +144,7 @@ class OpenAIProvider(ChatOpenAIFamily):
                 f"model {spec.raw!r} needs an API key: set OPENAI_API_KEY, or set base_url to an "
                 "OpenAI-compatible server (vLLM, Ollama, LM Studio)"
             )
+        key = _key_for(settings.base_url, key)
         return ChatOpenAI(model=spec.name, base_url=settings.base_url, api_key=key or "not-needed", max_retries=0,
                           timeout=spec.request_timeout, use_responses_api=False)
 
@@ -142,7 +155,7 @@ class OpenAIProvider(ChatOpenAIFamily):
         from llmxmr.models.errors import ProviderError
 
         base = (settings.base_url or OPENAI_DEFAULT_BASE).rstrip("/")
-        key = os.environ.get("OPENAI_API_KEY") or "not-needed"
+        key = _key_for(settings.base_url, os.environ.get("OPENAI_API_KEY")) or "not-needed"
         try:
             resp = httpx.get(f"{base}/models", headers={"Authorization": f"Bearer {key}"}, timeout=10.0)
             if resp.status_code != 200:

@@ -161,6 +161,7 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = {}
             entry = server._log(self.path, body)
+            entry["authorization"] = self.headers.get("Authorization")  # which key reached this server
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 return
