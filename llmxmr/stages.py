@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from llmxmr.prompts import (
     convolve,
     digest,
+    evaluate,
     feedback,
     group,
     judge,
@@ -90,6 +91,8 @@ STAGES: dict[str, Stage] = _rows(
     # repairs of batches of failing sections; each fan-out fits one round of `max_concurrency` calls.
     Stage("verify", "verify", "verifier", 2000, VerdictsReply, verify.verify_claims, optional=True),
     Stage("repair", "repair", "writer", 2000, RepairReply, verify.repair_sections, optional=True),
+    # `llmxmr eval`'s judge: one criterion of an article or a section (faithfulness asks `verify`).
+    Stage("eval_judge", "eval_judge", "judge", 500, JudgeDigit, evaluate.judge_criterion, optional=True),
 )
 
 # Stage names in pipeline order (usage tables, the benchmark report).

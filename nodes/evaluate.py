@@ -1,14 +1,30 @@
-"""The evaluator's steps (`graph/evaluate.py`): score one article against the corpus, then lay the systems
-side by side. No model calls yet: the offline metrics (llmxmr/eval/offline.py)."""
+"""The evaluator's steps (`graph/evaluate.py`): score each article offline, plan the judge's calls, make
+them (one task each), then lay the systems side by side."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from llmxmr.eval.compare import _system, load_corpus, render
-from llmxmr.eval.articles import load_article
-from llmxmr.state.eval_state import ArticleTask, EvalState
+from llmxmr.eval.articles import Article, load_article
+from llmxmr.eval.compare import (
+    EVAL_SCHEMA_VERSION,
+    METRICS,
+    _system,
+    load_corpus,
+    render,
+)
+from llmxmr.eval.judge import (
+    JUDGE_METRICS,
+    Item,
+    judge_item,
+    judge_items,
+    judge_metadata,
+    values_by_metric,
+)
+from llmxmr.eval.stats import bootstrap
+from llmxmr.nodes.step import Step
+from llmxmr.state.eval_state import ArticleTask, EvalState, JudgeTask
 
 
 @lru_cache(maxsize=4)
@@ -16,18 +32,62 @@ def _corpus(path: str, survey_index: int) -> tuple:
     return tuple(load_corpus(path, survey_index))
 
 
+@lru_cache(maxsize=16)
+def _article(path: str, name: str | None, corpus_path: str, survey_index: int) -> Article:
+    return load_article(path, _corpus(corpus_path, survey_index), system=name)
+
+
 def score_article(task: ArticleTask) -> dict[str, Any]:
     corpus = _corpus(task["corpus_path"], task["survey_index"])
-    article = load_article(task["path"], corpus, system=task["name"])
+    article = _article(task["path"], task["name"], task["corpus_path"], task["survey_index"])
     return {"systems": [{"index": task["index"], **_system(article, corpus, task["seed"])}]}
 
 
-def compare(state: EvalState) -> dict[str, Any]:
-    from llmxmr.eval.compare import EVAL_SCHEMA_VERSION, METRICS
+def plan_judging(state: EvalState, step: Step) -> dict[str, Any]:
+    """Every judge call of every article and pass (none unless `judge`)."""
+    if not state.get("judge"):
+        return {"run_id": step.run_id, "judge_tasks": []}
+    names, index = state.get("names") or [], state.get("survey_index") or 0
+    corpus_ids = {d.paper_id for d in _corpus(state["corpus_path"], index)}
+    seeds = max(1, state.get("seeds") or 1)
+    temperature = step.settings.candidate_temperature if seeds > 1 else None
+    tasks = []
+    for i, path in enumerate(state["articles"]):
+        name = names[i] if i < len(names) else None
+        for item in judge_items(_article(path, name, state["corpus_path"], index), corpus_ids):
+            tasks += [JudgeTask(run_id=step.run_id, system=i, path=path, name=name, corpus_path=state["corpus_path"],
+                                survey_index=index, seed=k, temperature=temperature, metric=item.metric,
+                                section=item.section, claims=[list(c) for c in item.claims])
+                      for k in range(seeds)]
+    step.progress("judge", done=0, total=len(tasks))
+    return {"run_id": step.run_id, "judge_tasks": tasks}
 
-    systems = sorted(state["systems"], key=lambda s: s["index"])
-    result = {"schema_version": EVAL_SCHEMA_VERSION, "seed": state.get("seed") or 0,
+
+def judge(task: JudgeTask, step: Step) -> dict[str, Any]:
+    article = _article(task["path"], task["name"], task["corpus_path"], task["survey_index"])
+    corpus = {d.paper_id: d for d in _corpus(task["corpus_path"], task["survey_index"])}
+    item = Item(task["metric"], task["section"], tuple(tuple(c) for c in task["claims"]))
+    values = judge_item(step.calls, article, corpus, item, seed=task["seed"], temperature=task["temperature"])
+    step.progress("judge", done=1, unit=f"{article.system}:{task['metric']}")
+    return step.update(judgements=[{"system": task["system"], "seed": task["seed"], "metric": task["metric"],
+                                    "section": task["section"], "values": values}])
+
+
+def compare(state: EvalState, step: Step) -> dict[str, Any]:
+    systems = [{**s, "metrics": dict(s["metrics"])} for s in sorted(state["systems"], key=lambda s: s["index"])]
+    seed = state.get("seed") or 0
+    metrics = [{"key": k, "label": label, "better": better} for k, label, better in METRICS]
+    judged = bool(state.get("judge"))
+    if judged:
+        metrics = [{"key": m, "label": f"judge: {m}", "better": "higher"} for m in JUDGE_METRICS] + metrics
+        for s in systems:
+            for metric, values in values_by_metric(state.get("judgements") or [], s["index"]).items():
+                s["metrics"][metric] = bootstrap(values, seed=seed).as_dict()
+    result = {"schema_version": EVAL_SCHEMA_VERSION, "seed": seed,
               "corpus_documents": len(_corpus(state["corpus_path"], state.get("survey_index") or 0)),
-              "metrics": [{"key": k, "label": label, "better": better} for k, label, better in METRICS],
-              "systems": [{k: v for k, v in s.items() if k != "index"} for s in systems]}
+              "metrics": metrics, "systems": [{k: v for k, v in s.items() if k != "index"} for s in systems],
+              "judge": judge_metadata(step.settings, state.get("usage") or {}, state.get("price_in"),
+                                      state.get("price_out")) if judged else None,
+              "seeds": max(1, state.get("seeds") or 1) if judged else 0,
+              "failures": state.get("failures") or []}
     return {"result": result, "table": render(result)}

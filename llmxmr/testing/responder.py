@@ -164,6 +164,8 @@ class Responder:
             return json.dumps({"rationale": f"Structure is {_words(seed, 3)}.", "score": 3 + seed % 6})
         return json.dumps({"rationale": f"Structure is {_words(seed, 3)}.", "score": round(3 + (seed % 60) / 10, 1)})
 
+    _eval_judge = _judge  # the evaluator's criteria ask for the same single digit
+
     def _write_section(self, system: str, user: str, seed: int) -> str:
         cites = list(dict.fromkeys(CITE_RE.findall(user)))
         sentences = [f"Work on {_words(seed + i, 5)} shows clear trade-offs [@{pid}]." for i, pid in enumerate(cites[:4])]

@@ -1,0 +1,110 @@
+"""`llmxmr eval` with a judge: the scripted model rates an article of ours and a hand-written foreign one,
+K passes give intervals, the judge's identity and instructions are recorded, faithfulness checks cited claims
+against their sources, and an interrupted eval resumes without judging any item twice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from graph_helpers import papers, run
+
+from llmxmr.eval.command import run_eval
+from llmxmr.eval.judge import JUDGE_METRICS
+from llmxmr.export import SurveyReport, write_outputs
+from llmxmr.prompts.evaluate import prompt_hashes
+from llmxmr.state.context import Context
+from llmxmr.testing.fake_model import ScriptedChatModel
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict:
+    corpus = papers(6)
+    out = run(ScriptedChatModel(), corpus, mode="default", units=2, max_layers=1, refine_rounds=0, best_of=1,
+              max_blocks=1)
+    ours = tmp_path / "ours"
+    write_outputs(ours, SurveyReport(**out["report"]))
+    corpus_path = tmp_path / "corpus.jsonl"
+    corpus_path.write_text(json.dumps({"title": "T", "papers": corpus}) + "\n")
+    foreign = tmp_path / "other.md"
+    foreign.write_text(
+        "# Other survey\n\n## Methods\n\nBody of paper 0 about topic 0 is summarised here with care [1].\n"
+        "Paper 1 is described here without any support in its text [2].\n\n"
+        f"## References\n\n[1] {corpus[0]['title']}\n[2] {corpus[1]['title']}\n")
+    return {"articles": [str(ours), str(foreign)], "corpus_path": str(corpus_path), "names": ["ours", "other"],
+            "judge": True, "seeds": 2, "seed": 0}
+
+
+def faithful_verifier(messages, n):
+    """Supported when the claim's words 'Body of paper 0' appear in the passages: only the first claim."""
+    text = messages[-1].content
+    verdicts = []
+    for k, block in enumerate(text.split("Claim ")[1:], 1):
+        verdicts.append({"claim": k, "passage": 1, "reason": "scripted",
+                         "verdict": 2 if "Body of paper 0" in block.split("<document", 1)[0] else 0})
+    return json.dumps({"verdicts": verdicts})
+
+
+def test_a_judge_rates_both_systems_with_intervals_and_is_recorded(inputs, tmp_path: Path):
+    model = ScriptedChatModel(overrides={"verify": faithful_verifier})
+    values = run_eval(inputs, Context(model="openai:judge-x", base_url="http://127.0.0.1:9/v1"), tmp_path / "ev",
+                      models=model)
+    result = values["result"]
+    assert [m["key"] for m in result["metrics"]][:len(JUDGE_METRICS)] == JUDGE_METRICS
+    ours, other = result["systems"]
+    for s in (ours, other):
+        for m in ("structure", "relevance", "language", "criticalness"):
+            est = s["metrics"][m]
+            assert 0 <= est["low"] <= est["mean"] <= est["high"] <= 10, (s["system"], m)
+        assert s["metrics"]["structure"]["n"] == 2, "one rating per pass"
+    # The foreign article's two claims, judged twice: the first supported, the second not.
+    assert other["metrics"]["faithfulness"]["mean"] == 0.5 and other["metrics"]["faithfulness"]["n"] == 4
+    judge = result["judge"]
+    assert judge["model"] == "openai:judge-x" and judge["prompt_hashes"] == prompt_hashes()
+    # Per system and pass: 2 article ratings, 2 per section, 1 faithfulness batch (ours' claims fit one).
+    sections = [s["metrics"]["language"]["n"] // 2 for s in (ours, other)]  # one rating per section and pass
+    assert judge["calls"] + judge["cached"] == sum(2 * (2 + 2 * n + 1) for n in sections)
+    assert judge["calls"] == sum(1 for stage, _ in model.log if stage in ("eval_judge", "verify"))
+    assert "| judge: faithfulness | higher |" in values["table"]
+
+
+def test_an_interrupted_eval_resumes_without_judging_an_item_twice(inputs, tmp_path: Path):
+    from llmxmr.models.errors import ProviderError
+
+    def broken(messages, n):
+        if n >= 5:
+            raise RuntimeError("server went away")
+        return None
+
+    first = ScriptedChatModel(overrides={"eval_judge": broken})
+    with pytest.raises(ProviderError):
+        run_eval(inputs, Context(model="openai:j", base_url="http://127.0.0.1:9/v1"), tmp_path / "ev", models=first)
+    second = ScriptedChatModel()
+    values = run_eval(inputs, Context(model="openai:j", base_url="http://127.0.0.1:9/v1"), tmp_path / "ev",
+                      models=second)
+    judged = [s for s, _ in first.log + second.log if s == "eval_judge"]
+    n_items = sum(s["metrics"][m]["n"] for s in values["result"]["systems"]
+                  for m in ("structure", "relevance", "language", "criticalness"))
+    assert 5 <= len([s for s, _ in first.log if s == "eval_judge"]) < n_items, "the first run stopped midway"
+    assert len(judged) == n_items, "every judged item answered exactly once across the two runs"
+
+
+def test_the_cli_judges_over_http_and_a_repeated_eval_pays_nothing(inputs, tmp_path: Path, monkeypatch):
+    from llmxmr import cli
+    from llmxmr.testing.scripted_server import scripted_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    cmd = ["eval", *inputs["articles"], "--corpus", inputs["corpus_path"], "-o", str(tmp_path / "ev"),
+           "--judge-model", "openai:scripted", "--seeds", "1", "--price-in", "1", "--price-out", "2"]
+    with scripted_server() as server:
+        assert cli.main([*cmd, "--base-url", server.base_url]) == 0
+        first = len(server.chat_requests)
+        result = json.loads((tmp_path / "ev" / "eval.json").read_text())
+        assert result["judge"]["model"] == "openai:scripted" and result["judge"]["calls"] == first
+        assert result["judge"]["cost"] > 0
+        structure = result["systems"][0]["metrics"]["structure"]
+        assert structure["n"] == 1 and 0 <= structure["mean"] <= 10
+        assert cli.main([*cmd, "--base-url", server.base_url]) == 0
+        assert len(server.chat_requests) == first, "every judge answer is replayed from EVALDIR/eval.sqlite"
+    assert "judge: structure" in (tmp_path / "ev" / "eval.md").read_text()
