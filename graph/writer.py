@@ -45,22 +45,22 @@ def route_sections(state: WriterState) -> list[Send] | Literal["plan_checks"] | 
 def route_checks(state: WriterState) -> list[Send] | Literal["plan_repairs", "finish_checks"]:
     """The verifier fan-out of this round; its join plans the repairs (round 1) or finishes (round 2)."""
     then = "plan_repairs" if state["check_round"] == 1 else "finish_checks"
+    batches = state["check_batches"][state["check_round"] - 1]
     return [Send("verify_claims", CheckTask(run_id=state["run_id"], final_key=state["final_key"],
-                                            round=state["check_round"], batch=b, pairs=pairs, then=then))
-            for b, pairs in enumerate(state["checks"])] or then
+                                            round=state["check_round"], batch=b, then=then))
+            for b in range(batches)] or then
 
 
 def route_repairs(state: WriterState) -> list[Send] | Literal["finish_checks"]:
     titles = {r["paper_id"]: r["title"] for r in state.get("paper_refs") or []}
     evidence = state.get("evidence") or {}
-    verdicts = state.get("verdicts") or []
 
     def section(sid: str, uncited: list[str]) -> SectionRepair:
         return SectionRepair(section_id=sid, uncited=uncited,
-                             papers=[{"paper_id": pid, "title": titles.get(pid, pid)} for pid in evidence.get(sid, [])],
-                             verdicts=[v for v in verdicts if v["section_id"] == sid])
+                             papers=[{"paper_id": pid, "title": titles.get(pid, pid)} for pid in evidence.get(sid, [])])
 
     return [Send("repair_sections", RepairTask(run_id=state["run_id"], final_key=state["final_key"], batch=b,
+                                               round1_batches=state["check_batches"][0],
                                                sections=[section(sid, uncited) for sid, uncited in batch]))
             for b, batch in enumerate(state["repairs"])] or "finish_checks"
 

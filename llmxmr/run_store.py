@@ -200,6 +200,31 @@ def get_passages(store: BaseStore, run_id: str, paper_id: str) -> list[tuple[int
     return None if value is None else [tuple(s) for s in value["spans"]]
 
 
+def put_check_batch(store: BaseStore, run_id: str, outline_key: str, round_: int, batch: int,
+                    pairs: list[list[Any]]) -> None:
+    """One verifier call's (section, claim index, paper) pairs: the plan lives here, not in checkpoints."""
+    store.put(ns(run_id, "checks", outline_key), f"r{round_}:b{batch}", pack({"pairs": pairs}))
+
+
+def get_check_batch(store: BaseStore, run_id: str, outline_key: str, round_: int, batch: int) -> list[list[Any]]:
+    value = _get(store, ns(run_id, "checks", outline_key), f"r{round_}:b{batch}")
+    return [] if value is None else list(unpack(value)["pairs"])
+
+
+def put_verdicts(store: BaseStore, run_id: str, outline_key: str, round_: int, batch: int,
+                 records: list[dict[str, Any]]) -> None:
+    """One verifier call's verdict records (claim text, paper, verdict, passage, confidence, reason)."""
+    store.put(ns(run_id, "verdicts", outline_key), f"r{round_}:b{batch}", pack({"records": records}))
+
+
+def get_verdicts(store: BaseStore, run_id: str, outline_key: str, round_: int, batches: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for batch in range(batches):
+        value = _get(store, ns(run_id, "verdicts", outline_key), f"r{round_}:b{batch}")
+        out += [] if value is None else list(unpack(value)["records"])
+    return out
+
+
 def put_claim_checks(store: BaseStore, run_id: str, outline_key: str, section_id: str, records: list[dict[str, Any]]) -> None:
     """A section's claims with their final verdicts (survey.json's `verification.claims`)."""
     store.put(ns(run_id, "claims", outline_key), section_id, pack({"claims": records}))

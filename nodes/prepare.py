@@ -56,7 +56,9 @@ def prepare(state: SurveyState, step: Step) -> dict[str, Any]:
         tokens = count_tokens(doc.text)
         bounds = chunk_bounds(doc.text, settings)
         run_store.put_chunk_bounds(step.store, step.run_id, doc.paper_id, bounds)
-        for i, (a, b) in enumerate(bounds):
+        # A document of several chunks gets each stored on its own (a map task reads one, never the whole
+        # document); a one-chunk document is read whole anyway, and storing it twice would double the store.
+        for i, (a, b) in enumerate(bounds if len(bounds) > 1 else []):
             run_store.put_chunk(step.store, step.run_id, doc.paper_id, i, len(bounds), doc.title, doc.text[a:b])
         refs.append(PaperRef(paper_id=doc.paper_id, title=doc.title, url=doc.url, tokens=tokens,
                              chunks=len(bounds)).model_dump())

@@ -55,8 +55,12 @@ def pairs_per_call(settings: Settings, total: int) -> int:
     return max(1, min(spread, by_input, by_output))
 
 
-def _check_batches(settings: Settings, pairs: list[list[Any]]) -> list[list[list[Any]]]:
-    return batched(pairs, pairs_per_call(settings, len(pairs))) if pairs else []
+def _store_batches(step: Step, final_key: str, round_: int, pairs: list[list[Any]]) -> int:
+    """The pairs cut into verifier calls, stored (checkpoints carry only their count)."""
+    batches = batched(pairs, pairs_per_call(step.settings, len(pairs))) if pairs else []
+    for b, batch in enumerate(batches):
+        run_store.put_check_batch(step.store, step.run_id, final_key, round_, b, batch)
+    return len(batches)
 
 
 # ------------------------------------------------------------------------------------------ rounds 1 and 3
@@ -69,14 +73,15 @@ def plan_checks(state: WriterState, step: Step) -> dict[str, Any]:
         for claim in split_claims(section_text(step, state["final_key"], sid)):
             pairs += [[sid, claim.index, pid] for pid in claim.cited]
     step.progress("verify", done=0, total=len(pairs))
-    return {"checks": _check_batches(step.settings, pairs), "check_round": 1, "verdicts": Overwrite([])}
+    return {"check_batches": [_store_batches(step, state["final_key"], 1, pairs), 0], "check_round": 1}
 
 
 def verify_claims(task: CheckTask, step: Step) -> Command:
     """One verifier call for a batch of pairs: each claim with its cited paper's best passages (BM25)."""
     settings, texts = step.settings, {}
     records, items, shown = [], [], []
-    for sid, index, pid in task["pairs"]:
+    pairs = run_store.get_check_batch(step.store, step.run_id, task["final_key"], task["round"], task["batch"])
+    for sid, index, pid in pairs:
         if sid not in texts:
             texts[sid] = split_claims(section_text(step, task["final_key"], sid))
         claim = texts[sid][index]
@@ -100,8 +105,9 @@ def verify_claims(task: CheckTask, step: Step) -> Command:
         logprobs = ModelSpec.parse(settings.model_for(VERIFY.role)).supports_logprobs
         reply = step.calls.ask(VERIFY, unit, VERIFY.prompt(items, language=settings.language), logprobs=logprobs)
         _read_verdicts(reply, shown)
+    run_store.put_verdicts(step.store, step.run_id, task["final_key"], task["round"], task["batch"], records)
     step.progress("verify", done=len(records), unit=unit)
-    return Command(update=step.update(verdicts=records), goto=task["then"])
+    return Command(update=step.update(), goto=task["then"])
 
 
 def _read_verdicts(reply: Any, shown: list[tuple[dict[str, Any], list[Any]]]) -> None:
@@ -133,7 +139,8 @@ def plan_repairs(state: WriterState, step: Step) -> dict[str, Any]:
     """The sections to repair, in batches: those with an unsupported claim, and (default mode) those whose
     evidence papers the article cites nowhere (each such paper is given to one section, the first with its
     evidence)."""
-    flagged = {v["section_id"] for v in state.get("verdicts") or [] if v["verdict"] == "unsupported"}
+    verdicts = run_store.get_verdicts(step.store, step.run_id, state["final_key"], 1, state["check_batches"][0])
+    flagged = {v["section_id"] for v in verdicts if v["verdict"] == "unsupported"}
     cited = {pid for sid in state["schedule_order"] for pid in find_citations(section_text(step, state["final_key"], sid))}
     uncited: dict[str, list[str]] = {}
     for sid in state["schedule_order"]:
@@ -143,7 +150,7 @@ def plan_repairs(state: WriterState, step: Step) -> dict[str, Any]:
                 cited.add(pid)
     sections = [[sid, uncited.get(sid, [])] for sid in state["schedule_order"] if sid in flagged or sid in uncited]
     per_call = min(SECTIONS_PER_REPAIR, max(1, math.ceil(len(sections) / max(1, step.settings.max_concurrency))))
-    return {"repairs": batched(sections, per_call) if sections else [], "checks": []}
+    return {"repairs": batched(sections, per_call) if sections else []}
 
 
 def repair_sections(task: RepairTask, step: Step) -> dict[str, Any]:
@@ -153,11 +160,14 @@ def repair_sections(task: RepairTask, step: Step) -> dict[str, Any]:
     outline = run_store.get_outline(step.store, step.run_id, key)
     room = (input_budget(settings, REPAIR) - PROMPT_OVERHEAD) // max(1, 2 * len(task["sections"]))
     shown, number = [], 0
+    mine = {item["section_id"] for item in task["sections"]}
+    round1 = [v for v in run_store.get_verdicts(step.store, step.run_id, key, 1, task["round1_batches"])
+              if v["section_id"] in mine and v["verdict"] == "unsupported"]
     for item in task["sections"]:
         sid = item["section_id"]
         text = section_text(step, key, sid)
         claims = split_claims(text)
-        unsupported = {v["claim"]: v for v in item["verdicts"] if v["verdict"] == "unsupported"}
+        unsupported = {v["claim"]: v for v in round1 if v["section_id"] == sid}
         flagged = []
         for c in claims:
             if c.text in unsupported and not c.has_code:  # code is never rewritten
@@ -211,7 +221,8 @@ def plan_rechecks(state: WriterState, step: Step) -> dict[str, Any]:
         for claim in split_claims(section_text(step, state["final_key"], r["section_id"])):
             if claim.text in changed:
                 pairs += [[r["section_id"], claim.index, pid] for pid in claim.cited]
-    return {"checks": _check_batches(step.settings, pairs), "check_round": 2}
+    return {"check_batches": [state["check_batches"][0], _store_batches(step, state["final_key"], 2, pairs)],
+            "check_round": 2}
 
 
 # ------------------------------------------------------------------------------------------ the end
@@ -223,7 +234,9 @@ def finish_checks(state: WriterState, step: Step) -> dict[str, Any]:
     settings, key = step.settings, state["final_key"]
     latest: dict[tuple[str, str, str], dict[str, Any]] = {}
     first: dict[tuple[str, str], str] = {}
-    for v in sorted(state.get("verdicts") or [], key=lambda v: v["round"]):
+    batches = state.get("check_batches") or [0, 0]
+    verdicts = [v for r in (1, 2) for v in run_store.get_verdicts(step.store, step.run_id, key, r, batches[r - 1])]
+    for v in verdicts:
         latest[(v["section_id"], v["claim"], v["paper_id"])] = v
         if v["round"] == 1:
             first[(v["section_id"], v["claim"])] = worst(first.get((v["section_id"], v["claim"])), v["verdict"])
@@ -256,7 +269,7 @@ def finish_checks(state: WriterState, step: Step) -> dict[str, Any]:
         run_store.put_claim_checks(step.store, step.run_id, key, sid, records)
     summary["supported_before"] = sum(1 for s in first.values() if s in ("supported", "partial"))
     step.progress("verify", claims=summary["claims_checked"], unsupported=summary["unsupported"])
-    return {"verification": summary, "verdicts": Overwrite([]), "checks": [], "repairs": [], "repaired": Overwrite([])}
+    return {"verification": summary, "repairs": [], "repaired": Overwrite([])}
 
 
 _RANK = {"unsupported": 0, "unchecked": 1, "partial": 2, "supported": 3}

@@ -113,9 +113,9 @@ class WriterState(WriterInput):
     with_charts: bool
     verify: bool  # check every cited claim once the sections are written (Settings.verify_citations)
     step: int
-    checks: list[list[list[Any]]]  # batches of [section id, claim index, paper id]: the next verifier fan-out
+    # The citation check: its batches and verdicts are in the store (run_store.*_check_batch, *_verdicts).
     check_round: int  # 1: the written text; 2: the claims repairs changed
-    verdicts: Annotated[list[dict[str, Any]], append]  # one per checked (claim, paper) pair
+    check_batches: list[int]  # verifier calls of round 1 and round 2
     repairs: list[list[list[Any]]]  # batches of [section id, uncited paper ids]: the repair fan-out
     repaired: Annotated[list[dict[str, Any]], append]  # per repaired section: the claims it changed
     verification: dict[str, Any]

@@ -100,8 +100,7 @@ class CheckTask(TypedDict):
     run_id: str
     final_key: str
     round: int  # 1: the written text; 2: the claims a repair changed
-    batch: int
-    pairs: list[list[Any]]  # [section id, claim index in its current text (`core.claims.split_claims`), paper id]
+    batch: int  # its pairs are in the store: [section id, claim index in its current text, paper id]
     then: CheckJoin
 
 
@@ -109,15 +108,15 @@ class SectionRepair(TypedDict):
     section_id: str
     papers: list[dict[str, Any]]  # the section's evidence papers: {"paper_id", "title"}
     uncited: list[str]  # evidence papers the article cites nowhere, to be placed in this section
-    verdicts: list[dict[str, Any]]  # the section's first-round verdicts
 
 
 class RepairTask(TypedDict):
-    """A batch of sections for one repair call."""
+    """A batch of sections for one repair call (their first-round verdicts are in the store)."""
 
     run_id: str
     final_key: str
     batch: int
+    round1_batches: int
     sections: list[SectionRepair]
 
 
