@@ -14,11 +14,7 @@ from llmxmr.testing.scripted_server import scripted_server
 TINY = ["--set", "max_layers=0", "--set", "max_blocks=1", "--set", "refine_rounds=0", "--set", "best_of=1", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "x")
-    for name in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("offline_env")
 
 
 def test_map_tasks_read_chunks_not_the_whole_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,9 +16,7 @@ from llmxmr.testing.scripted_server import scripted_server
 PAPERS = [{"title": f"Paper {i} on topic {i % 2}", "txt": f"Body {i} " + "word " * 60} for i in range(6)]
 
 
-@pytest.fixture(autouse=True)
-def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "x")
+pytestmark = pytest.mark.usefixtures("offline_env")
 
 
 def test_every_candidate_is_scored_by_the_entropy_score_node_with_its_parts():

@@ -20,11 +20,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
 TINY = ["--set", "max_layers=0", "--set", "max_blocks=1", "--set", "refine_rounds=0", "--set", "best_of=1", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "x")
-    for name in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("offline_env")
 
 
 @pytest.mark.parametrize(("flags", "words"), [
