@@ -32,6 +32,7 @@ from llmxmr.prompts import (
 )
 from llmxmr.prompts import map as map_prompts
 from llmxmr.state.responses import (
+    AtomicClaims,
     ChartsReply,
     DigestReply,
     EditsReply,
@@ -93,6 +94,7 @@ STAGES: dict[str, Stage] = _rows(
     Stage("repair", "repair", "writer", 2000, RepairReply, verify.repair_sections, optional=True),
     # `llmxmr eval`'s judge: one criterion of an article or a section (faithfulness asks `verify`).
     Stage("eval_judge", "eval_judge", "judge", 500, JudgeDigit, evaluate.judge_criterion, optional=True),
+    Stage("eval_claims", "eval_claims", "judge", 1200, AtomicClaims, evaluate.atomic_claims, optional=True),
 )
 
 # Stage names in pipeline order (usage tables, the benchmark report).

@@ -81,13 +81,14 @@ def compare(state: EvalState, step: Step) -> dict[str, Any]:
     if judged:
         metrics = [{"key": m, "label": f"judge: {m}", "better": "higher"} for m in JUDGE_METRICS] + metrics
         for s in systems:
-            for metric, values in values_by_metric(state.get("judgements") or [], s["index"]).items():
+            words = int(s["metrics"]["words"]["mean"] or 0)
+            for metric, values in values_by_metric(state.get("judgements") or [], s["index"], words).items():
                 s["metrics"][metric] = bootstrap(values, seed=seed).as_dict()
     result = {"schema_version": EVAL_SCHEMA_VERSION, "seed": seed,
               "corpus_documents": len(_corpus(state["corpus_path"], state.get("survey_index") or 0)),
               "metrics": metrics, "systems": [{k: v for k, v in s.items() if k != "index"} for s in systems],
               "judge": judge_metadata(step.settings, state.get("usage") or {}, state.get("price_in"),
-                                      state.get("price_out")) if judged else None,
+                                      state.get("price_out"), step.calls.caller.reported_models) if judged else None,
               "seeds": max(1, state.get("seeds") or 1) if judged else 0,
               "failures": state.get("failures") or []}
     return {"result": result, "table": render(result)}

@@ -31,10 +31,22 @@ def judge_criterion(criterion: str, title: str, heading: str, body: str, *, lang
     return messages("eval_judge", SYSTEM.format(criterion=text), user, language=language)
 
 
+CLAIMS_SYSTEM = """You list the distinct factual claims a survey section makes: each one short, self-contained
+sentence stating one fact, finding or comparison. Skip transitions, opinions about the survey itself and
+repetitions. At most 40."""
+
+
+def atomic_claims(title: str, heading: str, body: str, *, language: str = "en"):
+    user = f"Survey title: {title}\n\nSection: {heading}\n\n{body}\n\n" + json_only(
+        '{"claims": ["Bounded queues give producers back-pressure.", "asyncio.Lock is not thread-safe."]}')
+    return messages("eval_claims", CLAIMS_SYSTEM, user, language=language)
+
+
 def prompt_hashes() -> dict[str, str]:
     """sha256 (first 16 hex) of every judge instruction: a result says exactly what its judge was asked."""
     from llmxmr.prompts.verify import VERIFY_SYSTEM
 
     texts = {k: SYSTEM.format(criterion=v) for k, v in {**ARTICLE_CRITERIA, **SECTION_CRITERIA}.items()}
     texts["faithfulness"] = VERIFY_SYSTEM
+    texts["density"] = CLAIMS_SYSTEM
     return {k: hashlib.sha256(v.encode()).hexdigest()[:16] for k, v in texts.items()}

@@ -146,6 +146,12 @@ class RepairReply(BaseModel):
     additions: Annotated[list[Addition], _cut(12)] = Field(default_factory=list, max_length=12)
 
 
+class AtomicClaims(BaseModel):
+    """eval_claims: the distinct factual claims of one section."""
+
+    claims: Annotated[list[Annotated[str, _cut(SHORT)]], _cut(40)] = Field(default_factory=list, max_length=40)
+
+
 class Chart(BaseModel):
     section_id: Annotated[str, _cut(16)] = Field(max_length=16)
     caption: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT)

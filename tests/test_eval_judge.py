@@ -62,10 +62,13 @@ def test_a_judge_rates_both_systems_with_intervals_and_is_recorded(inputs, tmp_p
     assert other["metrics"]["faithfulness"]["mean"] == 0.5 and other["metrics"]["faithfulness"]["n"] == 4
     judge = result["judge"]
     assert judge["model"] == "openai:judge-x" and judge["prompt_hashes"] == prompt_hashes()
-    # Per system and pass: 2 article ratings, 2 per section, 1 faithfulness batch (ours' claims fit one).
+    # Per system and pass: 2 article ratings, 2 ratings and 1 claim list per section, 1 faithfulness batch.
     sections = [s["metrics"]["language"]["n"] // 2 for s in (ours, other)]  # one rating per section and pass
-    assert judge["calls"] + judge["cached"] == sum(2 * (2 + 2 * n + 1) for n in sections)
-    assert judge["calls"] == sum(1 for stage, _ in model.log if stage in ("eval_judge", "verify"))
+    expected = sum(2 * (2 + 3 * n + 1) for n in sections)
+    assert judge["calls"] + judge["cached"] == expected
+    assert judge["reported_models"] == [], "the injected fake model reports no name"
+    assert ours["metrics"]["density"]["n"] == 2 and ours["metrics"]["density"]["mean"] > 0, "one density per pass"
+    assert judge["calls"] == sum(1 for stage, _ in model.log if stage in ("eval_judge", "eval_claims", "verify"))
     assert "| judge: faithfulness | higher |" in values["table"]
 
 
@@ -103,6 +106,7 @@ def test_the_cli_judges_over_http_and_a_repeated_eval_pays_nothing(inputs, tmp_p
         result = json.loads((tmp_path / "ev" / "eval.json").read_text())
         assert result["judge"]["model"] == "openai:scripted" and result["judge"]["calls"] == first
         assert result["judge"]["cost"] > 0
+        assert result["judge"]["reported_models"] == ["scripted"], "the model name the server reported"
         structure = result["systems"][0]["metrics"]["structure"]
         assert structure["n"] == 1 and 0 <= structure["mean"] <= 10
         assert cli.main([*cmd, "--base-url", server.base_url]) == 0

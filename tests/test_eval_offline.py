@@ -135,3 +135,17 @@ def test_the_evaluator_is_a_graph_too(tmp_path: Path):
     assert [s["system"] for s in out["result"]["systems"]] == ["a", "b"]
     assert out["table"] == render(out["result"]) and "| metric | better | a | b |" in out["table"]
     assert {"score_article", "compare"} <= set(eval_graph.get_graph().nodes)
+
+
+def test_density_counts_distinct_claims_and_numbers_are_checked_in_their_sources():
+    from llmxmr.eval.judge import density, distinct_claims
+    from llmxmr.eval.offline import numeric_support
+
+    claims = ["Caches cut tail latency by forty percent.", "caches cut TAIL latency by forty percent",
+              "Caches cut the tail latency by forty percent.", "Locks serialise writers.", "  "]
+    assert distinct_claims(claims) == ["Caches cut tail latency by forty percent.", "Locks serialise writers."]
+    assert density(claims, 500) == 4.0 and density([], 0) is None
+    docs, _ = documents_from_papers([{"title": "Caching at scale study", "txt": "Caching cut latency by 40% in 3 of 4 sites."}], "t")
+    md = ("# T\n\n## S\n\nCaching cut latency by 40% in 3 of 4 sites [1]. Caching cut latency by 55% in all 4 sites [1].\n\n"
+          "## References\n\n[1] Caching at scale study\n")
+    assert numeric_support(parse_markdown(md, docs, system="x", source="x"), docs) == [1.0, 0.5]

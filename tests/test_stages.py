@@ -42,6 +42,7 @@ SAMPLE_ARGS = {
     "repair": ([SectionToRepair("s2", "Caches", "Caches help [@p-1]. Locks hurt [@p-2].",
                                 [(2, "Locks hurt [@p-2].", "passage disagrees")], ["p-3"], "[@p-1] Paper:\nCaches help.")],),
     "eval_judge": ("criticalness", "A survey", "Caches", "Caches help [1], but locks hurt [2]."),
+    "eval_claims": ("A survey", "Caches", "Caches help [1], but locks hurt [2]."),
 }
 
 

@@ -20,6 +20,7 @@ METRICS: list[tuple[str, str, str]] = [
     ("reference_precision", "references found in the corpus", "higher"),
     ("corpus_coverage", "corpus documents cited", "higher"),
     ("lexical_support", "lexical support of cited claims", "higher"),
+    ("numbers_in_sources", "numbers found in the cited sources", "higher"),
     ("claims_without_citation", "claims without a citation", "lower"),
     ("sections", "sections", "-"),
     ("outline_depth", "outline depth", "-"),

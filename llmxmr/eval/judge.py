@@ -22,10 +22,11 @@ from llmxmr.retrieval import PassageIndex, passage_spans
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Document
 
-JUDGE, VERIFY = STAGES["eval_judge"], STAGES["verify"]
+JUDGE, VERIFY, CLAIMS = STAGES["eval_judge"], STAGES["verify"], STAGES["eval_claims"]
+SAME_CLAIM = 0.8  # content-word Jaccard at which two listed claims are one
 CLAIMS_PER_CALL = 20
 SUPPORT = {2: 1.0, 1: 0.5, 0: 0.0}
-JUDGE_METRICS = [*ARTICLE_CRITERIA, *SECTION_CRITERIA, "faithfulness"]
+JUDGE_METRICS = [*ARTICLE_CRITERIA, *SECTION_CRITERIA, "faithfulness", "density"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ def judge_items(article: Article, corpus_ids: set[str]) -> list[Item]:
     """Everything one judging pass of one article asks: 2 article criteria, 2 per section, and the cited
     claims in batches."""
     items = [Item(m, -1) for m in ARTICLE_CRITERIA]
-    items += [Item(m, i) for i, s in enumerate(article.sections) if s.text.strip() for m in SECTION_CRITERIA]
+    items += [Item(m, i) for i, s in enumerate(article.sections) if s.text.strip()
+              for m in (*SECTION_CRITERIA, "density")]
     by_label = {r.label: r.paper_id for r in article.references}
     claims = []
     for i, s in enumerate(article.sections):
@@ -66,6 +68,12 @@ def judge_item(calls: ModelCalls, article: Article, corpus: dict[str, Document],
     if item.metric == "faithfulness":
         return _faithfulness(calls, corpus, item, unit, seed, temperature, logprobs)
     room = input_budget(settings, JUDGE) - 400
+    if item.metric == "density":  # the section's claims: counted per article once they are all listed
+        section = article.sections[item.section]
+        reply = calls.ask(CLAIMS, unit, CLAIMS.prompt(article.title, section.heading,
+                                                     truncate_to_tokens(section.text, room)[0], language=settings.language),
+                          candidate=seed, temperature=temperature)
+        return [] if reply is None else [c.strip() for c in reply.value.claims if c.strip()]
     if item.section < 0:
         heading, body = "", _article_view(article, room)
     else:
@@ -94,8 +102,29 @@ def _faithfulness(calls: ModelCalls, corpus: dict[str, Document], item: Item, un
     return [SUPPORT[verdicts[k]] for k in sorted(verdicts)]
 
 
+def distinct_claims(claims: Sequence[str]) -> list[str]:
+    """The claims without repeats: two claims are one when their content words overlap by SAME_CLAIM
+    (Jaccard), so a claim restated in two sections counts once."""
+    from llmxmr.eval.offline import content_words
+
+    kept: list[tuple[str, set[str]]] = []
+    for claim in claims:
+        words = content_words(claim)
+        if not words:
+            continue
+        if any(len(words & other) / len(words | other) >= SAME_CLAIM for _, other in kept):
+            continue
+        kept.append((claim, words))
+    return [c for c, _ in kept]
+
+
+def density(claims: Sequence[str], words: int) -> float | None:
+    """Distinct atomic claims per 1,000 words of the article."""
+    return None if words <= 0 else 1000 * len(distinct_claims(claims)) / words
+
+
 def judge_metadata(settings: Any, usage: dict[str, dict[str, int]], price_in: float | None,
-                   price_out: float | None) -> dict[str, Any]:
+                   price_out: float | None, reported: dict[str, set[str]] | None = None) -> dict[str, Any]:
     """Who judged, with which instructions, at what cost: what a reader needs to trust or redo the figures."""
     from llmxmr.prompts.evaluate import prompt_hashes
 
@@ -105,15 +134,27 @@ def judge_metadata(settings: Any, usage: dict[str, dict[str, int]], price_in: fl
     cost = None
     if price_in is not None and price_out is not None:
         cost = round((prompt * price_in + completion * price_out) / 1e6, 6)
+    reported = reported or {}
     return {"model": settings.judge_model, "verifier_model": settings.model_for("verifier"),
+            # what the provider said answered (a dated model version, where it reports one)
+            "reported_models": sorted({name for spec in (settings.judge_model, settings.model_for("verifier"))
+                                       for name in reported.get(spec, set())}),
             "base_url": settings.base_url, "prompt_hashes": prompt_hashes(), "calls": calls,
             "cached": sum(u.get("cached", 0) for u in usage.values()), "prompt_tokens": prompt,
             "completion_tokens": completion, "cost": cost}
 
 
-def values_by_metric(judgements: Sequence[dict[str, Any]], system: int) -> dict[str, list[float]]:
+def values_by_metric(judgements: Sequence[dict[str, Any]], system: int, words: int) -> dict[str, list[float]]:
+    """Each judge metric's values for one system: ratings per item and pass; density once per pass (the
+    distinct claims of all its sections)."""
     out: dict[str, list[float]] = {m: [] for m in JUDGE_METRICS}
+    listed: dict[int, list[str]] = {}
     for j in judgements:
-        if j["system"] == system:
+        if j["system"] != system:
+            continue
+        if j["metric"] == "density":
+            listed.setdefault(j["seed"], []).extend(j["values"])
+        else:
             out[j["metric"]].extend(j["values"])
+    out["density"] = [d for d in (density(claims, words) for claims in listed.values()) if d is not None]
     return out

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from llmxmr.citations import iter_prose
 from llmxmr.core.claims import claim_text, split_claims
-from llmxmr.eval.articles import _NUMERIC_CITE, Article, _cited_labels
+from llmxmr.eval.articles import _AUTHOR_YEAR, _NUMERIC_CITE, Article, _cited_labels
 from llmxmr.eval.stats import Estimate, bootstrap
 from llmxmr.retrieval import PassageIndex, passage_spans
 from llmxmr.state.records import Document
@@ -19,6 +19,7 @@ from llmxmr.state.records import Document
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]{2,}")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(])")
 MIN_CLAIM_WORDS = 6  # shorter sentences ("See Table 2.") are not claims
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*%?")
 STOPWORDS = frozenset(
     "the and for with that this from are was were which their these those than into have has had been its "
     "not but can may also such more most other each both between over under only while when where then".split())
@@ -73,6 +74,23 @@ def lexical_support(article: Article, corpus: Sequence[Document], passages: int 
     return scores
 
 
+def numeric_support(article: Article, corpus: Sequence[Document]) -> list[float]:
+    """Per cited sentence that states numbers: the share of its numbers that appear in a source it cites
+    (a number attributed to a paper the paper does not contain is the commonest unfaithful claim)."""
+    docs = {d.paper_id: d for d in corpus}
+    by_label = {r.label: r.paper_id for r in article.references}
+    scores = []
+    for section in article.sections:
+        for sentence in sentences(section.text):
+            labels, _ = _cited_labels(sentence, article.references)
+            texts = [docs[by_label[x]].text for x in labels if by_label.get(x) in docs]
+            numbers = _NUMBER.findall(_AUTHOR_YEAR.sub(" ", _plain(sentence)))
+            if texts and numbers:
+                found = [any(re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", t) for t in texts) for n in numbers]
+                scores.append(sum(found) / len(found))
+    return scores
+
+
 def _plain(sentence: str) -> str:
     """A sentence without citation markers of any style."""
     if split_claims(sentence):
@@ -104,6 +122,7 @@ def offline_metrics(article: Article, corpus: Sequence[Document], *, seed: int =
         "section_length_spread": single(spread, len(lengths)),
         "claims_without_citation": bootstrap(claims, seed=seed),
         "lexical_support": bootstrap(lexical_support(article, corpus), seed=seed),
+        "numbers_in_sources": bootstrap(numeric_support(article, corpus), seed=seed),
     }
 
 

@@ -83,6 +83,7 @@ class _Reply:
     completion_tokens: int
     finish_reason: str
     cached: bool = False
+    reported_model: str | None = None  # the model name the provider says answered (its version, often)
 
 
 def _content_text(message: BaseMessage) -> str:
@@ -142,6 +143,7 @@ class ModelCaller:
         self.run_id = run_id
         self._spent_lock = threading.Lock()
         self.spent = {"calls": 0, "tokens": 0}
+        self.reported_models: dict[str, set[str]] = {}  # model spec -> the names its provider reported
         if run_id is not None:
             self.spent.update(run_store.get_spent(store, run_id) or {})
         self.budget_check = budget_check if budget_check is not None else self._check_budget
@@ -305,9 +307,10 @@ class ModelCaller:
         v = run_store.get_response(self.store, key)
         if v is not None:
             meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"])
+            self._note_reported(spec, v.get("reported_model"))
             return _Reply(text=v["text"], logprobs=v.get("logprobs"), prompt_tokens=v["prompt_tokens"],
                           completion_tokens=v["completion_tokens"], finish_reason=v.get("finish_reason", "stop"),
-                          cached=True)
+                          cached=True, reported_model=v.get("reported_model"))
         bound = self._bind(model, schema=schema, max_tokens=max_tokens, temperature=temperature,
                            logprobs=logprobs)
         with _in_flight():
@@ -319,11 +322,17 @@ class ModelCaller:
             run_store.put_response(self.store, key, {
                 "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
-                "model": spec, "stage": stage, "recorded_at": time.time(),
+                "model": spec, "reported_model": reply.reported_model, "stage": stage, "recorded_at": time.time(),
             })
+        self._note_reported(spec, reply.reported_model)
         meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
         self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
         return reply
+
+    def _note_reported(self, spec: str, reported: str | None) -> None:
+        if reported:
+            with self._spent_lock:
+                self.reported_models.setdefault(spec, set()).add(str(reported))
 
     @staticmethod
     def _admit(reply: _Reply, max_tokens: int, stage: str, unit: str, meter: UsageMeter) -> None:
@@ -397,7 +406,9 @@ class ModelCaller:
             reply = _Reply(text=text, logprobs=lp,
                            prompt_tokens=int(usage.get("input_tokens") or _count_messages(messages)),
                            completion_tokens=int(usage.get("output_tokens") or count_tokens(text)),
-                           finish_reason=_finish_reason(message))
+                           finish_reason=_finish_reason(message),
+                           reported_model=(message.response_metadata or {}).get("model_name")
+                           or (message.response_metadata or {}).get("model"))
             tokens.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
             return reply
         raise AssertionError("unreachable")

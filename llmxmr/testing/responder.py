@@ -166,6 +166,12 @@ class Responder:
 
     _eval_judge = _judge  # the evaluator's criteria ask for the same single digit
 
+    def _eval_claims(self, system: str, user: str, seed: int) -> str:
+        """The section's sentences as its claims (so a repeated sentence is a repeated claim)."""
+        body = user.split("Section:", 1)[-1].split("\n\n", 1)[-1].rsplit("\n\nAnswer with", 1)[0]
+        claims = [s.strip() for s in re.split(r"(?<=[.!?])\s+", body) if len(s.split()) >= 4][:40]
+        return json.dumps({"claims": [c[:200] for c in claims]})
+
     def _write_section(self, system: str, user: str, seed: int) -> str:
         cites = list(dict.fromkeys(CITE_RE.findall(user)))
         sentences = [f"Work on {_words(seed + i, 5)} shows clear trade-offs [@{pid}]." for i, pid in enumerate(cites[:4])]
