@@ -17,6 +17,7 @@ from llmxmr.eval.compare import (
 from llmxmr.eval.judge import (
     JUDGE_METRICS,
     Item,
+    block_structure,
     judge_item,
     judge_items,
     judge_metadata,
@@ -84,6 +85,8 @@ def compare(state: EvalState, step: Step) -> dict[str, Any]:
             words = int(s["metrics"]["words"]["mean"] or 0)
             for metric, values in values_by_metric(state.get("judgements") or [], s["index"], words).items():
                 s["metrics"][metric] = bootstrap(values, seed=seed).as_dict()
+            rated = block_structure(state.get("judgements") or [], s["index"])
+            s["stages"] = [{**r, "judge_structure": rated.get(r["block"])} for r in s["stages"]]
     result = {"schema_version": EVAL_SCHEMA_VERSION, "seed": seed,
               "corpus_documents": len(_corpus(state["corpus_path"], state.get("survey_index") or 0)),
               "metrics": metrics, "systems": [{k: v for k, v in s.items() if k != "index"} for s in systems],

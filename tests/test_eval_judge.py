@@ -112,3 +112,24 @@ def test_the_cli_judges_over_http_and_a_repeated_eval_pays_nothing(inputs, tmp_p
         assert cli.main([*cmd, "--base-url", server.base_url]) == 0
         assert len(server.chat_requests) == first, "every judge answer is replayed from EVALDIR/eval.sqlite"
     assert "judge: structure" in (tmp_path / "ev" / "eval.md").read_text()
+
+
+def test_our_runs_get_each_blocks_outline_rated(inputs, tmp_path: Path):
+    ours = Path(inputs["articles"][0])
+    for block in (0, 1):  # what the CLI writes to OUTDIR as a run goes
+        (ours / f"outline-b{block}.md").write_text(f"# T\n\n## Theme {block}\n\n### Part {block}\n")
+    judge = {0: 3, 1: 8}
+
+    def rate(messages, n):
+        text = messages[-1].content
+        for block, score in judge.items():
+            if f"the outline after block {block}" in text:
+                return json.dumps({"rationale": "scripted", "score": score})
+        return None
+
+    values = run_eval({**inputs, "seeds": 1}, Context(model="openai:j", base_url="http://127.0.0.1:9/v1"), tmp_path / "ev",
+                      models=ScriptedChatModel(overrides={"eval_judge": rate}))
+    stages = values["result"]["systems"][0]["stages"]
+    rated = {r["block"]: r["judge_structure"] for r in stages}
+    assert rated[0] == pytest.approx(3 * 10 / 9) and rated.get(1) in (None, pytest.approx(8 * 10 / 9))
+    assert "| judge |" in values["table"]

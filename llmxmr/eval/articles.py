@@ -57,6 +57,7 @@ class Article:
     references: list[Reference]
     source: str  # where it was read from
     report: dict | None = None  # our survey.json, when the article is ours (stages, verification)
+    block_outlines: list[tuple[int, str]] = field(default_factory=list)  # ours: (block, outline-b<block>.md)
 
     @property
     def unmapped(self) -> list[Reference]:
@@ -251,4 +252,10 @@ def _ours(report: dict, corpus: Sequence[Document], name: str, source: str) -> A
         s.unresolved += sum(1 for label in labels if not by_label.get(label))
     article.report = report
     article.title = report.get("title") or article.title
+    folder = Path(source).parent  # OUTDIR keeps every block's outline as outline-b<block>.md
+    for f in sorted(folder.glob("outline-b*.md"), key=lambda p: p.stem):
+        number = f.stem.removeprefix("outline-b")
+        if number.isdigit():
+            article.block_outlines.append((int(number), f.read_text(encoding="utf-8", errors="replace")))
+    article.block_outlines.sort()
     return article

@@ -95,9 +95,10 @@ def render(result: dict[str, Any]) -> str:
                       "not in the corpus:", ""] + [f"- {t}" for t in s["unmapped_references"][:50]]
         if s["stages"]:
             lines += ["", f"**{s['system']}**, the outline per block (E = λ·J + (1−λ)·10·H; coverage = papers with a "
-                      "digest for some leaf):", "", "| block | E | J | H | coverage |", "|---:|---:|---:|---:|---:|"]
-            lines += [f"| {r['block']} | {_f(r['E'])} | {_f(r['J'])} | {_f(r['H'])} | {_f(r['coverage'])} |"
-                      for r in s["stages"]]
+                      "digest for some leaf; judge: the evaluator's structure rating of that block's outline):", "",
+                      "| block | E | J | H | coverage | judge |", "|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {r['block']} | {_f(r['E'])} | {_f(r['J'])} | {_f(r['H'])} | {_f(r['coverage'])} | "
+                      f"{_f(r.get('judge_structure'))} |" for r in s["stages"]]
     return "\n".join(lines) + "\n"
 
 

@@ -27,6 +27,7 @@ SAME_CLAIM = 0.8  # content-word Jaccard at which two listed claims are one
 CLAIMS_PER_CALL = 20
 SUPPORT = {2: 1.0, 1: 0.5, 0: 0.0}
 JUDGE_METRICS = [*ARTICLE_CRITERIA, *SECTION_CRITERIA, "faithfulness", "density"]
+BLOCK_STRUCTURE = "block_structure"  # our runs: the structure rating of each block's outline (a stage view)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ def judge_items(article: Article, corpus_ids: set[str]) -> list[Item]:
     """Everything one judging pass of one article asks: 2 article criteria, 2 per section, and the cited
     claims in batches."""
     items = [Item(m, -1) for m in ARTICLE_CRITERIA]
+    items += [Item(BLOCK_STRUCTURE, block) for block, _ in article.block_outlines]
     items += [Item(m, i) for i, s in enumerate(article.sections) if s.text.strip()
               for m in (*SECTION_CRITERIA, "density")]
     by_label = {r.label: r.paper_id for r in article.references}
@@ -68,6 +70,15 @@ def judge_item(calls: ModelCalls, article: Article, corpus: dict[str, Document],
     if item.metric == "faithfulness":
         return _faithfulness(calls, corpus, item, unit, seed, temperature, logprobs)
     room = input_budget(settings, JUDGE) - 400
+    if item.metric == BLOCK_STRUCTURE:  # section = the block whose outline is rated
+        outline = dict(article.block_outlines)[item.section]
+        reply = calls.ask(JUDGE, unit, JUDGE.prompt("structure", article.title, f"the outline after block {item.section}",
+                                                    truncate_to_tokens(outline, room)[0], language=settings.language),
+                          candidate=seed, temperature=temperature, logprobs=logprobs)
+        if reply is None:
+            return []
+        p = digit_distribution(reply.logprobs, reply.text) if reply.logprobs else None
+        return [digit_score(p)[0] if p is not None else parsed_digit_score(reply.value.score)]
     if item.metric == "density":  # the section's claims: counted per article once they are all listed
         section = article.sections[item.section]
         reply = calls.ask(CLAIMS, unit, CLAIMS.prompt(article.title, section.heading,
@@ -123,6 +134,15 @@ def density(claims: Sequence[str], words: int) -> float | None:
     return None if words <= 0 else 1000 * len(distinct_claims(claims)) / words
 
 
+def block_structure(judgements: Sequence[dict[str, Any]], system: int) -> dict[int, float]:
+    """Our runs: the judge's mean structure rating of each block's outline, over the passes."""
+    by_block: dict[int, list[float]] = {}
+    for j in judgements:
+        if j["system"] == system and j["metric"] == BLOCK_STRUCTURE:
+            by_block.setdefault(j["section"], []).extend(j["values"])
+    return {b: sum(v) / len(v) for b, v in by_block.items() if v}
+
+
 def judge_metadata(settings: Any, usage: dict[str, dict[str, int]], price_in: float | None,
                    price_out: float | None, reported: dict[str, set[str]] | None = None) -> dict[str, Any]:
     """Who judged, with which instructions, at what cost: what a reader needs to trust or redo the figures."""
@@ -150,7 +170,7 @@ def values_by_metric(judgements: Sequence[dict[str, Any]], system: int, words: i
     out: dict[str, list[float]] = {m: [] for m in JUDGE_METRICS}
     listed: dict[int, list[str]] = {}
     for j in judgements:
-        if j["system"] != system:
+        if j["system"] != system or j["metric"] == BLOCK_STRUCTURE:
             continue
         if j["metric"] == "density":
             listed.setdefault(j["seed"], []).extend(j["values"])
