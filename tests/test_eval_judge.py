@@ -133,3 +133,23 @@ def test_our_runs_get_each_blocks_outline_rated(inputs, tmp_path: Path):
     rated = {r["block"]: r["judge_structure"] for r in stages}
     assert rated[0] == pytest.approx(3 * 10 / 9) and rated.get(1) in (None, pytest.approx(8 * 10 / 9))
     assert "| judge |" in values["table"]
+
+
+def test_claim_precision_citation_precision_and_numeric_claims_from_one_set_of_verdicts():
+    from llmxmr.eval.judge import values_by_metric
+
+    def verdict(claim: str, value: float) -> dict:
+        return {"section": 0, "claim": claim, "value": value}
+
+    judgements = [
+        {"system": 0, "seed": 0, "metric": "faithfulness", "section": -1, "values": [
+            verdict("Caches cut latency by 40% [1, 2].", 1.0), verdict("Caches cut latency by 40% [1, 2].", 0.0),
+            verdict("Locks hurt scaling (Lee, 2019).", 0.5), verdict("Queues help producers [3].", 1.0)]},
+        {"system": 0, "seed": 0, "metric": "density", "section": 0, "values": ["Caches cut latency.", "caches cut latency", "Locks hurt writers."]},
+        {"system": 1, "seed": 0, "metric": "structure", "section": -1, "values": [7.0]},
+    ]
+    v = values_by_metric(judgements, 0, words=500)
+    assert v["citation_precision"] == [1.0, 0.0, 0.5, 1.0]
+    assert v["faithfulness"] == [0.0, 0.5, 1.0], "a claim is as good as its worst citation"
+    assert v["numeric_claims"] == [0.0], "only the claim that states a number (a citation's year is not one)"
+    assert v["density"] == [4.0] and v["structure"] == []

@@ -115,6 +115,8 @@ def test_our_run_and_a_foreign_article_in_one_table(tmp_path: Path, capsys):
     assert mine["metrics"]["citations_resolve"]["mean"] == 1.0 and mine["unmapped_references"] == []
     assert mine["metrics"]["reference_precision"]["mean"] == 1.0
     assert mine["stages"] and mine["stages"][0]["block"] == 0, "our runs show the outline per block"
+    assert [r["step"] for r in mine["layers"]][:2] == ["layer 0", "layer 1"], "and every layer of the loop"
+    assert other["layers"] == [] and "the refinement loop" in (tmp_path / "ev" / "eval.md").read_text()
     assert other["unmapped_references"] == ["Not in the corpus"]
     table = (tmp_path / "ev" / "eval.md").read_text()
     assert "| metric | better | ours | other |" in table and "Not in the corpus" in table

@@ -9,7 +9,7 @@ from typing import Any
 
 from llmxmr.corpus import CorpusError, documents_from_papers, load_surveys
 from llmxmr.eval.articles import Article, load_article
-from llmxmr.eval.offline import offline_metrics, stage_records
+from llmxmr.eval.offline import layer_records, offline_metrics, stage_records
 from llmxmr.eval.stats import Estimate
 from llmxmr.state.records import Document
 
@@ -64,7 +64,7 @@ def _system(article: Article, corpus: Sequence[Document], seed: int) -> dict[str
             "metrics": {k: v.as_dict() for k, v in metrics.items()},
             "references": len(article.references),
             "unmapped_references": [r.text for r in article.unmapped],
-            "stages": stage_records(article)}
+            "stages": stage_records(article), "layers": layer_records(article)}
 
 
 def _cell(m: dict[str, Any] | None) -> str:
@@ -99,6 +99,10 @@ def render(result: dict[str, Any]) -> str:
                       "| block | E | J | H | coverage | judge |", "|---:|---:|---:|---:|---:|---:|"]
             lines += [f"| {r['block']} | {_f(r['E'])} | {_f(r['J'])} | {_f(r['H'])} | {_f(r['coverage'])} | "
                       f"{_f(r.get('judge_structure'))} |" for r in s["stages"]]
+        if s.get("layers"):
+            lines += ["", f"**{s['system']}**, the refinement loop (the pipeline judge's J of the candidates):", "",
+                      "| block | step | best | mean |", "|---:|---|---:|---:|"]
+            lines += [f"| {r['block']} | {r['step']} | {_f(r['best'])} | {_f(r['mean'])} |" for r in s["layers"]]
     return "\n".join(lines) + "\n"
 
 

@@ -26,7 +26,10 @@ JUDGE, VERIFY, CLAIMS = STAGES["eval_judge"], STAGES["verify"], STAGES["eval_cla
 SAME_CLAIM = 0.8  # content-word Jaccard at which two listed claims are one
 CLAIMS_PER_CALL = 20
 SUPPORT = {2: 1.0, 1: 0.5, 0: 0.0}
-JUDGE_METRICS = [*ARTICLE_CRITERIA, *SECTION_CRITERIA, "faithfulness", "density"]
+# faithfulness: per cited claim, the worst of its citations; citation precision: per citation; numeric
+# claims: faithfulness of the claims that state numbers. All three come from the same verify calls.
+JUDGE_METRICS = [*ARTICLE_CRITERIA, *SECTION_CRITERIA, "faithfulness", "citation_precision", "numeric_claims",
+                 "density"]
 BLOCK_STRUCTURE = "block_structure"  # our runs: the structure rating of each block's outline (a stage view)
 
 
@@ -62,8 +65,9 @@ def _article_view(article: Article, room: int) -> str:
 
 
 def judge_item(calls: ModelCalls, article: Article, corpus: dict[str, Document], item: Item, *, seed: int,
-               temperature: float | None) -> list[float]:
-    """One model call; its values (one rating, or one per claim). [] when the judge's answer was unusable."""
+               temperature: float | None) -> list[Any]:
+    """One model call; its values: one rating, a section's listed claims (density), or one record per judged
+    citation (faithfulness). [] when the judge's answer was unusable."""
     settings = calls.settings
     unit = f"{article.system}:{item.metric}:{item.section}:seed{seed}"
     logprobs = ModelSpec.parse(settings.model_for(JUDGE.role)).supports_logprobs
@@ -99,7 +103,7 @@ def judge_item(calls: ModelCalls, article: Article, corpus: dict[str, Document],
 
 
 def _faithfulness(calls: ModelCalls, corpus: dict[str, Document], item: Item, unit: str, seed: int,
-                  temperature: float | None, logprobs: bool) -> list[float]:
+                  temperature: float | None, logprobs: bool) -> list[dict[str, Any]]:
     shown = []
     for _, sentence, pid in item.claims:
         doc = corpus[pid]
@@ -110,7 +114,8 @@ def _faithfulness(calls: ModelCalls, corpus: dict[str, Document], item: Item, un
     if reply is None:
         return []
     verdicts = {v.claim: v.verdict for v in reply.value.verdicts if 1 <= v.claim <= len(shown)}
-    return [SUPPORT[verdicts[k]] for k in sorted(verdicts)]
+    return [{"section": item.claims[k - 1][0], "claim": item.claims[k - 1][1], "value": SUPPORT[verdicts[k]]}
+            for k in sorted(verdicts)]
 
 
 def distinct_claims(claims: Sequence[str]) -> list[str]:
@@ -167,14 +172,24 @@ def judge_metadata(settings: Any, usage: dict[str, dict[str, int]], price_in: fl
 def values_by_metric(judgements: Sequence[dict[str, Any]], system: int, words: int) -> dict[str, list[float]]:
     """Each judge metric's values for one system: ratings per item and pass; density once per pass (the
     distinct claims of all its sections)."""
+    from llmxmr.eval.offline import states_numbers
+
     out: dict[str, list[float]] = {m: [] for m in JUDGE_METRICS}
     listed: dict[int, list[str]] = {}
+    claims: dict[tuple[int, int, str], float] = {}  # (pass, section, claim) -> its worst citation
     for j in judgements:
         if j["system"] != system or j["metric"] == BLOCK_STRUCTURE:
             continue
         if j["metric"] == "density":
             listed.setdefault(j["seed"], []).extend(j["values"])
+        elif j["metric"] == "faithfulness":
+            for v in j["values"]:
+                out["citation_precision"].append(v["value"])
+                key = (j["seed"], v["section"], v["claim"])
+                claims[key] = min(claims.get(key, 1.0), v["value"])
         else:
             out[j["metric"]].extend(j["values"])
-    out["density"] = [d for d in (density(claims, words) for claims in listed.values()) if d is not None]
+    out["faithfulness"] = list(claims.values())
+    out["numeric_claims"] = [v for (_, _, claim), v in claims.items() if states_numbers(claim)]
+    out["density"] = [d for d in (density(claims_, words) for claims_ in listed.values()) if d is not None]
     return out

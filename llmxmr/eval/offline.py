@@ -91,6 +91,11 @@ def numeric_support(article: Article, corpus: Sequence[Document]) -> list[float]
     return scores
 
 
+def states_numbers(sentence: str) -> bool:
+    """A sentence that states numbers of its own (citation markers and years in citations aside)."""
+    return bool(_NUMBER.search(_AUTHOR_YEAR.sub(" ", _plain(sentence))))
+
+
 def _plain(sentence: str) -> str:
     """A sentence without citation markers of any style."""
     if split_claims(sentence):
@@ -124,6 +129,16 @@ def offline_metrics(article: Article, corpus: Sequence[Document], *, seed: int =
         "lexical_support": bootstrap(lexical_support(article, corpus), seed=seed),
         "numbers_in_sources": bootstrap(numeric_support(article, corpus), seed=seed),
     }
+
+
+def layer_records(article: Article) -> list[dict]:
+    """Our runs only: the best and mean judge score of every convolution layer and self-refine round."""
+    out = []
+    for r in (article.report or {}).get("entropy_history") or []:
+        if r.get("kind") in ("layer", "refine"):
+            step = f"layer {r['layer']}" if r["kind"] == "layer" else f"refine {(r.get('parts') or {}).get('round')}"
+            out.append({"block": r["block"], "step": step, "best": r.get("best"), "mean": r.get("mean")})
+    return out
 
 
 def stage_records(article: Article) -> list[dict]:
