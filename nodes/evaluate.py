@@ -8,11 +8,10 @@ from typing import Any
 
 from llmxmr.eval.articles import Article, load_article
 from llmxmr.eval.compare import (
-    EVAL_SCHEMA_VERSION,
-    METRICS,
-    _system,
+    assemble,
     load_corpus,
     render,
+    system_result,
 )
 from llmxmr.eval.judge import (
     JUDGE_METRICS,
@@ -41,7 +40,7 @@ def _article(path: str, name: str | None, corpus_path: str, survey_index: int) -
 def score_article(task: ArticleTask) -> dict[str, Any]:
     corpus = _corpus(task["corpus_path"], task["survey_index"])
     article = _article(task["path"], task["name"], task["corpus_path"], task["survey_index"])
-    return {"systems": [{"index": task["index"], **_system(article, corpus, task["seed"])}]}
+    return {"systems": [{"index": task["index"], **system_result(article, corpus, task["seed"])}]}
 
 
 def plan_judging(state: EvalState, step: Step) -> dict[str, Any]:
@@ -77,21 +76,18 @@ def judge(task: JudgeTask, step: Step) -> dict[str, Any]:
 def compare(state: EvalState, step: Step) -> dict[str, Any]:
     systems = [{**s, "metrics": dict(s["metrics"])} for s in sorted(state["systems"], key=lambda s: s["index"])]
     seed = state.get("seed") or 0
-    metrics = [{"key": k, "label": label, "better": better} for k, label, better in METRICS]
     judged = bool(state.get("judge"))
     if judged:
-        metrics = [{"key": m, "label": f"judge: {m}", "better": "higher"} for m in JUDGE_METRICS] + metrics
         for s in systems:
             words = int(s["metrics"]["words"]["mean"] or 0)
             for metric, values in values_by_metric(state.get("judgements") or [], s["index"], words).items():
                 s["metrics"][metric] = bootstrap(values, seed=seed).as_dict()
             rated = block_structure(state.get("judgements") or [], s["index"])
             s["stages"] = [{**r, "judge_structure": rated.get(r["block"])} for r in s["stages"]]
-    result = {"schema_version": EVAL_SCHEMA_VERSION, "seed": seed,
-              "corpus_documents": len(_corpus(state["corpus_path"], state.get("survey_index") or 0)),
-              "metrics": metrics, "systems": [{k: v for k, v in s.items() if k != "index"} for s in systems],
-              "judge": judge_metadata(step.settings, state.get("usage") or {}, state.get("price_in"),
-                                      state.get("price_out"), step.calls.caller.reported_models) if judged else None,
-              "seeds": max(1, state.get("seeds") or 1) if judged else 0,
-              "failures": state.get("failures") or []}
+    result = assemble(
+        [{k: v for k, v in s.items() if k != "index"} for s in systems],
+        len(_corpus(state["corpus_path"], state.get("survey_index") or 0)), seed, JUDGE_METRICS if judged else (),
+        judge=judge_metadata(step.settings, state.get("usage") or {}, state.get("price_in"), state.get("price_out"),
+                             step.calls.caller.reported_models) if judged else None,
+        seeds=max(1, state.get("seeds") or 1) if judged else 0, failures=state.get("failures") or [])
     return {"result": result, "table": render(result)}

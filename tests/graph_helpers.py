@@ -8,6 +8,7 @@ import math
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -179,3 +180,17 @@ def truncated_default(responder: Responder, fraction: float = 0.6) -> Callable[[
         return text[: max(1, int(len(text) * fraction))]
 
     return fn
+
+
+def our_run_on_disk(folder: Path, corpus: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """A small default-mode run of the scripted model written as an OUTDIR, and its corpus as JSONL
+    (the inputs an eval of one of our runs reads)."""
+    from llmxmr.export import SurveyReport, write_outputs
+
+    out = run(ScriptedChatModel(), corpus, mode="default", units=2, max_layers=1, refine_rounds=0, best_of=1,
+              max_blocks=1)
+    ours = folder / "ours"
+    write_outputs(ours, SurveyReport(**out["report"]))
+    corpus_path = folder / "corpus.jsonl"
+    corpus_path.write_text(json.dumps({"title": "T", "papers": corpus}) + "\n")
+    return ours, corpus_path

@@ -8,11 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from graph_helpers import papers, run
+from graph_helpers import our_run_on_disk, papers
 
 from llmxmr.eval.command import run_eval
 from llmxmr.eval.judge import JUDGE_METRICS
-from llmxmr.export import SurveyReport, write_outputs
 from llmxmr.prompts.evaluate import prompt_hashes
 from llmxmr.state.context import Context
 from llmxmr.testing.fake_model import ScriptedChatModel
@@ -21,12 +20,7 @@ from llmxmr.testing.fake_model import ScriptedChatModel
 @pytest.fixture
 def inputs(tmp_path: Path) -> dict:
     corpus = papers(6)
-    out = run(ScriptedChatModel(), corpus, mode="default", units=2, max_layers=1, refine_rounds=0, best_of=1,
-              max_blocks=1)
-    ours = tmp_path / "ours"
-    write_outputs(ours, SurveyReport(**out["report"]))
-    corpus_path = tmp_path / "corpus.jsonl"
-    corpus_path.write_text(json.dumps({"title": "T", "papers": corpus}) + "\n")
+    ours, corpus_path = our_run_on_disk(tmp_path, corpus)
     foreign = tmp_path / "other.md"
     foreign.write_text(
         "# Other survey\n\n## Methods\n\nBody of paper 0 about topic 0 is summarised here with care [1].\n"

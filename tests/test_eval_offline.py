@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from graph_helpers import papers, run
+from graph_helpers import our_run_on_disk, papers
 
 from llmxmr import cli
 from llmxmr.corpus import documents_from_papers
@@ -16,8 +16,6 @@ from llmxmr.eval.articles import load_article, map_reference, parse_markdown
 from llmxmr.eval.compare import evaluate, load_corpus, render
 from llmxmr.eval.offline import offline_metrics
 from llmxmr.eval.stats import bootstrap
-from llmxmr.export import SurveyReport, write_outputs
-from llmxmr.testing.fake_model import ScriptedChatModel
 
 CORPUS_PAPERS = [
     {"title": "Attention is all you need", "txt": "The transformer relies on attention. It drops recurrence entirely.",
@@ -99,12 +97,7 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
 
 def test_our_run_and_a_foreign_article_in_one_table(tmp_path: Path, capsys):
     corpus = papers(6)
-    out = run(ScriptedChatModel(), corpus, mode="default", units=2, max_layers=1, refine_rounds=0, best_of=1,
-              max_blocks=1)
-    ours = tmp_path / "ours"
-    write_outputs(ours, SurveyReport(**out["report"]))
-    corpus_path = tmp_path / "corpus.jsonl"
-    corpus_path.write_text(json.dumps({"title": "T", "papers": corpus}) + "\n")
+    ours, corpus_path = our_run_on_disk(tmp_path, corpus)
     foreign = tmp_path / "other.md"
     foreign.write_text(f"# Other\n\n## Part\n\nPaper 0 reports results worth a citation here [1].\n\n"
                        f"## References\n\n[1] {corpus[0]['title']}\n[2] Not in the corpus\n")

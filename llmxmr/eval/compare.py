@@ -49,16 +49,22 @@ def load_corpus(path: str | Path, survey_index: int = 0) -> list[Document]:
 def evaluate(paths: Sequence[str | Path], corpus: Sequence[Document], *, seed: int = 0,
              names: Sequence[str] | None = None) -> dict[str, Any]:
     """eval.json: per system its metrics (mean and 95 % interval), unmapped references and stages."""
-    systems = []
-    for i, path in enumerate(paths):
-        article = load_article(path, corpus, system=names[i] if names else None)
-        systems.append(_system(article, corpus, seed))
-    return {"schema_version": EVAL_SCHEMA_VERSION, "corpus_documents": len(corpus), "seed": seed,
-            "metrics": [{"key": k, "label": label, "better": better} for k, label, better in METRICS],
-            "systems": systems}
+    systems = [system_result(load_article(p, corpus, system=names[i] if names else None), corpus, seed)
+               for i, p in enumerate(paths)]
+    return assemble(systems, len(corpus), seed)
 
 
-def _system(article: Article, corpus: Sequence[Document], seed: int) -> dict[str, Any]:
+def assemble(systems: list[dict[str, Any]], corpus_documents: int, seed: int,
+             judge_metrics: Sequence[str] = (), **extra: Any) -> dict[str, Any]:
+    """eval.json from the systems' results: the metric rows (the judge's first, when it rated) and the systems."""
+    rows = [{"key": m, "label": f"judge: {m}", "better": "higher"} for m in judge_metrics]
+    rows += [{"key": k, "label": label, "better": better} for k, label, better in METRICS]
+    return {"schema_version": EVAL_SCHEMA_VERSION, "corpus_documents": corpus_documents, "seed": seed,
+            "metrics": rows, "systems": systems, **extra}
+
+
+def system_result(article: Article, corpus: Sequence[Document], seed: int) -> dict[str, Any]:
+    """One system's offline metrics, unmapped references and (ours) stages."""
     metrics: dict[str, Estimate] = offline_metrics(article, corpus, seed=seed)
     return {"system": article.system, "source": article.source, "title": article.title,
             "metrics": {k: v.as_dict() for k, v in metrics.items()},

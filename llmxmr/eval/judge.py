@@ -12,13 +12,12 @@ from typing import Any
 
 from llmxmr.core.entropy import digit_distribution, digit_score, parsed_digit_score
 from llmxmr.eval.articles import Article, _cited_labels
-from llmxmr.eval.offline import _plain, sentences
+from llmxmr.eval.offline import _plain, passage_index, sentences
 from llmxmr.limits import input_budget
 from llmxmr.models.specs import ModelSpec
 from llmxmr.models.tokens import truncate_to_tokens
 from llmxmr.nodes.model_calls import ModelCalls
 from llmxmr.prompts.evaluate import ARTICLE_CRITERIA, SECTION_CRITERIA
-from llmxmr.retrieval import PassageIndex, passage_spans
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Document
 
@@ -74,27 +73,22 @@ def judge_item(calls: ModelCalls, article: Article, corpus: dict[str, Document],
     if item.metric == "faithfulness":
         return _faithfulness(calls, corpus, item, unit, seed, temperature, logprobs)
     room = input_budget(settings, JUDGE) - 400
-    if item.metric == BLOCK_STRUCTURE:  # section = the block whose outline is rated
-        outline = dict(article.block_outlines)[item.section]
-        reply = calls.ask(JUDGE, unit, JUDGE.prompt("structure", article.title, f"the outline after block {item.section}",
-                                                    truncate_to_tokens(outline, room)[0], language=settings.language),
-                          candidate=seed, temperature=temperature, logprobs=logprobs)
-        if reply is None:
-            return []
-        p = digit_distribution(reply.logprobs, reply.text) if reply.logprobs else None
-        return [digit_score(p)[0] if p is not None else parsed_digit_score(reply.value.score)]
     if item.metric == "density":  # the section's claims: counted per article once they are all listed
         section = article.sections[item.section]
         reply = calls.ask(CLAIMS, unit, CLAIMS.prompt(article.title, section.heading,
                                                      truncate_to_tokens(section.text, room)[0], language=settings.language),
                           candidate=seed, temperature=temperature)
         return [] if reply is None else [c.strip() for c in reply.value.claims if c.strip()]
-    if item.section < 0:
+    criterion = item.metric
+    if item.metric == BLOCK_STRUCTURE:  # `section` is the block whose outline is rated for structure
+        criterion, heading = "structure", f"the outline after block {item.section}"
+        body = truncate_to_tokens(dict(article.block_outlines)[item.section], room)[0]
+    elif item.section < 0:
         heading, body = "", _article_view(article, room)
     else:
         section = article.sections[item.section]
         heading, body = section.heading, truncate_to_tokens(section.text, room)[0]
-    reply = calls.ask(JUDGE, unit, JUDGE.prompt(item.metric, article.title, heading, body, language=settings.language),
+    reply = calls.ask(JUDGE, unit, JUDGE.prompt(criterion, article.title, heading, body, language=settings.language),
                       candidate=seed, temperature=temperature, logprobs=logprobs)
     if reply is None:
         return []
@@ -107,7 +101,7 @@ def _faithfulness(calls: ModelCalls, corpus: dict[str, Document], item: Item, un
     shown = []
     for _, sentence, pid in item.claims:
         doc = corpus[pid]
-        passages = PassageIndex(doc.text, passage_spans(doc.text)).best(_plain(sentence), calls.settings.verify_passages)
+        passages = passage_index(doc).best(_plain(sentence), calls.settings.verify_passages)
         shown.append((_plain(sentence), pid, doc.title, [p.text for p in passages]))
     reply = calls.ask(VERIFY, unit, VERIFY.prompt(shown, language=calls.settings.language), candidate=seed,
                       temperature=temperature, logprobs=logprobs)

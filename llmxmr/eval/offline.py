@@ -13,7 +13,7 @@ from llmxmr.citations import iter_prose
 from llmxmr.core.claims import claim_text, split_claims
 from llmxmr.eval.articles import _AUTHOR_YEAR, _NUMERIC_CITE, Article, _cited_labels
 from llmxmr.eval.stats import Estimate, bootstrap
-from llmxmr.retrieval import PassageIndex, passage_spans
+from llmxmr.retrieval import PassageIndex, index_for, passage_spans
 from llmxmr.state.records import Document
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]{2,}")
@@ -47,16 +47,20 @@ def _cites(sentence: str, article: Article) -> bool:
     return bool(labels or unresolved or _NUMERIC_CITE.search(sentence))
 
 
+def passage_index(doc: Document) -> PassageIndex:
+    """A corpus document's BM25 passages, built once per process (the pipeline's cache, under an eval key)."""
+    return index_for("eval", doc.paper_id, doc.text, passage_spans(doc.text))
+
+
 def lexical_support(article: Article, corpus: Sequence[Document], passages: int = 2) -> list[float]:
     """Per cited claim (a sentence naming mapped sources): the best share of its content words found in one
     of the best passages of a source it cites."""
     docs = {d.paper_id: d for d in corpus}
-    indexes: dict[str, PassageIndex] = {}
+    by_label = {r.label: r.paper_id for r in article.references}
     scores = []
     for section in article.sections:
         for sentence in sentences(section.text):
             labels, _ = _cited_labels(sentence, article.references)
-            by_label = {r.label: r.paper_id for r in article.references}
             cited = [by_label[x] for x in labels if by_label.get(x) in docs]
             if not cited:
                 continue
@@ -66,9 +70,7 @@ def lexical_support(article: Article, corpus: Sequence[Document], passages: int 
                 continue
             best = 0.0
             for pid in dict.fromkeys(cited):
-                if pid not in indexes:
-                    indexes[pid] = PassageIndex(docs[pid].text, passage_spans(docs[pid].text))
-                for p in indexes[pid].best(query, passages):
+                for p in passage_index(docs[pid]).best(query, passages):
                     best = max(best, len(need & content_words(p.text)) / len(need))
             scores.append(best)
     return scores
