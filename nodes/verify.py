@@ -41,6 +41,11 @@ SECTIONS_PER_REPAIR = 3  # sections one repair call takes, at most (its answer s
 PROMPT_OVERHEAD = 500
 
 
+def written(state: WriterState) -> list[str]:
+    """Every section id, in writing order (the heights of the schedule, flattened)."""
+    return [sid for height in state["schedule"] for sid in height]
+
+
 def section_text(step: Step, final_key: str, sid: str) -> str:
     return run_store.get_section(step.store, step.run_id, f"{final_key}/{sid}")
 
@@ -69,7 +74,7 @@ def _store_batches(step: Step, final_key: str, round_: int, pairs: list[list[Any
 def plan_checks(state: WriterState, step: Step) -> dict[str, Any]:
     """Round 1: every (claim, cited paper) pair of every written section, in batches."""
     pairs = []
-    for sid in state["schedule_order"]:
+    for sid in written(state):
         for claim in split_claims(section_text(step, state["final_key"], sid)):
             pairs += [[sid, claim.index, pid] for pid in claim.cited]
     step.progress("verify", done=0, total=len(pairs))
@@ -141,14 +146,14 @@ def plan_repairs(state: WriterState, step: Step) -> dict[str, Any]:
     evidence)."""
     verdicts = run_store.get_verdicts(step.store, step.run_id, state["final_key"], 1, state["check_batches"][0])
     flagged = {v["section_id"] for v in verdicts if v["verdict"] == "unsupported"}
-    cited = {pid for sid in state["schedule_order"] for pid in find_citations(section_text(step, state["final_key"], sid))}
+    cited = {pid for sid in written(state) for pid in find_citations(section_text(step, state["final_key"], sid))}
     uncited: dict[str, list[str]] = {}
-    for sid in state["schedule_order"]:
+    for sid in written(state):
         for pid in state.get("evidence", {}).get(sid, []):
             if pid not in cited and len(uncited.get(sid, [])) < FIXUP_PAPERS:
                 uncited.setdefault(sid, []).append(pid)
                 cited.add(pid)
-    sections = [[sid, uncited.get(sid, [])] for sid in state["schedule_order"] if sid in flagged or sid in uncited]
+    sections = [[sid, uncited.get(sid, [])] for sid in written(state) if sid in flagged or sid in uncited]
     per_call = min(SECTIONS_PER_REPAIR, max(1, math.ceil(len(sections) / max(1, step.settings.max_concurrency))))
     return {"repairs": batched(sections, per_call) if sections else []}
 
@@ -242,7 +247,7 @@ def finish_checks(state: WriterState, step: Step) -> dict[str, Any]:
             first[(v["section_id"], v["claim"])] = worst(first.get((v["section_id"], v["claim"])), v["verdict"])
     summary = {"claims_checked": 0, "pairs": 0, "supported_before": 0, "supported_after": 0, "unsupported": 0,
                "unchecked": 0, "repaired_sections": len(state.get("repaired") or [])}
-    for sid in state["schedule_order"]:
+    for sid in written(state):
         text = section_text(step, key, sid)
         claims = split_claims(text)
         records, bad = [], set()

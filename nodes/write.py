@@ -50,7 +50,7 @@ def schedule(state: WriterState, step: Step) -> dict[str, Any]:
     plan = height_schedule(outline)
     step.progress("write", done=0, total=sum(len(s) for s in plan))
     return {"run_id": run_id, "final_key": key, "schedule": plan, "step": 0, "with_charts": step.settings.charts,
-            "schedule_order": [sid for height in plan for sid in height], "verify": step.settings.verify_citations,
+            "verify": step.settings.verify_citations,
             "evidence": evidence_index(store, run_id, key, [r["paper_id"] for r in state.get("paper_refs") or []])}
 
 

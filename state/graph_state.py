@@ -108,7 +108,6 @@ class WriterOutput(TypedDict):
 
 class WriterState(WriterInput):
     schedule: list[list[str]]
-    schedule_order: list[str]  # every section id, in writing order
     evidence: dict[str, list[str]]  # section id -> papers whose digest for it is non-empty (built once)
     with_charts: bool
     verify: bool  # check every cited claim once the sections are written (Settings.verify_citations)
