@@ -150,18 +150,31 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
     if settings.charts:
         add("charts", 1, outline + PROMPT_OVERHEAD)
     if settings.verify_citations:
-        # Pairs and sections are batched: each round is at most `max_concurrency` calls (nodes/verify.py).
-        pairs = round(s * CLAIMS_PER_SECTION * CITES_PER_CLAIM)
-        rechecks = round(pairs * RECHECK_SHARE)
+        pairs, rechecks, repaired = check_sizes(s)
         per_pair = 60 + settings.verify_passages * PASSAGE_TOKENS
-        for n in (pairs, rechecks):
-            calls = min(n, settings.max_concurrency)
+        first, repair, again = check_calls(settings, s)
+        for n, calls in ((pairs, first), (rechecks, again)):
             if calls:
                 add("verify", calls, n * per_pair // calls + PROMPT_OVERHEAD)
-        repaired = math.ceil(s * REPAIRED_SHARE)
-        calls = min(repaired, settings.max_concurrency)
-        add("repair", calls, repaired * (SECTION_TOKENS + evidence // 2) // calls + PROMPT_OVERHEAD)
+        if repair:
+            add("repair", repair, repaired * (SECTION_TOKENS + evidence // 2) // repair + PROMPT_OVERHEAD)
     return plan
+
+
+def check_sizes(sections: int) -> tuple[int, int, int]:
+    """(pairs checked, pairs re-checked, sections repaired) the citation check expects for `sections`."""
+    pairs = round(sections * CLAIMS_PER_SECTION * CITES_PER_CLAIM)
+    return pairs, round(pairs * RECHECK_SHARE), math.ceil(sections * REPAIRED_SHARE)
+
+
+def check_calls(settings: Settings, sections: int) -> tuple[int, int, int]:
+    """Planned calls of the citation check's three rounds (check, repair, re-check): pairs and sections are
+    batched so that each round is at most `max_concurrency` calls (nodes/verify.py). A run under a call
+    budget holds each round to what is left after the rounds planned behind it."""
+    if not settings.verify_citations:
+        return 0, 0, 0
+    pairs, rechecks, repaired = check_sizes(sections)
+    return tuple(min(n, settings.max_concurrency) for n in (pairs, repaired, rechecks))  # type: ignore[return-value]
 
 
 # Stages without which no article is written (refinement and the digest passes are counted apart).
@@ -176,6 +189,21 @@ def writing_cost(settings: Settings, paper_tokens: list[int], sections: int) -> 
     p = estimate(settings, paper_tokens, sections=max(1, sections))
     stages = [p.stages[k] for k in WRITE_STAGES if k in p.stages]
     return sum(s.calls for s in stages), sum(s.prompt_tokens + s.completion_tokens for s in stages)
+
+
+def max_sections_within(settings: Settings, paper_tokens: list[int], calls_left: int | None,
+                        tokens_left: int | None, limit: int = 1000) -> int | None:
+    """The most sections whose writing (citation check included) fits `calls_left` calls and `tokens_left`
+    tokens, as `writing_cost` plans it; None when neither is limited. At least 1: an article needs a section."""
+    if calls_left is None and tokens_left is None:
+        return None
+    best = 1
+    for sections in range(1, limit + 1):  # writing's cost grows with the sections: stop at the first miss
+        calls, tokens = writing_cost(settings, paper_tokens, sections)
+        if (calls_left is not None and calls > calls_left) or (tokens_left is not None and tokens > tokens_left):
+            break
+        best = sections
+    return best
 
 
 def block_calls(settings: Settings, papers: int, groups: int) -> int:

@@ -21,9 +21,15 @@ from llmxmr.core.convergence import (
 from llmxmr.core.entropy import combine, structural_entropy
 from llmxmr.core.rng import rng_for
 from llmxmr.core.sampling import is_pooling, pooling_groups, sampling_groups, top_k
-from llmxmr.core.tree import leaf_ids, outline_to_markdown, section_ids
+from llmxmr.core.tree import (
+    cap_sections,
+    leaf_ids,
+    outline_key,
+    outline_to_markdown,
+    section_ids,
+)
 from llmxmr.nodes.step import Step
-from llmxmr.plan import block_calls, writing_cost
+from llmxmr.plan import block_calls, max_sections_within, writing_cost
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import SurveyState
 from llmxmr.state.records import Score, Suggestion
@@ -279,15 +285,44 @@ def review_digested(state: SurveyState, step: Step) -> dict[str, Any]:
     return {}
 
 
+def fit_to_budget(state: SurveyState, step: Step, key: str) -> str:
+    """The final outline cut to the sections the budget left can write (citation check included), so that a run
+    that got this far finishes its article: an outline's size is only known once it is drafted. The cut
+    outline's digests are the kept sections of the original's (no model call); returns its key."""
+    settings = step.settings
+    spent = run_store.get_spent(step.store, step.run_id) or {}
+    calls_left = None if settings.max_calls is None else settings.max_calls - int(spent.get("calls", 0))
+    tokens_left = None if settings.max_total_tokens is None else settings.max_total_tokens - int(spent.get("tokens", 0))
+    paper_tokens = [int(r.get("tokens") or 0) for r in state["paper_refs"]]
+    fit = max_sections_within(settings, paper_tokens, calls_left, tokens_left)
+    outline = run_store.get_outline(step.store, step.run_id, key)
+    had = len(section_ids(outline))
+    if fit is None or had <= fit:
+        return key
+    cut = cap_sections(outline, fit)
+    new_key = outline_key(cut)
+    run_store.put_outline(step.store, step.run_id, new_key, cut)
+    kept = set(section_ids(cut))
+    for digest in run_store.get_digests(step.store, step.run_id, key, [r["paper_id"] for r in state["paper_refs"]]):
+        run_store.put_digest(step.store, step.run_id, digest.model_copy(update={
+            "outline_key": new_key, "sections": {k: v for k, v in digest.sections.items() if k in kept}}))
+    left = f"{calls_left} calls" if calls_left is not None else f"{tokens_left} tokens"
+    step.calls.fail("write_section", "outline", "budget",
+                    f"the final outline was cut from {had} to {fit} sections: {left} of the budget were left to "
+                    "write it. Fix: a larger max_calls / max_total_tokens writes the whole outline")
+    outline_artifact(step, "outline-final.md", cut, new_key, f": cut to {fit} sections to fit the budget")
+    return new_key
+
+
 def select_final(state: SurveyState, step: Step) -> dict[str, Any]:
     """The final outline by key: the highest E among O_0..O_last (default) or the last one (reference)."""
     outlines = state.get("block_outlines") or []
     scores = [o["E"] if o.get("E") is not None else (o.get("J") or 0.0) for o in outlines]
     index = final_outline_index(scores, step.settings.mode) if scores else 0
-    chosen = outlines[index]["outline_key"] if outlines else state["outline_key"]
+    chosen = fit_to_budget(state, step, outlines[index]["outline_key"] if outlines else state["outline_key"])
     update: dict[str, Any] = {"final_key": chosen, "stop_reason": state.get("stop_reason") or "completed"}
     update["entropy_history"] = [{"kind": "final", "block": index, "layer": None, "best": scores[index] if scores else None,
                                   "mean": None, "parts": {"outline_key": chosen}}]
     entropy_artifact(step, state, update["entropy_history"])
     step.progress("select_final", stop_reason=update["stop_reason"])
-    return update
+    return step.update(**update)

@@ -25,6 +25,7 @@ from llmxmr.limits import input_budget, output_tokens
 from llmxmr.models.specs import ModelSpec
 from llmxmr.nodes.step import Step
 from llmxmr.nodes.write import evidence_text
+from llmxmr.plan import check_calls
 from llmxmr.prompts.verify import SectionToRepair
 from llmxmr.retrieval import PASSAGE_WORDS, index_for, passage_spans
 from llmxmr.stages import STAGES
@@ -60,9 +61,31 @@ def pairs_per_call(settings: Settings, total: int) -> int:
     return max(1, min(spread, by_input, by_output))
 
 
-def _store_batches(step: Step, final_key: str, round_: int, pairs: list[list[Any]]) -> int:
-    """The pairs cut into verifier calls, stored (checkpoints carry only their count)."""
+def calls_allowed(step: Step, sections: int, then: tuple[int, ...]) -> int | None:
+    """Calls a round of the citation check may make under `max_calls`: what is left after the charts call and
+    the later rounds' planned calls (`then`: indexes into plan.check_calls); None without a call budget. The
+    check is optional: a round held to fewer calls leaves the rest of its claims unchecked, the article is
+    written within its budget."""
+    settings = step.settings
+    if settings.max_calls is None:
+        return None
+    spent = int((run_store.get_spent(step.store, step.run_id) or {}).get("calls", 0))
+    planned = check_calls(settings, sections)
+    return max(0, settings.max_calls - spent - int(settings.charts) - sum(planned[i] for i in then))
+
+
+def _held(step: Step, stage: str, unit: str, planned: int, allowed: int | None) -> int:
+    if allowed is None or planned <= allowed:
+        return planned
+    step.calls.fail(stage, unit, "budget", f"{allowed} of {planned} calls made to stay within max_calls; "
+                    "the rest stay unchecked. Fix: a larger max_calls")
+    return allowed
+
+
+def _store_batches(step: Step, final_key: str, round_: int, pairs: list[list[Any]], allowed: int | None = None) -> int:
+    """The pairs cut into verifier calls (at most `allowed`), stored (checkpoints carry only their count)."""
     batches = batched(pairs, pairs_per_call(step.settings, len(pairs))) if pairs else []
+    batches = batches[:_held(step, VERIFY.name, f"round{round_}", len(batches), allowed)]
     for b, batch in enumerate(batches):
         run_store.put_check_batch(step.store, step.run_id, final_key, round_, b, batch)
     return len(batches)
@@ -78,7 +101,9 @@ def plan_checks(state: WriterState, step: Step) -> dict[str, Any]:
         for claim in split_claims(section_text(step, state["final_key"], sid)):
             pairs += [[sid, claim.index, pid] for pid in claim.cited]
     step.progress("verify", done=0, total=len(pairs))
-    return {"check_batches": [_store_batches(step, state["final_key"], 1, pairs), 0], "check_round": 1}
+    allowed = calls_allowed(step, len(written(state)), then=(1, 2))
+    batches = _store_batches(step, state["final_key"], 1, pairs, allowed)
+    return step.update(check_batches=[batches, 0], check_round=1)
 
 
 def verify_claims(task: CheckTask, step: Step) -> Command:
@@ -155,7 +180,9 @@ def plan_repairs(state: WriterState, step: Step) -> dict[str, Any]:
                 cited.add(pid)
     sections = [[sid, uncited.get(sid, [])] for sid in written(state) if sid in flagged or sid in uncited]
     per_call = min(SECTIONS_PER_REPAIR, max(1, math.ceil(len(sections) / max(1, step.settings.max_concurrency))))
-    return {"repairs": batched(sections, per_call) if sections else []}
+    batches = batched(sections, per_call) if sections else []
+    batches = batches[:_held(step, REPAIR.name, "round2", len(batches), calls_allowed(step, len(written(state)), then=(2,)))]
+    return step.update(repairs=batches)
 
 
 def repair_sections(task: RepairTask, step: Step) -> dict[str, Any]:
@@ -226,8 +253,8 @@ def plan_rechecks(state: WriterState, step: Step) -> dict[str, Any]:
         for claim in split_claims(section_text(step, state["final_key"], r["section_id"])):
             if claim.text in changed:
                 pairs += [[r["section_id"], claim.index, pid] for pid in claim.cited]
-    return {"check_batches": [state["check_batches"][0], _store_batches(step, state["final_key"], 2, pairs)],
-            "check_round": 2}
+    batches = _store_batches(step, state["final_key"], 2, pairs, calls_allowed(step, len(written(state)), then=()))
+    return step.update(check_batches=[state["check_batches"][0], batches], check_round=2)
 
 
 # ------------------------------------------------------------------------------------------ the end

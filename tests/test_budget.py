@@ -94,12 +94,43 @@ def test_the_announced_minimum_budget_writes_an_article(tmp_path: Path, capsys: 
     assert report["stop_reason"].startswith("budget")
 
 
-def test_exhausted_budget_outside_refinement_stops_resumably_then_resume_with_more(
+def test_an_outline_far_larger_than_planned_is_cut_to_what_the_announced_minimum_can_write(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    # The minimum assumes an outline of a typical size; one far larger than the estimate runs out while writing.
+    # Issue 16 §4: the outline's size is only known once drafted. 10 sections of 3 subsections (40) is far
+    # beyond the size the minimum reserves for; the run cuts the final outline instead of dying while writing.
     need = announced_minimum(capsys, *TINY)
     out = tmp_path / "out"
     with scripted_server(Responder(sections_per_outline=10, subsections=3)) as stub:
+        code = cli.main(["run", str(CORPUS), "-o", str(out), "--model", "openai:scripted",
+                         "--base-url", stub.base_url, "--set", f"max_calls={need}", *TINY])
+        paid = len(stub.chat_requests)
+    err = capsys.readouterr().err
+    assert code == 3, err  # an article, with the cut recorded
+    assert paid <= need
+    report = json.loads((out / "survey.json").read_text())
+    assert "Section not written" not in report["content"]
+    cut = [f for f in report["failures"] if f["kind"] == "budget" and f["unit"] == "outline"]
+    assert len(cut) == 1 and re.search(r"cut from 40 to \d+ sections", cut[0]["message"])
+    written = report["content"].count("\n#")
+    assert 1 < written <= 40
+    assert "cut to" in (out / "outline-final.md").read_text()
+
+
+def test_exhausted_budget_outside_refinement_stops_resumably_then_resume_with_more(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # Retries are paid calls: a server failing each section's first two attempts spends the slack while writing.
+    need = announced_minimum(capsys, *TINY)
+    out = tmp_path / "out"
+    seen: dict[str, int] = {}
+
+    def flaky_writer(stage: str, request: dict) -> dict | None:
+        if stage != "write_section":
+            return None
+        key = json.dumps(request.get("messages"), sort_keys=True)
+        seen[key] = seen.get(key, 0) + 1
+        return {"status": 500} if seen[key] <= 2 else None
+
+    with scripted_server(fault=flaky_writer) as stub:
         code = cli.main(["run", str(CORPUS), "-o", str(out), "--thread", "b", "--model", "openai:scripted",
                          "--base-url", stub.base_url, "--set", f"max_calls={need}", *TINY])
         err = capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from llmxmr.core.tree import (
+    cap_sections,
     depth,
     find_section,
     height_schedule,
@@ -252,3 +253,15 @@ def test_focus_shows_descriptions_of_the_named_sections_only() -> None:
     assert text.splitlines() == ["Title: T", "[s1] 1 Graph neural networks", "  [s2] 1.1 Message passing",
                                  "    construction: C2", "    analysis: A2", "[s3] 2 Methods", "[s4] 3 Open problems"]
     assert outline_to_prompt_text(o, focus=set()) == outline_to_prompt_text(o, "titles")
+
+
+def test_cap_sections_drops_the_deepest_last_sections_first_and_keeps_ids():
+    # Issue 16 §4: an outline larger than the budget can write is cut, not left half written.
+    o = three_level()
+    assert section_ids(cap_sections(o, 8)) == section_ids(o)
+    assert section_ids(cap_sections(o, 7)) == ["s1", "s2", "s3", "s5", "s6", "s7", "s8"]  # s4: deepest, last
+    assert section_ids(cap_sections(o, 6)) == ["s1", "s2", "s5", "s6", "s7", "s8"]  # level 3 gone
+    assert section_ids(cap_sections(o, 4)) == ["s1", "s2", "s6", "s8"]
+    assert section_ids(cap_sections(o, 2)) == ["s1", "s6"]
+    assert section_ids(cap_sections(o, 0)) == ["s1"]  # an article needs a section
+    assert section_ids(o) == ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"]  # the input is not changed

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmxmr import cli
-from llmxmr.plan import estimate, merge_levels, minimum_calls
+from llmxmr.plan import estimate, max_sections_within, merge_levels, minimum_calls, writing_cost
 from llmxmr.state.context import resolve_settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
@@ -87,3 +87,15 @@ def test_the_group_stage_is_planned_in_the_batches_the_run_makes() -> None:
     assert plan.stages["group"].calls == 50
     assert plan.stages["group"].prompt_tokens < 50 * 6000
     assert estimate(resolve_settings({"max_blocks": 1}), [3000] * 12).stages["group"].calls == 1
+
+
+def test_the_sections_a_budget_can_write() -> None:
+    settings = resolve_settings({"max_blocks": 1})
+    papers = [1000] * 4
+    assert max_sections_within(settings, papers, None, None) is None  # no budget, no cap
+    fit = max_sections_within(settings, papers, 40, None)
+    assert fit is not None and fit > 1
+    assert writing_cost(settings, papers, fit)[0] <= 40 < writing_cost(settings, papers, fit + 1)[0]
+    assert max_sections_within(settings, papers, 0, None) == 1  # an article needs a section, whatever is left
+    tokens = writing_cost(settings, papers, 5)[1]
+    assert max_sections_within(settings, papers, None, tokens) == 5

@@ -85,6 +85,30 @@ def section_numbers(outline: Outline) -> dict[str, str]:
     return numbers
 
 
+def cap_sections(outline: Outline, limit: int) -> Outline:
+    """The outline with at most `limit` sections (at least one): the deepest sections go first, the last of
+    them first, then the last top-level sections; the ids of the sections kept do not change. A budget that
+    can pay for writing `limit` sections gets an article of that many rather than an unfinished one."""
+    limit = max(1, limit)
+    out = outline.model_copy(deep=True)
+    count = len(section_ids(out))
+    while count > limit:
+        deepest = depth(out)
+        if deepest <= 1:
+            del out.sections[limit:]
+            break
+        last = None
+        for s, d, parent in iter_sections(out):
+            if d == deepest:
+                last = (s.section_id, parent)
+        sid, parent = last  # type: ignore[misc]
+        holder = find_section(out, parent) if parent else None
+        siblings = holder.children if holder is not None else out.sections
+        siblings[:] = [c for c in siblings if c.section_id != sid]
+        count -= 1
+    return out
+
+
 # --- height scheduling (the writer: leaves first, a parent after its last child) --------------------
 
 
