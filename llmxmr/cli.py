@@ -425,7 +425,7 @@ def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections
                  console: Console | None = None) -> list[Any]:
     """One Plan per survey of the corpus (token counts offline, chunks as the run would make them)."""
     from llmxmr.corpus import load_surveys
-    from llmxmr.limits import chunks_of
+    from llmxmr.limits import chunk_bounds
     from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
     from llmxmr.plan import estimate
 
@@ -435,7 +435,7 @@ def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections
         if console is not None:
             report_skipped(console, survey)
         tokens = [count_tokens(d.text) for d in survey.documents]
-        chunks = [len(chunks_of(d.text, settings)) for d in survey.documents]
+        chunks = [len(chunk_bounds(d.text, settings)) for d in survey.documents]
         plans.append((survey.title, estimate(settings, tokens, chunks, sections=sections), tokens, chunks))
     return plans
 

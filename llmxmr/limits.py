@@ -43,14 +43,23 @@ def chunks_of(text: str, settings: Settings) -> list[str]:
     return split_by_tokens(text, size) or [text]
 
 
+# A document longer than this is split segment by segment (segments cut at whitespace), so that splitting a
+# 200 MB document holds one segment's pieces at a time, not the whole text's; a chunk never spans segments.
+SEGMENT_CHARS = 2_000_000
+
+
 def chunk_bounds(text: str, settings: Settings) -> list[tuple[int, int]]:
     """Character spans of the chunks: computed once at prepare, so map tasks never re-tokenize the text."""
-    spans, pos = [], 0
-    for chunk in chunks_of(text, settings):
-        start = text.find(chunk, pos)
-        if start < 0:  # the splitter normalised whitespace: fall back to the running position
-            start = pos
-        end = min(len(text), start + len(chunk))
-        spans.append((start, end))
-        pos = end
+    from llmxmr.models.tokens import text_slices
+
+    spans: list[tuple[int, int]] = []
+    for a, b in text_slices(text, SEGMENT_CHARS) if len(text) > SEGMENT_CHARS else [(0, len(text))]:
+        segment, pos = text[a:b], 0
+        for chunk in chunks_of(segment, settings):
+            start = segment.find(chunk, pos)
+            if start < 0:  # the splitter normalised whitespace: fall back to the running position
+                start = pos
+            end = min(len(segment), start + len(chunk))
+            spans.append((a + start, a + end))
+            pos = end
     return spans or [(0, len(text))]

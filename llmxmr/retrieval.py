@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PASSAGE_WORDS = 120  # words per passage: a few sentences, enough context for one claim
@@ -68,16 +69,30 @@ _LOCK = threading.Lock()
 INDEX_CACHE = 64
 
 
-def index_for(run_id: str, paper_id: str, text: str, spans: list[tuple[int, int]]) -> PassageIndex:
-    key = (run_id, paper_id)
+def cached_index(run_id: str, paper_id: str) -> PassageIndex | None:
+    """The paper's index when this process built it already (its text need not be read again)."""
     with _LOCK:
-        index = _INDEXES.get(key)
+        index = _INDEXES.get((run_id, paper_id))
         if index is not None:
-            _INDEXES.move_to_end(key)
+            _INDEXES.move_to_end((run_id, paper_id))
+        return index
+
+
+_BUILD_LOCK = threading.Lock()  # one build at a time: parallel checks of one paper read its text once
+
+
+def index_for(run_id: str, paper_id: str, load: Callable[[], tuple[str, list[tuple[int, int]]]]) -> PassageIndex:
+    """The paper's index, built from `load()` (its text and passage spans) only when no check built it yet."""
+    index = cached_index(run_id, paper_id)
+    if index is not None:
+        return index
+    with _BUILD_LOCK:
+        index = cached_index(run_id, paper_id)
+        if index is not None:
             return index
-    index = PassageIndex(text, spans)
-    with _LOCK:
-        _INDEXES[key] = index
-        while len(_INDEXES) > INDEX_CACHE:
-            _INDEXES.popitem(last=False)
+        index = PassageIndex(*load())
+        with _LOCK:
+            _INDEXES[(run_id, paper_id)] = index
+            while len(_INDEXES) > INDEX_CACHE:
+                _INDEXES.popitem(last=False)
     return index

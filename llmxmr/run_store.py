@@ -89,18 +89,55 @@ def has_redacted_base_url(settings: dict[str, Any]) -> bool:
     return ":***@" in str(settings.get("base_url") or "")
 
 
-def put_document(store: BaseStore, run_id: str, doc: Document) -> None:
-    store.put(ns(run_id, "docs"), doc.paper_id, doc.model_dump())
+def put_document(store: BaseStore, run_id: str, doc: Document, bounds: list[tuple[int, int]] | None = None) -> None:
+    """A document; one of several chunks (`bounds`) is stored once, as its chunks: the document record keeps
+    its metadata and the chunk count, and nothing ever needs the whole text in memory at once (a map task
+    reads its chunk, the skeleton and digests a head, the citation check a bounded prefix)."""
+    if bounds is None or len(bounds) < 2:
+        store.put(ns(run_id, "docs"), doc.paper_id, doc.model_dump())
+        return
+    for i, (a, b) in enumerate(bounds):
+        # What lies between this chunk and the next (a separator the splitter dropped) is kept with it, so
+        # the chunks put back together are the text, character for character (passage offsets stay true).
+        after = doc.text[b:bounds[i + 1][0] if i + 1 < len(bounds) else len(doc.text)]
+        before = doc.text[:a] if i == 0 else ""
+        _put_chunk(store, run_id, doc.paper_id, i, len(bounds), doc.title, doc.text[a:b], before, after)
+    store.put(ns(run_id, "docs"), doc.paper_id, {**doc.model_dump(exclude={"text"}), "text": "", "chunks": len(bounds)})
 
 
-def get_document(store: BaseStore, run_id: str, paper_id: str) -> Document:
+def _document_record(store: BaseStore, run_id: str, paper_id: str) -> dict[str, Any]:
     value = _get(store, ns(run_id, "docs"), paper_id)
     if value is None:
         raise LookupError(
             f"document {paper_id} of run {run_id} is not in the store: this run was started without a "
             "persistent store and cannot be resumed; start it again"
         )
+    return dict(value)  # a copy: an in-memory store hands out the stored dict itself
+
+
+def get_document(store: BaseStore, run_id: str, paper_id: str, max_chars: int | None = None) -> Document:
+    """The document; its text whole, or (`max_chars`) at least its first `max_chars` characters where it is
+    longer: a document stored as chunks is read chunk by chunk up to there, never further."""
+    value = _document_record(store, run_id, paper_id)
+    chunks = int(value.pop("chunks", 0) or 0)
+    if chunks:
+        parts, size = [], 0
+        for i in range(chunks):
+            if max_chars is not None and size >= max_chars:
+                break
+            chunk = get_chunk(store, run_id, paper_id, i) or {}
+            for part in (chunk.get("before", ""), chunk.get("text", ""), chunk.get("after", "")):
+                parts.append(part)
+                size += len(part)
+        value["text"] = "".join(parts)
     return Document(**value)
+
+
+def get_document_info(store: BaseStore, run_id: str, paper_id: str) -> Document:
+    """The document's title, abstract and metadata, without its text (text "")."""
+    value = _document_record(store, run_id, paper_id)
+    value.pop("chunks", None)
+    return Document(**{**value, "text": ""})
 
 
 def put_chunk_bounds(store: BaseStore, run_id: str, paper_id: str, bounds: list[tuple[int, int]]) -> None:
@@ -112,11 +149,16 @@ def get_chunk_bounds(store: BaseStore, run_id: str, paper_id: str) -> list[tuple
     return None if value is None else [tuple(b) for b in value["bounds"]]
 
 
-def put_chunk(store: BaseStore, run_id: str, paper_id: str, index: int, count: int, title: str, text: str) -> None:
+def _put_chunk(store: BaseStore, run_id: str, paper_id: str, index: int, count: int, title: str, text: str,
+               before: str = "", after: str = "") -> None:
     """One chunk of a document's text, on its own: a map task reads its chunk, never the whole document
-    (a 200 MB document in thousands of chunks would otherwise be loaded once per chunk)."""
-    # Packed like outlines: the document's text is in the store once already (docs); its chunks compress.
-    store.put(ns(run_id, "chunktext"), f"{paper_id}:{index}", pack({"text": text, "of": count, "title": title}))
+    (a 200 MB document in thousands of chunks would otherwise be loaded once per chunk). Packed: text compresses."""
+    value: dict[str, Any] = {"text": text, "of": count, "title": title}
+    if before:
+        value["before"] = before
+    if after:
+        value["after"] = after
+    store.put(ns(run_id, "chunktext"), f"{paper_id}:{index}", pack(value))
 
 
 def get_chunk(store: BaseStore, run_id: str, paper_id: str, index: int) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from llmxmr import run_store
 from llmxmr.citations import validate_citations
 from llmxmr.core.tree import outline_to_prompt_text, section_ids
 from llmxmr.limits import input_budget
-from llmxmr.models.tokens import count_tokens, truncate_to_tokens
+from llmxmr.models.tokens import CHARS_PER_TOKEN_MAX, count_tokens, truncate_to_tokens
 from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Digest
@@ -21,14 +21,21 @@ PROMPT_OVERHEAD = 300
 
 def paper_body(store, run_id: str, paper_id: str, settings, room: int) -> tuple[str, str, bool]:
     """(title, body, truncated): the notes in default mode, else the text cut to `room` tokens."""
-    doc = run_store.get_document(store, run_id, paper_id)
     if settings.digest_input == "notes":
         notes = run_store.get_notes(store, run_id, paper_id)
         if notes:
             body, cut = truncate_to_tokens("\n".join(f"- {n}" for n in notes), room)
-            return doc.title, body, cut
+            return run_store.get_document_info(store, run_id, paper_id).title, body, cut
+    # Only the head that can fit is read (a long document is stored as chunks: never loaded whole).
+    doc = run_store.get_document(store, run_id, paper_id, max_chars=room * CHARS_PER_TOKEN_MAX)
     body, cut = truncate_to_tokens(doc.text, room)
+    cut = cut or len(doc.text) < _length(store, run_id, paper_id)
     return doc.title, body, cut
+
+
+def _length(store, run_id: str, paper_id: str) -> int:
+    bounds = run_store.get_chunk_bounds(store, run_id, paper_id)
+    return bounds[-1][1] if bounds else 0
 
 
 def outline_digest(task: DigestTask, step: Step) -> Command:

@@ -53,7 +53,7 @@ def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
         failures += [Failure(stage="finalize", unit=sid, kind="citation", message=p).model_dump() for p in problems]
         texts.append(text)
     numbered, references = number_citations(texts, papers)
-    references = with_metadata(references, {r.paper_id: run_store.get_document(store, run_id, r.paper_id) for r in references})
+    references = with_metadata(references, {r.paper_id: run_store.get_document_info(store, run_id, r.paper_id) for r in references})
     article = render_markdown(state["title"], outline, dict(zip(order, numbered)), references)
     unnumbered = render_markdown(state["title"], outline, dict(zip(order, texts)), [])  # pandoc adds References
     pandoc = pandoc_markdown(unnumbered, bibtex_keys(references), bibliography=BIB_NAME)

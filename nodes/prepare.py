@@ -52,14 +52,12 @@ def prepare(state: SurveyState, step: Step) -> dict[str, Any]:
     title, docs, skipped = load_documents(state, settings.follow_links)
     refs = []
     for doc in docs:
-        run_store.put_document(step.store, step.run_id, doc)
         tokens = count_tokens(doc.text)
         bounds = chunk_bounds(doc.text, settings)
         run_store.put_chunk_bounds(step.store, step.run_id, doc.paper_id, bounds)
-        # A document of several chunks gets each stored on its own (a map task reads one, never the whole
-        # document); a one-chunk document is read whole anyway, and storing it twice would double the store.
-        for i, (a, b) in enumerate(bounds if len(bounds) > 1 else []):
-            run_store.put_chunk(step.store, step.run_id, doc.paper_id, i, len(bounds), doc.title, doc.text[a:b])
+        # A document of several chunks is stored as its chunks (a map task reads one, never the whole
+        # document); a one-chunk document is stored whole (its one chunk is the document).
+        run_store.put_document(step.store, step.run_id, doc, bounds)
         refs.append(PaperRef(paper_id=doc.paper_id, title=doc.title, url=doc.url, tokens=tokens,
                              chunks=len(bounds)).model_dump())
     step.progress("prepare", done=len(refs), total=len(refs), skipped=len(skipped))

@@ -17,7 +17,7 @@ from llmxmr.core.tree import (
     section_ids,
 )
 from llmxmr.limits import input_budget
-from llmxmr.models.tokens import count_tokens, truncate_to_tokens
+from llmxmr.models.tokens import CHARS_PER_TOKEN_MAX, count_tokens, truncate_to_tokens
 from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES
 from llmxmr.state.context import Settings
@@ -34,7 +34,7 @@ def skeleton_batch(task: SkeletonTask, step: Step) -> dict[str, Any]:
     per_paper = max(40, (input_budget(settings, SKELETON) - PROMPT_OVERHEAD) // max(1, len(pids)))
     papers = []
     for pid in pids:
-        doc = run_store.get_document(step.store, step.run_id, pid)
+        doc = run_store.get_document(step.store, step.run_id, pid, max_chars=per_paper * CHARS_PER_TOKEN_MAX)
         papers.append((pid, doc.title, truncate_to_tokens(doc.abstract or doc.text, per_paper)[0]))
     reply = step.calls.ask(SKELETON, unit, SKELETON.prompt(task["topic"], papers, language=settings.language))
     results = []

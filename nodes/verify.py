@@ -40,6 +40,7 @@ PAIR_TOKENS = 60  # a claim and its paper's header in the verifier's prompt, bes
 FIXUP_PAPERS = 4  # uncited evidence papers one section is asked to place, at most
 SECTIONS_PER_REPAIR = 3  # sections one repair call takes, at most (its answer stays within the stage's cap)
 PROMPT_OVERHEAD = 500
+PASSAGE_CHARS = 4_000_000  # characters of one paper its passages are cut from, at most (~1,500 pages)
 
 
 def written(state: WriterState) -> list[str]:
@@ -109,6 +110,7 @@ def plan_checks(state: WriterState, step: Step) -> dict[str, Any]:
 def verify_claims(task: CheckTask, step: Step) -> Command:
     """One verifier call for a batch of pairs: each claim with its cited paper's best passages (BM25)."""
     settings, texts = step.settings, {}
+    papers: dict[str, tuple[str, Any] | None] = {}  # paper id -> (title, passage index), read once per task
     records, items, shown = [], [], []
     pairs = run_store.get_check_batch(step.store, step.run_id, task["final_key"], task["round"], task["batch"])
     for sid, index, pid in pairs:
@@ -118,17 +120,17 @@ def verify_claims(task: CheckTask, step: Step) -> Command:
         record: dict[str, Any] = {"section_id": sid, "claim": claim.text, "paper_id": pid, "round": task["round"],
                                   "verdict": "unchecked", "passage": None, "confidence": None, "reason": ""}
         records.append(record)
-        try:
-            doc = run_store.get_document(step.store, step.run_id, pid)
-        except LookupError:
+        if pid not in papers:
+            try:
+                papers[pid] = _paper_index(step, pid)
+            except LookupError:
+                papers[pid] = None
+        if papers[pid] is None:
             record["reason"] = "the cited paper is not in the run's store"
             continue
-        spans = run_store.get_passages(step.store, step.run_id, pid)
-        if spans is None:  # cut once per run; every later check of this paper reads the same spans
-            spans = passage_spans(doc.text)
-            run_store.put_passages(step.store, step.run_id, pid, spans)
-        passages = index_for(step.run_id, pid, doc.text, spans).best(claim_text(claim), settings.verify_passages)
-        items.append((claim_text(claim), pid, doc.title, [p.text for p in passages]))
+        title, passage_index = papers[pid]
+        passages = passage_index.best(claim_text(claim), settings.verify_passages)
+        items.append((claim_text(claim), pid, title, [p.text for p in passages]))
         shown.append((record, passages))
     unit = f"r{task['round']}:batch{task['batch']}"
     if items:
@@ -138,6 +140,25 @@ def verify_claims(task: CheckTask, step: Step) -> Command:
     run_store.put_verdicts(step.store, step.run_id, task["final_key"], task["round"], task["batch"], records)
     step.progress("verify", done=len(records), unit=unit)
     return Command(update=step.update(), goto=task["then"])
+
+
+def _paper_index(step: Step, pid: str) -> tuple[str, Any]:
+    """(title, passage index) of a cited paper: the index is built once per process (llmxmr.retrieval), from at
+    most the paper's first PASSAGE_CHARS characters (every paper of ordinary length whole: the index of a
+    200 MB document would not fit in memory), read only when it is not built yet."""
+
+    def load() -> tuple[str, list[tuple[int, int]]]:
+        text = run_store.get_document(step.store, step.run_id, pid, max_chars=PASSAGE_CHARS).text
+        spans = run_store.get_passages(step.store, step.run_id, pid)
+        if spans is None:  # cut once per run; every later check of this paper reads the same spans
+            spans = passage_spans(text[:PASSAGE_CHARS])
+            if len(text) > PASSAGE_CHARS:
+                step.calls.fail(VERIFY.name, pid, "truncated", f"passages taken from the first {PASSAGE_CHARS:,} "
+                                "characters of this paper only")
+            run_store.put_passages(step.store, step.run_id, pid, spans)
+        return text, spans
+
+    return run_store.get_document_info(step.store, step.run_id, pid).title, index_for(step.run_id, pid, load)
 
 
 def _read_verdicts(reply: Any, shown: list[tuple[dict[str, Any], list[Any]]]) -> None:

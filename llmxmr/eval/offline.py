@@ -49,7 +49,7 @@ def _cites(sentence: str, article: Article) -> bool:
 
 def passage_index(doc: Document) -> PassageIndex:
     """A corpus document's BM25 passages, built once per process (the pipeline's cache, under an eval key)."""
-    return index_for("eval", doc.paper_id, doc.text, passage_spans(doc.text))
+    return index_for("eval", doc.paper_id, lambda: (doc.text, passage_spans(doc.text)))
 
 
 def lexical_support(article: Article, corpus: Sequence[Document], passages: int = 2) -> list[float]:

@@ -60,10 +60,32 @@ def _encoder() -> Any | None:
         return None
 
 
+# Texts longer than this are counted slice by slice (cut at whitespace): the token ids of a 200 MB document
+# as one Python list would take gigabytes; the sum of the slices' counts differs by a token per slice at most.
+SLICE_CHARS = 1_000_000
+# A token covers at most this many characters in practice: truncation encodes only such a prefix.
+CHARS_PER_TOKEN_MAX = 32
+
+
+def text_slices(text: str, size: int = SLICE_CHARS) -> list[tuple[int, int]]:
+    """Spans of about `size` characters covering `text`, each ending at whitespace where there is some."""
+    spans, start = [], 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = max(text.rfind("\n", start, end), text.rfind(" ", start, end))
+            end = cut + 1 if cut > start else end
+        spans.append((start, end))
+        start = end
+    return spans
+
+
 def count_tokens(text: str) -> int:
     enc = _encoder()
     if enc is None:
         return len(text) // 4
+    if len(text) > SLICE_CHARS:
+        return sum(len(enc.encode(text[a:b], disallowed_special=())) for a, b in text_slices(text))
     return len(enc.encode(text, disallowed_special=()))
 
 
@@ -73,6 +95,10 @@ def truncate_to_tokens(text: str, max_tokens: int) -> tuple[str, bool]:
     if enc is None:
         limit = max(0, max_tokens) * 4
         return (text, False) if len(text) <= limit else (text[:limit], True)
+    limit = max(0, max_tokens) * CHARS_PER_TOKEN_MAX + 1
+    if len(text) > max(limit, SLICE_CHARS):  # only a prefix can be kept: never encode the rest
+        head, _ = truncate_to_tokens(text[:limit], max_tokens)
+        return head, True
     ids = enc.encode(text, disallowed_special=())
     if len(ids) <= max_tokens:
         return text, False
