@@ -22,7 +22,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/bigdoc.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import Mock, _env  # noqa: E402
+from bench.run import Mock, _env
 
 VOCAB = ("lock", "queue", "thread", "scheduler", "latency", "throughput", "fairness", "kernel", "process",
          "signal", "pipe", "buffer", "cache", "memory", "page", "fault", "interrupt", "epoch", "barrier", "mutex")

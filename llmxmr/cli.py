@@ -436,7 +436,9 @@ def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections
             report_skipped(console, survey)
         tokens = [count_tokens(d.text) for d in survey.documents]
         chunks = [len(chunk_bounds(d.text, settings)) for d in survey.documents]
-        plans.append((survey.title, estimate(settings, tokens, chunks, sections=sections), tokens, chunks))
+        titles = [count_tokens(d.title) for d in survey.documents]
+        plans.append((survey.title, estimate(settings, tokens, chunks, sections=sections, title_tokens=titles),
+                      tokens, chunks, titles))
     return plans
 
 
@@ -446,7 +448,7 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from llmxmr.state.context import resolve_settings
 
     settings = resolve_settings(overrides_from(args))
-    for title, plan, tokens, _ in corpus_plans(Path(args.corpus).expanduser().resolve(), settings, args.title,
+    for title, plan, tokens, _, _ in corpus_plans(Path(args.corpus).expanduser().resolve(), settings, args.title,
                                                args.sections, console):
         priced = args.price_in is not None or args.price_out is not None
         pin, pout = args.price_in or 0.0, args.price_out or 0.0
@@ -475,9 +477,9 @@ def check_budget(settings: Any, corpus: Path, title: str | None) -> None:
 
     if settings.max_calls is None and settings.max_total_tokens is None:
         return
-    for name, plan, tokens, chunks in corpus_plans(corpus, settings, title):
-        need_calls = minimum_calls(settings, tokens, chunks)
-        need_tokens = minimum_tokens(settings, tokens, chunks)
+    for name, plan, tokens, chunks, titles in corpus_plans(corpus, settings, title):
+        need_calls = minimum_calls(settings, tokens, chunks, titles)
+        need_tokens = minimum_tokens(settings, tokens, chunks, titles)
         if settings.max_calls is not None and settings.max_calls < need_calls:
             raise SettingsError(
                 f"max_calls={settings.max_calls} is too small for any article of {name!r}: reading, one outline "

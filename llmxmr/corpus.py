@@ -12,6 +12,7 @@ year, venue, DOI, arXiv id, citation key) is optional and never costs a document
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -88,15 +89,24 @@ def clean_text(s: str) -> str:
 _clean = clean_text
 
 
+_HEAD_CHARS = 65_536  # where a title or an abstract is looked for: never split a 200 MB text into all its words
+
+
+def _head_lines(text: str) -> list[str]:
+    """The lines of the text's head (all of them when the head is blank)."""
+    lines = text[:_HEAD_CHARS].splitlines()
+    return lines if len(text) <= _HEAD_CHARS or any(line.strip() for line in lines) else text.splitlines()
+
+
 def derive_abstract(text: str, words: int = _ABSTRACT_WORDS) -> str:
-    parts = text.split()
+    parts = [m.group() for m in itertools.islice(re.finditer(r"\S+", text), words + 1)]
     head = " ".join(parts[:words])
     return head + " …" if len(parts) > words else head
 
 
 def derive_title(text: str) -> str:
     """The first non-blank line of the text, without markdown heading marks, capped to a few words."""
-    for line in text.splitlines():
+    for line in _head_lines(text):
         line = line.strip().lstrip("#").strip()
         if line:
             parts = line.split()
@@ -337,7 +347,7 @@ def _stem_title(path: Path) -> str:
 
 def _markdown_title(text: str) -> str:
     """The first top-level '# ' heading of a markdown file, if it comes before any prose."""
-    for line in text.splitlines():
+    for line in _head_lines(text):
         stripped = line.strip()
         if not stripped:
             continue

@@ -36,8 +36,15 @@ def slugify(title: str, *, max_words: int = _MAX_WORDS, max_chars: int = _MAX_CH
     return slug or _FALLBACK
 
 
+_HASH_SLICE = 1 << 20  # characters hashed at a time: a 200 MB text is never copied whole to be hashed
+
+
 def content_hash(title: str, text: str, length: int = _HASH_HEX) -> str:
-    return hashlib.sha256(f"{title}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:length]
+    """sha256 of "title\0text" (UTF-8), fed slice by slice."""
+    digest = hashlib.sha256(f"{title}\0".encode("utf-8", "surrogatepass"))
+    for start in range(0, len(text), _HASH_SLICE):
+        digest.update(text[start:start + _HASH_SLICE].encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:length]
 
 
 def make_paper_id(title: str, text: str) -> str:

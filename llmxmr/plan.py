@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from llmxmr.core.grouping import GROUP_PROMPT_OVERHEAD, TITLE_LINE_TOKENS, title_batches
 from llmxmr.limits import input_budget
 from llmxmr.stages import STAGES
 from llmxmr.state.context import Settings
@@ -20,7 +21,7 @@ TITLE_TOKENS_PER_SECTION = 12  # the same with titles only ("[s7] 2.3 Title")
 FOCUS_SECTIONS = 2  # sections a default-mode modify sees in full (those its suggestion names)
 NOTES_TOKENS = 250  # a paper's map notes
 PROMPT_OVERHEAD = 350
-GROUP_TITLE_TOKENS = 40  # a paper's title line in the group prompt
+GROUP_TITLE_TOKENS = 16  # a paper's title in the group prompt, when the titles are not known
 # The citation check, per written section: cited claims, citations per claim, the share of sections a
 # repair rewrites and the share of pairs checked again after it; a passage is ~160 tokens.
 CLAIMS_PER_SECTION = 10
@@ -92,8 +93,9 @@ def merge_levels(drafts: int, per_draft: int, settings: Settings) -> list[int]:
 
 
 def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None,
-             sections: int | None = None) -> Plan:
-    """Expected calls and tokens per stage for papers of `paper_tokens` tokens (split into `chunks`)."""
+             sections: int | None = None, title_tokens: list[int] | None = None) -> Plan:
+    """Expected calls and tokens per stage for papers of `paper_tokens` tokens (split into `chunks`), titled in
+    `title_tokens` tokens (when known: the group calls are then the run's exactly)."""
     n = len(paper_tokens)
     chunks = chunks or [1] * n
     g = math.ceil(n / settings.group_size)
@@ -121,12 +123,14 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
         per_chunk = (sum(paper_tokens) // max(1, map_calls)) + PROMPT_OVERHEAD
         add("map", map_calls, per_chunk)
         add("reduce_notes", sum(1 for c in chunks if c > 1), 4 * NOTES_TOKENS + PROMPT_OVERHEAD)
-    # Titles are grouped in batches, as nodes/group.py makes them: by the input budget, and at most
-    # `fan_in` papers per call in default mode (5,000 papers: 50 calls, not one 200k-token call).
-    group_calls = max(1, math.ceil(n * GROUP_TITLE_TOKENS / max(1, input_budget(settings, "group") - PROMPT_OVERHEAD)))
-    if not reference:
-        group_calls = max(group_calls, math.ceil(n / STAGES["group"].fan_in))
-    add("group", group_calls, math.ceil(n * GROUP_TITLE_TOKENS / group_calls) + PROMPT_OVERHEAD)
+    # Titles are grouped in the batches nodes/group.py makes (core.grouping.title_batches): by the input
+    # budget, and at most `fan_in` papers per call in default mode (5,000 papers: 50 calls, not one call).
+    titles_each = list(title_tokens) if title_tokens is not None else [GROUP_TITLE_TOKENS] * n
+    group_batches = title_batches(titles_each, input_budget(settings, "group"),
+                                  None if reference else STAGES["group"].fan_in) or [[]]
+    add("group", len(group_batches),
+        math.ceil(sum(titles_each) / len(group_batches)) + TITLE_LINE_TOKENS * math.ceil(n / len(group_batches))
+        + GROUP_PROMPT_OVERHEAD)
     drafts = math.ceil(g / settings.skeleton_group_size)
     add("skeleton", drafts, 3 * settings.group_size * 300 + PROMPT_OVERHEAD)
     levels = merge_levels(drafts, outline, settings)
@@ -226,19 +230,21 @@ def _minimum_sections(settings: Settings, papers: int) -> int:
     return math.ceil(default_sections(papers, settings.group_size) * MINIMUM_SECTIONS_MARGIN)
 
 
-def minimum_calls(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None) -> int:
+def minimum_calls(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None,
+                  title_tokens: list[int] | None = None) -> int:
     """Calls without which no article can be written, as the run follows them when the budget is tight:
     reading, one outline and its digest pass, no refinement block, and writing (with the citation check)."""
     n = len(paper_tokens)
     s = _minimum_sections(settings, n)
-    p = estimate(settings, paper_tokens, chunks, sections=s)
+    p = estimate(settings, paper_tokens, chunks, sections=s, title_tokens=title_tokens)
     return sum(sp.calls for sp in _reading(p)) + n + writing_cost(settings, paper_tokens, s)[0]
 
 
-def minimum_tokens(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None) -> int:
+def minimum_tokens(settings: Settings, paper_tokens: list[int], chunks: list[int] | None = None,
+                   title_tokens: list[int] | None = None) -> int:
     n = len(paper_tokens)
     s = _minimum_sections(settings, n)
-    p = estimate(settings, paper_tokens, chunks, sections=s)
+    p = estimate(settings, paper_tokens, chunks, sections=s, title_tokens=title_tokens)
     digest = p.stages.get("digest")
     one_pass = (digest.prompt_tokens + digest.completion_tokens) // (p.blocks + 1) if digest else 0
     reading = sum(sp.prompt_tokens + sp.completion_tokens for sp in _reading(p))

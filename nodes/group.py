@@ -8,9 +8,9 @@ from typing import Any
 
 from llmxmr.core.grouping import (
     batched,
-    batches_by_budget,
     random_groups,
     repack_topics,
+    title_batches,
 )
 from llmxmr.core.rng import rng_for
 from llmxmr.limits import input_budget
@@ -20,16 +20,13 @@ from llmxmr.stages import STAGES
 from llmxmr.state.graph_state import SurveyState
 
 GROUP = STAGES["group"]
-PROMPT_OVERHEAD = 250
 
 
 def group(state: SurveyState, step: Step) -> dict[str, Any]:
     settings = step.settings
     refs = state["paper_refs"]
-    budget = input_budget(settings, GROUP) - PROMPT_OVERHEAD
-    batches = batches_by_budget(list(range(len(refs))), lambda i: count_tokens(refs[i]["title"]) + 4, budget)
-    if settings.mode == "default":
-        batches = [part for b in batches for part in batched(b, GROUP.fan_in)]
+    batches = title_batches([count_tokens(r["title"]) for r in refs], input_budget(settings, GROUP),
+                            GROUP.fan_in if settings.mode == "default" else None)
     topics: list[list[int]] = []
     failed = False
     for b, batch in enumerate(batches):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from langgraph.store.memory import InMemoryStore
+
+from llmxmr import limits
+from llmxmr.models import tokens
 
 from llmxmr.graph import build_graph
 from llmxmr.limits import chunk_bounds, chunks_of, input_budget, output_tokens
@@ -29,6 +33,26 @@ def test_chunk_spans_cover_the_chunks_in_order() -> None:
     assert len(spans) == len(chunks) > 1
     assert [LONG[a:b].strip() for a, b in spans] == [c.strip() for c in chunks]
     assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
+
+
+def test_a_text_longer_than_a_segment_is_split_and_counted_slice_by_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 16 §5: a 200 MB document is never tokenized or split as one piece (gigabytes of token ids).
+    settings = resolve_settings({"context_window": 1200})
+    whole = chunk_bounds(LONG, settings)
+    exact = tokens.count_tokens(LONG)
+    monkeypatch.setattr(limits, "SEGMENT_CHARS", 6000)
+    monkeypatch.setattr(tokens, "SLICE_CHARS", 5000)
+    seen: list[int] = []
+    real = limits.chunks_of
+    monkeypatch.setattr(limits, "chunks_of", lambda text, s: seen.append(len(text)) or real(text, s))
+    spans = chunk_bounds(LONG, settings)
+    assert max(seen) <= 6000 and len(seen) == len(tokens.text_slices(LONG, 6000))  # one segment at a time
+    assert abs(len(spans) - len(whole)) <= len(seen)  # a chunk ends at each segment's end, at most
+    assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
+    assert "".join(LONG[a:b] for a, b in spans).split() == LONG.split()  # every word in exactly one chunk
+    assert abs(tokens.count_tokens(LONG) - exact) <= len(tokens.text_slices(LONG, 5000))
+    head, cut = tokens.truncate_to_tokens(LONG, 50)
+    assert cut and LONG.startswith(head) and tokens.count_tokens(head) <= 50
 
 
 def test_a_long_document_is_mapped_in_chunks_and_reduced() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,38 @@ def test_plan_command_prints_stages_and_money(capsys: pytest.CaptureFixture) -> 
     assert code == 0
     for word in ("map", "digest", "judge", "write_section", "total", "$", "4 papers"):
         assert word in err
+
+
+@pytest.mark.parametrize("mode", ["default", "reference"])
+def test_plan_counts_the_group_calls_the_run_makes_for_5000_papers(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                    mode: str) -> None:
+    # Issue 16 §8: `plan` said one 200k-token group call for 5,000 papers; the run makes batched calls.
+    from langgraph.store.memory import InMemoryStore
+
+    from llmxmr.models.caller import ModelCaller
+    from llmxmr.nodes.group import group
+    from llmxmr.nodes.model_calls import ModelCalls
+    from llmxmr.nodes.step import Step
+    from llmxmr.testing.fake_model import ScriptedChatModel
+
+    titles = [f"Paper {i}: lock-free queues, work stealing and fair schedulers on {i % 64}-core machines"
+              for i in range(5000)]
+    corpus = tmp_path / "big.jsonl"
+    corpus.write_text(json.dumps({"title": "Schedulers", "papers": [
+        {"title": t, "txt": f"Text {i} of a paper on queues."} for i, t in enumerate(titles)]}) + "\n")
+    flags = ["--model", BIG, "--mode", mode, "--set", "max_blocks=1"]
+    assert cli.main(["plan", str(corpus), *flags]) == 0
+    planned = int(re.search(r"│ group\s+│\s+(\d+) │", capsys.readouterr().err).group(1))
+
+    settings = resolve_settings({"model": BIG, "mode": mode, "max_blocks": 1})
+    store = InMemoryStore()
+    calls = ModelCalls(ModelCaller(settings, store, models=ScriptedChatModel()), settings)
+    refs = [{"paper_id": f"p{i}", "title": t} for i, t in enumerate(titles)]
+    update = group({"paper_refs": refs, "title": "Schedulers"}, Step("r", store, settings, calls))
+    made = update["usage"]["group"]["calls"]
+    assert planned == made > 1
+    if mode == "default":
+        assert made >= 50  # at most 100 titles a call, within the input budget
 
 
 def test_the_group_stage_is_planned_in_the_batches_the_run_makes() -> None:

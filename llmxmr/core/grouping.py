@@ -70,6 +70,21 @@ def batches_by_budget(items: Sequence[T], cost: Callable[[T], int | float], budg
     return batches
 
 
+GROUP_PROMPT_OVERHEAD = 250  # tokens of the group prompt around the titles
+TITLE_LINE_TOKENS = 4  # a title's number and line end in the group prompt
+
+
+def title_batches(title_tokens: Sequence[int], budget: int, fan_in: int | None = None) -> list[list[int]]:
+    """The group calls: indexes of the titles each call sorts. Consecutive batches whose titles fit the stage's
+    input `budget`, each cut at `fan_in` titles (default mode). The run (nodes/group.py) and the planner
+    (llmxmr.plan) both batch with this, so `llmxmr plan` counts the calls the run makes."""
+    costs = [t + TITLE_LINE_TOKENS for t in title_tokens]
+    batches = batches_by_budget(list(range(len(costs))), costs.__getitem__, budget - GROUP_PROMPT_OVERHEAD)
+    if fan_in:
+        batches = [part for b in batches for part in batched(b, fan_in)]
+    return batches
+
+
 def merge_level_batches(
     items: Sequence[T], cost: Callable[[T], int | float], budget: int | float, fan_in: int | None = None
 ) -> list[list[T]]:
