@@ -173,3 +173,21 @@ def test_reference_mode_makes_no_check():
     assert "verify" not in stage_totals(out) and "repair" not in stage_totals(out)
     assert out["report"]["verification"] is None and out["report"]["sources"]["documents"] == 4
     assert set(ALL_STAGES) >= {"verify", "repair"}
+
+
+def test_under_a_call_budget_each_round_of_the_check_keeps_to_what_is_left():
+    # Issue 16 §4: a small context makes the verifier take 1 pair a call, many more calls than the plan's one
+    # round of max_concurrency: the check holds its rounds to the budget and leaves the rest unchecked.
+    settings = dict(FAST, context_window=2048, max_concurrency=4)
+    free = run(ScriptedChatModel(), papers(6), **settings)
+    spent = sum(u["calls"] for u in free["report"]["usage"].values())
+    verify = free["report"]["usage"]["verify"]["calls"]
+    assert verify > 8  # far beyond the plan's 4 + 4
+    budget = spent - 3  # refinement fits, all of the check does not
+    held = run(ScriptedChatModel(), papers(6), max_calls=budget, **settings)
+    usage = held["report"]["usage"]
+    assert sum(u["calls"] for u in usage.values()) <= budget
+    v = held["report"]["verification"]
+    assert held["article"] and v["unchecked"] > 0 and v["claims_checked"] > v["unchecked"]
+    assert any(f["stage"] == "verify" and f["kind"] == "budget" for f in held["report"]["failures"])
+    assert "Section not written" not in held["article"]

@@ -3,6 +3,7 @@ file names reach the terminal without escapes or markup, and SIGTERM prints the 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -47,6 +48,8 @@ def test_every_output_has_one_mode_and_file_names_are_printed_inert(tmp_path: Pa
     (folder / "a.md").write_text("# Locks\n\nMutexes and semaphores order access to shared state.\n")
     (folder / "b.md").write_text("# Queues\n\nBounded queues give back-pressure between producers.\n")
     (folder / "\x1b]0;pwned\x07[bold red]x.bin").write_bytes(b"\x00\x01")
+    # A loaded text file's title comes from its name: the escape must not reach survey.md either.
+    (folder / "\x1b[31mred\x1b[0m [link=x]notes.txt").write_text("Spinlocks waste cycles while waiting for a lock.\n")
     out = tmp_path / "out"
     with scripted_server() as stub:
         code = cli.main(["run", str(folder), "-o", str(out), "--model", "openai:scripted",
@@ -55,6 +58,11 @@ def test_every_output_has_one_mode_and_file_names_are_printed_inert(tmp_path: Pa
     assert code == 0, err
     assert "\x1b" not in err and "\x07" not in err
     assert "\\x1b]0;pwned\\x07[bold red]x.bin" in err  # shown, escaped, markup not interpreted
+    for name in ("survey.md", "survey.json", "references.bib"):
+        if (out / name).exists():
+            assert "\x1b" not in (out / name).read_text(), name
+    included = json.loads((out / "survey.json").read_text())["papers"]["included"]
+    assert any("red" in p["title"] and "notes" in p["title"] for p in included)  # loaded, title without escapes
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()
              if p.is_file() and not p.name.startswith("runs.sqlite")}
     assert {"survey.md", "survey.json", "entropy.json"} <= set(modes)
