@@ -49,3 +49,16 @@ def test_quick_benchmark_writes_figures(tmp_path):
         assert run["stop_reason"]
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "Framework overhead" in text and "Calls and tokens per stage" in text
+
+
+@pytest.mark.timeout(300)
+def test_one_big_document_scenario_runs_at_a_small_size(tmp_path):
+    # bench/bigdoc.py measures plan and a run on one 200 MB document; here 0.3 MB, in several chunks.
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bigdoc.py"), "--mb", "0.3", "--work", str(tmp_path),
+                           "--context-window", "8192"], capture_output=True, text=True, timeout=280, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["document_bytes"] >= 300_000
+    for part in ("plan", "run"):
+        assert result[part]["exit"] in (0, 3) and result[part]["peak_rss_mb"] > 0
+    assert result["run"]["calls"] > 10  # the document was mapped in many chunks
