@@ -83,6 +83,11 @@ def test_the_announced_minimum_budget_writes_an_article(tmp_path: Path, capsys: 
                                                         flags: list[str]) -> None:
     need = announced_minimum(capsys, *flags)
     out = tmp_path / "out"
+    with scripted_server() as stub:  # one call less is refused before any paid call
+        assert cli.main(["run", str(CORPUS), "-o", str(out), "--model", "openai:scripted",
+                         "--base-url", stub.base_url, "--set", f"max_calls={need - 1}", *flags]) == 2
+        assert stub.requests == []
+    assert f"Fix: --set max_calls={need} or more" in capsys.readouterr().err
     with scripted_server() as stub:
         code = cli.main(["run", str(CORPUS), "-o", str(out), "--model", "openai:scripted",
                          "--base-url", stub.base_url, "--set", f"max_calls={need}", *flags])
