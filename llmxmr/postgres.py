@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -115,18 +116,30 @@ def probe(url: str, *, application: str = "llmxmr") -> Any:
         raise explain(exc, url) from None
 
 
+_SET_UP: set[str] = set()
+_SET_UP_LOCK = threading.Lock()
+SETUP_LOCK_KEY = int.from_bytes(hashlib.sha256(b"llmxmr-setup").digest()[:8], "big", signed=True)
+
+
 def _setup(url: str) -> None:
-    """Create or migrate the tables once (both classes' setup is idempotent)."""
+    """Create or migrate the tables once. Several surveys, workers or machines may start on a new database at
+    the same moment and the migrations are not safe to run twice at once: one at a time, under a
+    transaction-less advisory lock that the server drops with the connection."""
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
     from langgraph.store.postgres import PostgresStore
 
-    with probe(url) as conn:
-        try:
-            PostgresSaver(conn).setup()
-            PostgresStore(conn).setup()
-        except psycopg.Error as exc:
-            raise explain(exc, url) from None
+    with _SET_UP_LOCK:
+        if url in _SET_UP:
+            return
+        with probe(url) as conn:
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+                PostgresSaver(conn).setup()
+                PostgresStore(conn).setup()
+            except psycopg.Error as exc:
+                raise explain(exc, url) from None
+        _SET_UP.add(url)
 
 
 @contextmanager
@@ -204,6 +217,7 @@ def hold_advisory(url: str, thread: str, *, busy: Callable[[str], Exception], wa
                   on_wait: Callable[[str], None] | None = None, poll: float = 0.5) -> Iterator[None]:
     """Hold the thread's advisory lock on a connection of its own for the block. `busy(holder)` makes the
     error raised when it is held and not `wait`."""
+    require_extra()
     import psycopg
 
     key = lock_key(thread)
