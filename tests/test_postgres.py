@@ -32,7 +32,7 @@ from llmxmr.testing.responder import stage_of
 from llmxmr.testing.scripted_server import scripted_server
 from llmxmr.thread_lock import ThreadBusyError, hold_thread
 
-pytestmark = [pytest.mark.usefixtures("offline_env"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.usefixtures("offline_env"), pytest.mark.postgres, pytest.mark.timeout(300)]
 
 TINY = ["--set", "max_layers=0", "--set", "max_blocks=1", "--set", "refine_rounds=0", "--set", "best_of=1", "-q"]
 
@@ -201,26 +201,85 @@ def multi_corpus(path: Path, surveys: int) -> Path:
     return path
 
 
-def test_two_workers_on_one_multi_survey_job_work_each_survey_once(pg_url: str, pg_server: Any,
-                                                                   tmp_path: Path) -> None:
-    corpus = multi_corpus(tmp_path / "job.jsonl", 3)
-    with scripted_server() as stub:  # one worker alone, on its own database: the answers one job needs
+@pytest.fixture(scope="module")
+def job(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 3-survey corpus, and what one worker alone (2 surveys at once) pays for it and writes."""
+    folder = tmp_path_factory.mktemp("job")
+    corpus = multi_corpus(folder / "job.jsonl", 3)
+    with pytest.MonkeyPatch.context() as mp, scripted_server() as stub:
+        mp.setenv("OPENAI_API_KEY", "x")
         alone = pg_server.new_database(f"alone_{os.getpid()}")
-        assert run_cli(corpus, tmp_path / "alone", alone, stub.base_url, "--parallel-surveys", "2") == 0
-        one_job = len(stub.chat_requests)
-    assert sorted(p.name for p in (tmp_path / "alone").iterdir() if p.is_dir())[0].startswith("01-")
+        assert run_cli(corpus, folder / "alone", alone, stub.base_url, "--parallel-surveys", "2") == 0
+        calls = len(stub.chat_requests)
+    contents = {p.name: json.loads((p / "survey.json").read_text())["content"]
+                for p in sorted((folder / "alone").iterdir()) if p.is_dir()}
+    assert len(contents) == 3 and all(contents.values())
+    return {"corpus": corpus, "calls": calls, "contents": contents}
+
+
+def worker(job: dict[str, Any], pg_url: str, base_url: str, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(llmxmr("run", str(job["corpus"]), "--db", pg_url, "--model", "openai:scripted",
+                                   "--base-url", base_url, *TINY, "-o", str(out)),
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def assert_outputs(job: dict[str, Any], out: Path) -> None:
+    for name, content in job["contents"].items():
+        assert json.loads((out / name / "survey.json").read_text())["content"] == content
+
+
+def test_two_workers_on_one_multi_survey_job_work_each_survey_once(job: dict[str, Any], pg_url: str,
+                                                                   tmp_path: Path) -> None:
     with scripted_server() as stub:
-        cmd = ["run", str(corpus), "--db", pg_url, "--model", "openai:scripted", "--base-url", stub.base_url, *TINY]
-        workers = [subprocess.Popen(llmxmr(*cmd, "-o", str(tmp_path / f"w{i}")), env=cli_env(),
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+        workers = [worker(job, pg_url, stub.base_url, tmp_path / f"w{i}") for i in range(2)]
         errs = [w.communicate(timeout=240)[1] for w in workers]
         assert [w.returncode for w in workers] == [0, 0], errs
-        assert len(stub.chat_requests) == one_job  # every survey worked once between the two workers
-    for folder in sorted((tmp_path / "alone").iterdir()):
-        if folder.is_dir():
-            want = json.loads((folder / "survey.json").read_text())["content"]
-            for w in ("w0", "w1"):  # each worker writes every survey's outputs (the other's from the database)
-                assert json.loads((tmp_path / w / folder.name / "survey.json").read_text())["content"] == want
+        assert len(stub.chat_requests) == job["calls"]  # every survey worked once between the two workers
+    for w in ("w0", "w1"):  # each worker writes every survey's outputs (the other's from the database)
+        assert_outputs(job, tmp_path / w)
+
+
+def test_a_dead_workers_survey_is_taken_over_by_another(job: dict[str, Any], pg_url: str, tmp_path: Path) -> None:
+    """Worker A freezes inside survey 1 (its answers held) while worker B works surveys 2 and 3 and then waits
+    for survey 1; A is SIGKILLed, its advisory lock dies with it, and B resumes survey 1 and finishes it."""
+    held, lock = threading.Event(), threading.Lock()
+    answered = {"n": 0}
+
+    def freeze_after_five(stage: str, request: dict[str, Any]) -> dict[str, Any] | None:
+        with lock:
+            answered["n"] += 1
+            frozen = answered["n"] > 5
+        if frozen:
+            held.set()
+            threading.Event().wait(60)  # never answered: A dies meanwhile
+            return {"drop": True}
+        return None
+
+    stub_a = scripted_server(fault=freeze_after_five)
+    with stub_a:
+        a = worker(job, pg_url, stub_a.base_url, tmp_path / "a")
+        try:
+            assert held.wait(120), "worker A never reached its sixth request"
+            with scripted_server() as stub_b:
+                b = worker(job, pg_url, stub_b.base_url, tmp_path / "b")
+                others = [tmp_path / "b" / name / "survey.json" for name in list(job["contents"])[1:]]
+                deadline = 120.0
+                while deadline > 0 and not all(p.is_file() for p in others):
+                    threading.Event().wait(0.2)
+                    deadline -= 0.2
+                assert all(p.is_file() for p in others), "B did not work the surveys A does not hold"
+                assert b.poll() is None  # B waits for survey 1, which A holds
+                a.kill()
+                _, err_b = b.communicate(timeout=180)
+                b_calls = len(stub_b.chat_requests)
+        finally:
+            a.kill()
+            a.wait(30)
+    assert b.returncode == 0, err_b
+    assert_outputs(job, tmp_path / "b")
+    a_paid = len([r for r in stub_a.chat_requests if r["written"]])
+    assert a_paid == 5
+    assert a_paid + b_calls == job["calls"]  # what A was paid for was not paid again
 
 
 def test_parallel_surveys_share_one_request_cap(tmp_path: Path) -> None:
