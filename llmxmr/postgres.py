@@ -22,6 +22,8 @@ from typing import Any
 SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT = 10  # seconds: a wrong host fails fast instead of hanging the command
 POOL_SIZE = 12  # connections per process: the graph's worker threads share them (max_concurrency is 8)
+# How long a step waits for a connection: a server that restarts within it does not stop the run.
+POOL_TIMEOUT = 60.0
 EXTRA_HINT = "pip install 'llmxmr[postgres]'"
 
 
@@ -153,7 +155,7 @@ def open_postgres(url: str, *, pool_size: int = POOL_SIZE) -> Iterator[tuple[Any
 
     _setup(url)
     pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=_connect_kwargs(), open=False,
-                          check=ConnectionPool.check_connection, timeout=60, name="llmxmr")
+                          check=ConnectionPool.check_connection, timeout=POOL_TIMEOUT, name="llmxmr")
     pool.open(wait=True, timeout=CONNECT_TIMEOUT)
     try:
         yield PostgresSaver(pool), PostgresStore(pool)
@@ -171,7 +173,8 @@ async def open_postgres_async(url: str, *, pool_size: int = POOL_SIZE) -> AsyncI
 
     _setup(url)
     pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, kwargs=_connect_kwargs(), open=False,
-                               check=AsyncConnectionPool.check_connection, timeout=60, name="llmxmr-async")
+                               check=AsyncConnectionPool.check_connection, timeout=POOL_TIMEOUT,
+                               name="llmxmr-async")
     await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
     try:
         yield AsyncPostgresSaver(pool), AsyncPostgresStore(pool)

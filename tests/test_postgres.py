@@ -304,3 +304,44 @@ def test_parallel_surveys_share_one_request_cap(tmp_path: Path) -> None:
     assert code == 0
     assert state["peak"] == 2
     assert len([p for p in (tmp_path / "out").iterdir() if (p / "survey.md").is_file()]) == 3
+
+
+def test_database_gone_mid_run_then_back_loses_nothing_finished(pg_server: Any, pg_url: str, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server stops (immediate shutdown) while answer 20 is on its way: the run stops with a one-line
+    database message and the resume command; once the server is back, the resume finishes, paying only
+    for what was not recorded before the stop."""
+    with scripted_server() as stub:
+        assert run_cli(CORPUS, tmp_path / "whole", str(tmp_path / "runs.sqlite"), stub.base_url, "--thread", "g") == 0
+        whole = len(stub.chat_requests)
+    lock = threading.Lock()
+    seen = {"n": 0}
+
+    def stop_database_at_20(stage: str, request: dict[str, Any]) -> None:
+        with lock:
+            seen["n"] += 1
+            if seen["n"] == 20:
+                pg_server.stop()
+        return None
+
+    monkeypatch.setattr("llmxmr.postgres.POOL_TIMEOUT", 3.0)  # steps give up on the stopped server sooner
+    out = tmp_path / "out"
+    try:
+        with scripted_server(fault=stop_database_at_20) as stub:
+            code = run_cli(CORPUS, out, pg_url, stub.base_url, "--thread", "g")
+            first = len(stub.chat_requests)
+    finally:
+        pg_server.start()
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "Traceback" not in err and "PostgreSQL at 127.0.0.1" in err, err
+    assert f"llmxmr resume g --db {pg_url} -o {out}" in err
+    with scripted_server() as stub:
+        code = cli.main(["resume", "g", "--db", pg_url, "-o", str(out), "-q", "--base-url", stub.base_url])
+        again = len(stub.chat_requests)
+    assert code == 0, capsys.readouterr().err
+    assert 20 <= first < whole
+    assert again <= whole - 19 + (first - 20)  # the 19 answers recorded before the stop are not paid again
+    assert json.loads((out / "survey.json").read_text())["content"] == \
+        json.loads((tmp_path / "whole" / "survey.json").read_text())["content"]
