@@ -345,3 +345,39 @@ def test_database_gone_mid_run_then_back_loses_nothing_finished(pg_server: Any, 
     assert again <= whole - 19 + (first - 20)  # the 19 answers recorded before the stop are not paid again
     assert json.loads((out / "survey.json").read_text())["content"] == \
         json.loads((tmp_path / "whole" / "survey.json").read_text())["content"]
+
+
+def test_astream_and_ainvoke_with_the_async_saver_and_store(pg_url: str, tmp_path: Path) -> None:
+    """`astream` with AsyncPostgresSaver + AsyncPostgresStore (sync nodes reach the async store through the
+    event loop) pays what the sync CLI run pays, and `ainvoke` on the finished thread pays nothing."""
+    import asyncio
+
+    from llmxmr.runs import RECURSION_LIMIT, graph_for, open_async_database
+    from llmxmr.state.context import Context
+
+    async def main(stub: Any) -> tuple[int, dict[str, Any], dict[str, Any], int]:
+        base_url = stub.base_url
+        async with open_async_database(pg_url) as db:
+            graph = graph_for(db)
+            ctx = Context(model="openai:scripted", base_url=base_url, max_layers=0, max_blocks=1, refine_rounds=0,
+                          best_of=1)
+            config = {"configurable": {"thread_id": "a1"}, "recursion_limit": RECURSION_LIMIT}
+            events = [e async for e in graph.astream({"corpus_path": str(CORPUS)}, config, context=ctx,
+                                                     stream_mode="custom")]
+            values = (await graph.aget_state(config)).values
+            paid = len(stub.chat_requests)
+            again = await graph.ainvoke(None, config, context=ctx)
+            return len(events), values, again, paid
+
+    with scripted_server() as stub:  # the sync figure, on a database of its own (answers are shared by runs)
+        assert run_cli(CORPUS, tmp_path / "sync", str(tmp_path / "runs.sqlite"), stub.base_url, "--thread", "a1") == 0
+        sync_calls = len(stub.chat_requests)
+    with scripted_server() as stub:
+        n_events, values, again, async_calls = asyncio.run(main(stub))
+        after = len(stub.chat_requests)
+    assert n_events > 10 and values["report"]["stop_reason"]
+    assert async_calls == sync_calls
+    assert again["article"] == values["article"]  # the finished thread: no call
+    assert after == async_calls
+    sync = json.loads((tmp_path / "sync" / "survey.json").read_text())
+    assert values["report"]["content"] == sync["content"]
