@@ -42,7 +42,7 @@ def redact(url: str) -> str:
 
 def require_extra() -> None:
     try:
-        import langgraph.checkpoint.postgres  # noqa: F401
+        import langgraph.checkpoint.postgres
         import langgraph.store.postgres  # noqa: F401
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401
@@ -52,11 +52,12 @@ def require_extra() -> None:
 
 
 def _parts(url: str) -> dict[str, str]:
+    import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         info = conninfo_to_dict(url)
-    except Exception as exc:  # psycopg.ProgrammingError: a malformed URL
+    except psycopg.Error as exc:  # ProgrammingError: a malformed URL
         why = _first_line(exc).replace(url, redact(url))
         raise DatabaseError(f"--db {redact(url)} is not a valid PostgreSQL URL ({why}). "
                             "Fix: use postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE") from None
@@ -202,7 +203,7 @@ def _holder(conn: Any, key: int) -> str:
             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
             "AND l.classid = %s AND l.objid = %s AND l.objsubid = 1 LIMIT 1",
             (classid, objid)).fetchone()
-    except Exception:
+    except Exception:  # noqa: BLE001 - only the message's detail is lost
         row = None
     if not row:
         return "another process"

@@ -49,3 +49,15 @@ def test_quick_benchmark_writes_figures(tmp_path):
         assert run["stop_reason"]
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "Framework overhead" in text and "Calls and tokens per stage" in text
+
+
+@pytest.mark.timeout(300)
+def test_scale_out_bench_runs_at_a_small_size(tmp_path):
+    """bench/scale_out.py (issue 12's figures) in --quick mode, its cheapest part: the growth check."""
+    out = tmp_path / "scale.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scale_out.py"), "--quick", "--only", "ten",
+                           "--out", str(out)], capture_output=True, text=True, timeout=280, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ten = json.loads(out.read_text())["ten"]
+    assert ten["40"]["calls"] > ten["4"]["calls"] > 0
+    assert ten["40"]["stop_reason"] and ten["ratios"]["max_prompt"]
