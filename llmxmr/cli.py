@@ -52,13 +52,19 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--out", required=True, help="output folder (survey.md, survey.json)")
     run.add_argument("--mode", choices=["default", "reference"], help="improved method (default) or the reference's")
     run.add_argument("--thread", help="thread id (default: derived from the corpus and settings)")
-    run.add_argument("--db", help="SQLite file of checkpoints and store (default OUT/runs.sqlite)")
+    run.add_argument("--db", help="SQLite file of checkpoints and store (default OUT/runs.sqlite), or a "
+                                  "postgresql://USER@HOST:PORT/DATABASE URL (the postgres extra)")
     run.add_argument("--title", help="survey title for a folder corpus")
     run.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
+    run.add_argument("--parallel-surveys", type=int, default=1, metavar="K",
+                     help="a corpus of several surveys: work K of them at once (default 1)")
+    run.add_argument("--max-in-flight", type=int, metavar="N",
+                     help="one limit on model requests in flight across all surveys of this process "
+                          "(default: max_concurrency)")
     _add_model_flags(run)
     res = sub.add_parser("resume", help="continue a stopped run with the settings it started with")
     res.add_argument("thread", help="thread id printed when the run stopped")
-    res.add_argument("--db", required=True, help="SQLite file of the run")
+    res.add_argument("--db", required=True, help="SQLite file or postgresql:// URL of the run")
     res.add_argument("-o", "--out", required=True, help="output folder")
     res.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(res)
@@ -148,11 +154,11 @@ class Console:
         if self.progress is not None:
             self.progress.stop()
 
-    def event(self, event: dict[str, Any]) -> None:
+    def event(self, event: dict[str, Any], outdir: Path | None = None) -> None:
         if event.get("event") == "artifact":  # outline-b<block>.md, entropy.json: written to OUTDIR as the run goes
             from llmxmr.artifacts import write_artifact
 
-            write_artifact(getattr(self, "outdir", None), event)
+            write_artifact(outdir or getattr(self, "outdir", None), event)
             return
         stage = str(event.get("stage", "?"))
         self.counts[stage] = self.counts.get(stage, 0) + int(event.get("done", 0) or 0)
@@ -203,10 +209,12 @@ def usage_table(report: Any) -> Any:
     return table
 
 
-def _resume_hint(thread: str, db: Path, out: Path) -> str:
+def _resume_hint(thread: str, db: Path | str, out: Path) -> str:
     from shlex import quote
 
-    return f"llmxmr resume {quote(thread)} --db {quote(str(db))} -o {quote(str(out))}"
+    from llmxmr.postgres import redact
+
+    return f"llmxmr resume {quote(thread)} --db {quote(redact(str(db)))} -o {quote(str(out))}"
 
 
 @contextmanager
@@ -278,15 +286,24 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
     return EXIT_FAILURES if failures else EXIT_OK
 
 
-def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dict[str, Any] | None,
-             context: Any, overrides: dict[str, Any], wait: bool = False) -> int:
-    """Work one thread while holding its lock: two processes never work (and pay for) the same thread."""
+def _execute(console: Console, db_path: Path | str, out: Path, thread: str, start: dict[str, Any] | None,
+             context: Any, overrides: dict[str, Any], wait: bool = False, busy_ok: bool = False) -> int:
+    """Work one thread while holding its lock: two processes never work (and pay for) the same thread.
+    `busy_ok`: a held thread returns EXIT_BUSY instead of being an error."""
+    from llmxmr.postgres import DatabaseError
+    from llmxmr.surveys import BUSY
     from llmxmr.thread_lock import ThreadBusyError, hold_thread
 
     try:
         with hold_thread(db_path, thread, wait=wait, on_wait=console.say):
             return _execute_locked(console, db_path, out, thread, start, context, overrides)
     except ThreadBusyError as exc:
+        if busy_ok:
+            console.say(f"{exc}: coming back to it after the others")
+            return BUSY
+        console.error(str(exc))
+        return EXIT_USAGE
+    except DatabaseError as exc:  # unreachable, wrong URL, no permission, missing extra
         console.error(str(exc))
         return EXIT_USAGE
 
@@ -313,7 +330,10 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
     from llmxmr.state.context import SettingsError, resolve_settings
 
     hint = _resume_hint(thread, db_path, out)
-    console.outdir = out  # where artifact events go
+
+    def on_event(event: dict[str, Any]) -> None:
+        console.event(event, outdir=out)  # artifacts go to this survey's folder (several run at once)
+
     with open_database(db_path) as db, _stop_on_ctrl_c(console, hint):
         graph = graph_for(db)
         st = status(graph, {"configurable": {"thread_id": thread}})
@@ -329,17 +349,17 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
                     settings = saved_settings(db, st.values)
                 console.say(f"resuming thread {thread}")
                 check_models(settings)
-                drive(graph, resume_input(graph, thread, out), config_for(thread, settings), on_event=console.event)
+                drive(graph, resume_input(graph, thread, out), config_for(thread, settings), on_event=on_event)
             else:
                 if start is None:
-                    console.error(f"no run with thread id {thread} in {db_path}")
+                    console.error(f"no run with thread id {thread} in {_shown(db_path)}")
                     return EXIT_USAGE
                 settings = resolve_settings(context)
                 check_models(settings)
                 console.say(f"thread {thread}: {settings.mode} mode, model {settings.model}")
-                drive(graph, start, config_for(thread, settings), context=context, on_event=console.event)
+                drive(graph, start, config_for(thread, settings), context=context, on_event=on_event)
             waiting = settle(console, graph, thread, out, hint,  # --review-outline: the thread waits for a person
-                             lambda cmd: drive(graph, cmd, config_for(thread, settings), on_event=console.event))
+                             lambda cmd: drive(graph, cmd, config_for(thread, settings), on_event=on_event))
             if waiting is not None:
                 return waiting
         except KeyboardInterrupt:
@@ -354,7 +374,11 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
         except (ProviderError, ContextOverflowError, BudgetExceededError, LookupError) as exc:
             console.error(f"{exc}\nProgress is saved. Resume with:\n  {hint}")
             return EXIT_ERROR
-        except Exception as exc:  # an unexpected bug: still say how to resume
+        except Exception as exc:  # the database went away, or an unexpected bug: still say how to resume
+            database = _database_failure(exc, db_path)
+            if database is not None:
+                console.error(f"{database}\nWhat was finished is saved. Resume with:\n  {hint}")
+                return EXIT_ERROR
             console.error(f"{type(exc).__name__}: {exc}\nProgress is saved. Resume with:\n  {hint}")
             if console.verbose:
                 raise
@@ -366,10 +390,39 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
         return _finish(console, final.values, out)
 
 
+def _shown(db: Path | str) -> str:
+    from llmxmr.postgres import redact
+
+    return redact(str(db))
+
+
+def _database_failure(exc: BaseException, db: Path | str) -> str | None:
+    """A one-line message for a PostgreSQL error met mid-run (the server stopped, a dropped connection)."""
+    from llmxmr.postgres import is_postgres_url
+
+    if not is_postgres_url(db):
+        return None
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:
+        return None
+    seen: BaseException | None = exc
+    while seen is not None:  # LangGraph may wrap it
+        if isinstance(seen, (psycopg.Error, psycopg_pool.PoolTimeout)):
+            from llmxmr.postgres import explain
+
+            return str(explain(seen, str(db)))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from llmxmr.corpus import load_surveys
-    from llmxmr.runs import CONNECTION_SETTINGS, thread_id_for
-    from llmxmr.state.context import Context, resolve_settings
+    from llmxmr.models.metering import request_cap
+    from llmxmr.runs import CONNECTION_SETTINGS, db_target, thread_id_for
+    from llmxmr.state.context import Context, SettingsError, resolve_settings
+    from llmxmr.surveys import SurveyJob, run_surveys
 
     overrides = overrides_from(args)
     settings = resolve_settings(overrides)
@@ -378,20 +431,29 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     surveys = load_surveys(corpus, title=args.title, follow_links=settings.follow_links)
     check_budget(settings, corpus, args.title)
     out = Path(args.out).expanduser().resolve()
-    db_path = Path(args.db).expanduser().resolve() if args.db else out / "runs.sqlite"
+    db_path = db_target(args.db) if args.db else out / "runs.sqlite"
     connection = {k: v for k, v in overrides.items() if k in CONNECTION_SETTINGS}
-    worst = EXIT_OK
+    jobs = []
     for index, survey in enumerate(surveys):
         report_skipped(console, survey)
         folder = out if len(surveys) == 1 else out / f"{index + 1:02d}-{_slug(survey.title)}"
         thread = args.thread if args.thread and len(surveys) == 1 else (
             f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings))
         start = {"corpus_path": str(corpus), "survey_index": index, **({"title": args.title} if args.title else {})}
-        code = _execute(console, db_path, folder, thread, start, context, connection, wait=args.wait)
-        worst = code if code in (EXIT_ERROR, EXIT_USAGE) else max(worst, code)
-        if code in (EXIT_ERROR, EXIT_USAGE):
-            break
-    return worst
+        jobs.append(SurveyJob(thread, folder, start))
+    if len(jobs) == 1:
+        return _execute(console, db_path, jobs[0].out, jobs[0].thread, jobs[0].start, context, connection,
+                        wait=args.wait)
+    if args.parallel_surveys < 1 or (args.max_in_flight is not None and args.max_in_flight < 1):
+        raise SettingsError("--parallel-surveys and --max-in-flight must be at least 1")
+
+    def work(job: SurveyJob, wait: bool) -> int:
+        return _execute(console, db_path, job.out, job.thread, job.start, context, connection, wait=wait,
+                        busy_ok=not wait)
+
+    again = "the same `llmxmr run` command (finished surveys are kept, the others resume)"
+    with request_cap(args.max_in_flight or settings.max_concurrency), _stop_on_ctrl_c(console, again):
+        return run_surveys(jobs, work, parallel=args.parallel_surveys, wait=args.wait)
 
 
 def report_skipped(console: Console, survey: Any) -> None:
@@ -413,8 +475,10 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
 
     overrides = overrides_from(args)
     check_ranges(overrides)  # a bad value is a usage error even when the thread needs no model call
-    db_path = Path(args.db).expanduser().resolve()
-    if not db_path.is_file():
+    from llmxmr.runs import db_target
+
+    db_path = db_target(args.db)
+    if isinstance(db_path, Path) and not db_path.is_file():
         console.error(f"no database at {db_path}")
         return EXIT_USAGE
     return _execute(console, db_path, Path(args.out).expanduser().resolve(), args.thread, None, None, overrides,
@@ -511,6 +575,7 @@ def cmd_settings() -> int:
 def main(argv: list[str] | None = None) -> int:
     from llmxmr.corpus import CorpusError
     from llmxmr.models.errors import ModelSetupError
+    from llmxmr.postgres import DatabaseError
     from llmxmr.state.context import SettingsError
 
     args = parser().parse_args(argv)
@@ -528,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "plan":
                 return cmd_plan(args, console)
             return cmd_resume(args, console)
-        except (CorpusError, SettingsError, ModelSetupError) as exc:
+        except (CorpusError, SettingsError, ModelSetupError, DatabaseError) as exc:
             console.error(str(exc))
             return EXIT_USAGE
         except KeyboardInterrupt:

@@ -1,13 +1,14 @@
-"""Durable runs: the SQLite checkpointer and store of a CLI run, thread ids, starting, resuming and
-collecting the result. The CLI is a thin layer over these functions; notebooks can use them too."""
+"""Durable runs: the checkpointer and store of a CLI run (a SQLite file, or a PostgreSQL database given by a
+postgresql:// URL), thread ids, starting, resuming and collecting the result. The CLI is a thin layer over
+these functions; notebooks can use them too."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,28 @@ NOTICE_KINDS = {"truncated", "citation", "edit_rejected", "unknown_section"}
 
 @dataclass
 class Database:
-    path: Path
-    checkpointer: SqliteSaver
-    store: SqliteStore
+    path: Path | None  # the SQLite file; None on PostgreSQL
+    checkpointer: Any  # SqliteSaver / PostgresSaver (or their async classes from open_async_database)
+    store: Any  # SqliteStore / PostgresStore
+    url: str | None = None  # the postgresql:// URL
+
+    @property
+    def location(self) -> str:
+        """What `--db` takes to reach this database again (the URL's password left out)."""
+        if self.url is not None:
+            from llmxmr.postgres import redact
+
+            return redact(self.url)
+        return str(self.path)
+
+
+def db_target(value: str | Path) -> str | Path:
+    """A `--db` value: a postgresql:// URL stays a string, anything else is a SQLite file path."""
+    from llmxmr.postgres import is_postgres_url
+
+    if is_postgres_url(value):
+        return str(value)
+    return Path(value).expanduser().resolve()
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -49,8 +69,16 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 @contextmanager
-def open_database(path: str | Path) -> Iterator[Database]:
-    path = Path(path)
+def open_database(target: str | Path) -> Iterator[Database]:
+    """The checkpointer and store of `target`: a SQLite file (created when missing) or a postgresql:// URL
+    (the `postgres` extra; tables are created on first use)."""
+    from llmxmr.postgres import is_postgres_url, open_postgres
+
+    if is_postgres_url(target):
+        with open_postgres(str(target)) as (saver, store):
+            yield Database(None, saver, store, url=str(target))
+        return
+    path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     saver_conn, store_conn = _connect(path), _connect(path)
     try:
@@ -66,6 +94,20 @@ def open_database(path: str | Path) -> Iterator[Database]:
             pass  # another process has the database open: its last close truncates
         saver_conn.close()
         store_conn.close()
+
+
+@asynccontextmanager
+async def open_async_database(target: str | Path) -> AsyncIterator[Database]:
+    """Async checkpointer and store for `graph.ainvoke` / `graph.astream`: PostgreSQL's async classes on an
+    async pool. Nodes are sync functions run in worker threads; they reach the async store through the
+    event loop, which the store's sync methods do for them."""
+    from llmxmr.postgres import DatabaseError, is_postgres_url, open_postgres_async
+
+    if not is_postgres_url(target):
+        raise DatabaseError(f"open_async_database needs a postgresql:// URL, got {target}. Fix: use "
+                            "open_database (sync) for a SQLite file")
+    async with open_postgres_async(str(target)) as (saver, store):
+        yield Database(None, saver, store, url=str(target))
 
 
 def thread_id_for(corpus: Path, survey_index: int, settings: Settings) -> str:

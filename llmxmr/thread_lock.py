@@ -1,4 +1,5 @@
-"""One process per thread: an exclusive `flock` on a lock file beside the SQLite database.
+"""One process per thread: an exclusive `flock` on a lock file beside the SQLite database, or on PostgreSQL a
+session-level advisory lock (llmxmr.postgres.hold_advisory), which works across machines.
 
 The kernel drops a `flock` when its holder exits, however it exits (SIGKILL, a crash, a power cut), so a
 stopped run never leaves a stale lock behind. The lock file only records who holds it (pid, host, since) for
@@ -55,9 +56,24 @@ def _record_holder(fd: int) -> None:
 
 
 @contextmanager
-def hold_thread(db_path: Path, thread: str, *, wait: bool = False, on_wait=None,
+def hold_thread(db: Path | str, thread: str, *, wait: bool = False, on_wait=None,
                 poll: float = 0.5) -> Iterator[None]:
-    """Hold the thread's lock for the block; raise ThreadBusyError (or wait, with `wait`) when it is held."""
+    """Hold the thread's lock for the block; raise ThreadBusyError (or wait, with `wait`) when it is held.
+    `db`: the SQLite file's path, or a postgresql:// URL."""
+    from llmxmr.postgres import hold_advisory, is_postgres_url, lock_name
+
+    if is_postgres_url(db):
+        def busy(holder: str) -> ThreadBusyError:
+            return ThreadBusyError(f"thread {thread} is being worked by {holder} ({lock_name(thread)}). Fix: wait "
+                                   "for it to finish, or pass --wait to start when it does")
+
+        with hold_advisory(str(db), thread, busy=busy, wait=wait, on_wait=on_wait, poll=poll):
+            yield
+        return
+    yield from _hold_file(Path(db), thread, wait=wait, on_wait=on_wait, poll=poll)
+
+
+def _hold_file(db_path: Path, thread: str, *, wait: bool, on_wait, poll: float) -> Iterator[None]:
     path = lock_path(db_path, thread)
     try:
         fd = _open(path)

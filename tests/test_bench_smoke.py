@@ -62,3 +62,15 @@ def test_one_big_document_scenario_runs_at_a_small_size(tmp_path):
     for part in ("plan", "run"):
         assert result[part]["exit"] in (0, 3) and result[part]["peak_rss_mb"] > 0
     assert result["run"]["calls"] > 10  # the document was mapped in many chunks
+
+
+@pytest.mark.timeout(300)
+def test_scale_out_bench_runs_at_a_small_size(tmp_path):
+    """bench/scale_out.py (issue 12's figures) in --quick mode, its cheapest part: the growth check."""
+    out = tmp_path / "scale.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scale_out.py"), "--quick", "--only", "ten",
+                           "--out", str(out)], capture_output=True, text=True, timeout=280, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ten = json.loads(out.read_text())["ten"]
+    assert ten["40"]["calls"] > ten["4"]["calls"] > 0
+    assert ten["40"]["stop_reason"] and ten["ratios"]["max_prompt"]

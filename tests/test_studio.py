@@ -185,3 +185,34 @@ def test_outline_review_interrupt_and_resume_over_http(server):
     assert out.get("__error__") is None, out
     assert "Retitled in Studio" in out["article"]
     assert _http(server, "GET", f"/threads/{thread}/state")["next"] == []
+
+
+def test_sdk_round_trip_streams_progress_pauses_for_review_and_resumes(server):
+    """The LangGraph SDK against the server: a run streams its progress events (stream_mode="custom"), pauses
+    at the outline review, is resumed with an edited outline, and the final article is read from the thread."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server, api_key=None)
+    with scripted_server() as stub:
+        thread = client.threads.create()["thread_id"]
+        context = {"model": "openai:scripted", "base_url": stub.base_url, **FAST, "review_outline": True}
+        progress = [part.data for part in client.runs.stream(
+            thread, "llmxmr", input={"papers": papers(3), "title": "Served by the SDK"}, context=context,
+            stream_mode="custom") if part.event == "custom"]
+        stages = {e.get("stage") for e in progress if isinstance(e, dict)}
+        assert {"map", "digest"} <= stages, stages
+        state = client.threads.get_state(thread)
+        assert state["next"] == ["review_outline"]
+        payload = state["tasks"][0]["interrupts"][0]["value"]
+        assert payload["kind"] == "review_outline"
+        edited = payload["outline"]
+        edited["sections"][0]["title"] = "Retitled through the SDK"
+        after = [part.data for part in client.runs.stream(
+            thread, "llmxmr", command={"resume": edited}, context=context, stream_mode="custom",
+            stream_subgraphs=True) if part.event.startswith("custom")]
+        written = [e for e in after if isinstance(e, dict) and e.get("stage") == "write" and e.get("unit")]
+        assert len(written) == len({e["unit"] for e in written}) >= 3  # one event per section of the writer subgraph
+    final = client.threads.get_state(thread)
+    assert final["next"] == []
+    article = final["values"]["article"]
+    assert article.startswith("# Served by the SDK") and "Retitled through the SDK" in article

@@ -113,17 +113,39 @@ _IN_FLIGHT = 0
 _IN_FLIGHT_DONE = threading.Condition()
 
 
+_REQUEST_CAP: threading.BoundedSemaphore | None = None
+
+
 @contextlib.contextmanager
-def _in_flight() -> Iterator[None]:
-    global _IN_FLIGHT
-    with _IN_FLIGHT_DONE:
-        _IN_FLIGHT += 1
+def request_cap(limit: int | None) -> Iterator[None]:
+    """One limit on requests in flight for every run of this process (several surveys at once share one
+    server); each run's max_concurrency still bounds its own. None: no process-wide limit."""
+    global _REQUEST_CAP
+    previous, _REQUEST_CAP = _REQUEST_CAP, (None if limit is None else threading.BoundedSemaphore(max(1, limit)))
     try:
         yield
     finally:
+        _REQUEST_CAP = previous
+
+
+@contextlib.contextmanager
+def _in_flight() -> Iterator[None]:
+    global _IN_FLIGHT
+    cap = _REQUEST_CAP
+    if cap is not None:
+        cap.acquire()  # before counting: a request waiting for its turn has not been sent
+    try:
         with _IN_FLIGHT_DONE:
-            _IN_FLIGHT -= 1
-            _IN_FLIGHT_DONE.notify_all()
+            _IN_FLIGHT += 1
+        try:
+            yield
+        finally:
+            with _IN_FLIGHT_DONE:
+                _IN_FLIGHT -= 1
+                _IN_FLIGHT_DONE.notify_all()
+    finally:
+        if cap is not None:
+            cap.release()
 
 
 def wait_for_requests_in_flight(timeout: float) -> bool:
