@@ -262,6 +262,8 @@ def block_entropy(state: SurveyState, step: Step) -> dict[str, Any]:
     entropy_artifact(step, state, [record])
     if settings.mode == "default" and entropy_gain_too_small(prev, E, settings.epsilon):
         update["stop_reason"] = "converged: entropy gain < epsilon"
+    elif state.get("update"):
+        update["stop_reason"] = "update: one refinement block"
     elif state["block"] + 1 >= settings.max_blocks:
         update["stop_reason"] = f"max_blocks reached ({settings.max_blocks})"
     elif not within_budget(state, settings, 2 * len(state["paper_refs"]) + len(state["groups"]) * 3):
