@@ -60,7 +60,7 @@ def build_builder(models: Models = None) -> StateGraph:
     b.add_node("write", build_writer_builder(step).compile(name="llmxmr_writer"))
     b.add_node("finalize", step.last(finalize.finalize))
     # An update of a finished thread (nodes/update.py): the added documents read with the same steps.
-    b.add_node("update_start", step.node(update.update_start))
+    b.add_node("update_start", step.renew(update.update_start))
     b.add_node("update_map", step.node(reading.map_chunk))
     b.add_node("update_mapped", update.read_done)
     b.add_node("update_reduce", step.node(reading.reduce_notes))
