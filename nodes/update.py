@@ -96,8 +96,11 @@ def update_digested(state: SurveyState, step: Step) -> dict[str, Any]:
         refine, reason = refine_decision(settings.mode, entry.get("E"), E_after, settings.epsilon)
     log.update(refined=refine, refine=reason, entropy={"before": entry.get("E"), "after": E_after, "H": H})
     step.progress("update", refine=refine, entropy=round(E_after, 3))
+    # The final outline's entropy with the current documents: the baseline of the next update's decision.
+    current = {"outline_key": key, "J": J, "H": H, "E": E_after, "coverage": coverage}
     if not refine:
-        return {"update_log": log}
+        others = [o for o in state.get("block_outlines") or [] if o["outline_key"] != key]
+        return {"update_log": log, "block_outlines": others + [current]}
     # One block of the refinement loop from the final outline; feedback comes from the added documents'
     # groups (the removed ones' groups, minus them, when only documents were removed).
     new = [r["paper_id"] for r in added_refs(state)]
@@ -107,8 +110,7 @@ def update_digested(state: SurveyState, step: Step) -> dict[str, Any]:
         gone = {d["paper_id"] for d in log["removed"]}
         groups = [g2 for g in state.get("groups") or [] if (g2 := [p for p in g if p not in gone])]
     return {"update_log": log, "groups": groups, "block": int(state.get("block") or 0) + 1, "outline_key": key,
-            "outline_sections": len(section_ids(outline)), "stop_reason": "",
-            "block_outlines": [{"outline_key": key, "J": J, "H": H, "E": E_after, "coverage": coverage}]}
+            "outline_sections": len(section_ids(outline)), "stop_reason": "", "block_outlines": [current]}
 
 
 def plan_rewrite(state: SurveyState, step: Step) -> dict[str, Any]:
