@@ -1,19 +1,19 @@
 """What an update costs (`llmxmr update`): add documents to a finished run and count the model calls and
 prompt tokens it pays, against a fresh run of the whole grown corpus. Counts, not timing.
 
-    python bench/update.py                      # 60 x 3,000 tokens + 5 documents, refine=never and auto
+    python bench/update.py                      # 60 x 3,000 tokens + 5 documents, refine=never, auto, always
     python bench/update.py --n 6 --tokens 400 --add 2 --quick   # a small check that it runs
 
 Every run is in this process, through the scripted benchmark responder (`bench/mock.py`'s BenchResponder,
 answers of realistic length) as an injected chat model, with a SQLite checkpointer and store per run as the
 CLI has them. The base run's database is copied before each update so both updates start from the same
-finished version. Results go to bench/results/update.json and are printed as a Markdown table.
+finished version. It prints a Markdown table; `python bench/run.py --only update` measures the same and puts
+it in BENCHMARKS.md (section 6).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -24,11 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.config import QUICK_SET, RESULTS_DIR  # noqa: E402 - after sys.path
+from bench.config import QUICK_SET  # noqa: E402 - after sys.path
 from bench.corpus import make_corpus  # noqa: E402
 from bench.mock import BenchResponder  # noqa: E402
 
 THREAD = "bench-update"
+REFINES = ("never", "auto", "always")  # always: what auto costs when it decides to refine
 
 
 def _totals(report: dict[str, Any]) -> dict[str, int]:
@@ -56,7 +57,9 @@ def _run(db_path: Path, payload: dict[str, Any], settings: dict[str, Any] | None
 def measure(n: int, tokens: int, add: int, sets: dict[str, Any]) -> dict[str, Any]:
     corpus = make_corpus(n + add, tokens)
     base_papers, added = corpus["papers"][:n], corpus["papers"][n:]
-    settings = {"mode": "default", **sets}
+    # The model string only sets the provider defaults (context window, output cap) of the benchmark's mock:
+    # the answers come from the injected responder.
+    settings = {"mode": "default", "model": "openai:mock", **sets}
     work = Path(tempfile.mkdtemp(prefix="llmxmr-bench-update-"))
     try:
         print(f"[update] fresh run of {n + add} x {tokens}", flush=True)
@@ -66,7 +69,7 @@ def measure(n: int, tokens: int, add: int, sets: dict[str, Any]) -> dict[str, An
         out: dict[str, Any] = {"n": n, "tokens": tokens, "add": add, "set": sets,
                                "fresh": _totals(fresh["report"]), "base": _totals(base["report"]),
                                "sections": len(base["sections"])}
-        for refine in ("never", "auto"):
+        for refine in REFINES:
             db = work / f"update-{refine}.sqlite"
             shutil.copy2(work / "base.sqlite", db)
             print(f"[update] add {add} documents, refine={refine}", flush=True)
@@ -90,7 +93,7 @@ def table(r: dict[str, Any]) -> str:
             "|---|---:|---:|---:|---:|---:|---|",
             f"| fresh run, {r['n'] + r['add']} documents | {r['fresh']['calls']:,} | {r['fresh']['prompt_tokens']:,} "
             "| 100 % | 100 % | all | built |"]
-    for refine in ("never", "auto"):
+    for refine in REFINES:
         u = r[refine]
         rows.append(f"| update, `refine={refine}` | {u['calls']:,} | {u['prompt_tokens']:,} | "
                     f"{100 * u['calls_vs_fresh']:.1f} % | {100 * u['prompt_vs_fresh']:.1f} % | "
@@ -109,11 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_tiktoken_offline()
     result = measure(args.n, args.tokens, args.add, QUICK_SET if args.quick else {})
-    text = table(result)
-    print(text)
-    if not args.quick:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        (RESULTS_DIR / "update.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
     return 0
 
 

@@ -194,8 +194,8 @@ def write_result(values: dict[str, Any], outdir: Path) -> tuple[Path, Path, Surv
     report = SurveyReport(**values["report"])
     md, js = write_outputs(outdir, report)
     if values.get("changelog"):
-        from llmxmr.core.changes import render_changelog
         from llmxmr.artifacts import atomic_write
+        from llmxmr.core.changes import render_changelog
 
         atomic_write(outdir / CHANGELOG_NAME, render_changelog(values["changelog"]))
     return md, js, report

@@ -49,3 +49,13 @@ def test_quick_benchmark_writes_figures(tmp_path):
         assert run["stop_reason"]
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "Framework overhead" in text and "Calls and tokens per stage" in text
+
+
+def test_update_scenario_counts_an_update_against_a_fresh_run():
+    sys.path.insert(0, str(ROOT))
+    from bench.update import measure, table
+
+    r = measure(4, 200, 1, {"max_blocks": 1, "max_layers": 0, "units": 1, "refine_rounds": 0, "best_of": 1})
+    assert r["never"]["calls"] < r["fresh"]["calls"] and r["never"]["per_stage"]["digest"] == 1
+    assert r["never"]["rewritten"] + r["never"]["kept"] == r["sections"]
+    assert "| update, `refine=auto` |" in table(r)

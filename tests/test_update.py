@@ -105,7 +105,7 @@ def test_adding_three_documents_rewrites_only_the_sections_their_digests_touch(t
     assert {r["paper_id"] for r in entry["references"]["added"]} == set(new_ids)
     text = render_changelog(out["changelog"])
     for sid in rewritten:
-        assert re.search(rf"^- Section rewritten: {sid} .*\((evidence added from|parent of rewritten)", text, re.M)
+        assert re.search(rf"^- Section rewritten: {sid} .*\((evidence added from|parent of rewritten)", text, re.MULTILINE)
     for pid in new_ids:
         assert f"- Reference added: `{pid}`" in text and f"- Documents added: `{pid}`" in text
     assert "Outline: not refined (refine=never)" in text
@@ -211,4 +211,18 @@ def test_an_update_stopped_midway_resumes_like_any_run(thread: Thread) -> None:
     paid = {k: v - calls.get(k, 0) for k, v in thread.calls().items()}
     assert paid["map"] == 3 and paid["digest"] == 3  # nothing read twice
     assert [v.number for v in versions(thread.graph, THREAD)] == [1, 2]
+    assert article_problems(out) == []
+
+
+def test_reference_mode_updates_digest_the_full_text_and_keep_the_other_sections() -> None:
+    ref = Thread(mode="reference")
+    before, calls = ref.texts(), ref.calls()
+    out = ref.update(add_papers=CORPUS[12:], remove=[CORPUS_ID(ref, 1)])
+    (entry,) = out["changelog"]
+    paid = {k: v - calls.get(k, 0) for k, v in ref.calls().items() if v - calls.get(k, 0)}
+    assert "map" not in paid and paid["digest"] == 3  # the reference has no map pass
+    assert entry["refine"].startswith("not refined: E")  # lambda = 1: documents do not move E = J
+    kept = set(before) - {s["section_id"] for s in entry["sections"]["rewritten"]}
+    assert kept and all(ref.texts()[sid] == before[sid] for sid in kept)
+    assert CORPUS_ID(ref, 1) not in {r["paper_id"] for r in out["references"]}
     assert article_problems(out) == []
