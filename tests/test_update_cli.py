@@ -81,3 +81,31 @@ def test_update_writes_the_new_version_and_changelog_and_show_reads_the_old_one(
     assert capsys.readouterr().out == first
     assert cli.main(["show", "t1", "--db", str(db), "--version", "7"]) == 2
     assert "has no version 7; its versions: 1, 2, 3" in capsys.readouterr().err
+
+
+def test_an_update_stopped_midway_is_finished_by_llmxmr_resume(tmp_path: Path, capsys) -> None:
+    out, db = tmp_path / "out", tmp_path / "runs.sqlite"
+    with scripted_server() as server:
+        model = ["--model", "openai:scripted", "--base-url", server.base_url]
+        assert cli.main(["run", str(CORPUS), "-o", str(out), "--db", str(db), "--thread", "t1", *model, *TINY]) == 0
+        more = str(more_jsonl(tmp_path / "more.jsonl"))
+        started = len(server.chat_requests)
+        # A budget of 3 calls for this version: the update stops after reading the new documents.
+        assert cli.main(["update", "t1", "--db", str(db), "-o", str(out), "--add", more, "--refine", "never",
+                         "--set", "max_calls=3"]) == 1
+        err = capsys.readouterr().err
+        assert "budget exhausted" in err and f"llmxmr resume t1 --db {db}" in err
+        assert not (out / "CHANGELOG.md").exists()
+        assert cli.main(["update", "t1", "--db", str(db), "-o", str(out), "--add", more]) == 2
+        assert "has an update that did not finish: finish it first with `llmxmr resume t1" in capsys.readouterr().err
+        paid = len(server.chat_requests)
+        assert paid - started == 3
+        assert cli.main(["resume", "t1", "--db", str(db), "-o", str(out), "--set", "max_calls=1000", "-q"]) == 0
+        body = lambda r: json.dumps(r["body"]["messages"], sort_keys=True)  # noqa: E731
+        before = {body(r) for r in server.chat_requests[started:paid]}
+        after = {body(r) for r in server.chat_requests[paid:]}
+    assert before and after and not before & after  # nothing answered before the stop is paid again
+    assert "## Version 2" in (out / "CHANGELOG.md").read_text()
+    assert len(json.loads((out / "survey.json").read_text())["papers"]["included"]) == 6
+    assert cli.main(["show", "t1", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.count("version ") == 2
