@@ -46,9 +46,9 @@ def test_removed_documents_rewrite_where_they_were_evidence_or_cited() -> None:
 
 def test_a_refined_outline_rewrites_changed_entries_and_reports_removed_sections() -> None:
     new = outline(retitle="Leaf A, refined", drop_s6=True)
-    same = {"s3": {"p1": "a"}}
-    reasons = sections_to_rewrite(outline(), new, same, {"s3": {"p1": "a changed"}}, {})
-    assert reasons["s3"] == "its outline entry changed; evidence changed from p1"
+    old_ev = {"s3": {"p1": "a"}, "s4": {"p2": "b"}}
+    reasons = sections_to_rewrite(outline(), new, old_ev, {"s3": {"p1": "a"}, "s4": {"p2": "b, reworded"}}, {})
+    assert reasons["s3"] == "its outline entry changed"  # s4: the same paper, a reworded digest: kept
     assert set(reasons) == {"s1", "s2", "s3"}
     assert removed_sections(outline(), new) == ["s6", "s7"]
     grown = Outline(title="T", sections=[*outline().sections, Section(section_id="s8", title="New")], next_id=9)

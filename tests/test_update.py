@@ -5,11 +5,13 @@ readable from the thread's history."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
 import pytest
-from graph_helpers import article_problems, papers
+from graph_helpers import article_problems, judge_digit, papers, revisions, user_text
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
@@ -23,6 +25,7 @@ from llmxmr.runs import versions
 from llmxmr.state.context import Context, Settings
 from llmxmr.state.records import Outline
 from llmxmr.testing.fake_model import ScriptedChatModel
+from llmxmr.testing.responder import DOC_RE, SECTION_RE
 from llmxmr.updates import UpdateError
 
 FAST = dict(mode="default", units=2, max_layers=1, refine_rounds=0, best_of=1, max_blocks=1)
@@ -34,8 +37,8 @@ CORPUS = papers(15)
 class Thread:
     """One finished 12-document survey on a checkpointed thread, and its model."""
 
-    def __init__(self, **context: Any) -> None:
-        self.model = ScriptedChatModel()
+    def __init__(self, overrides: dict[str, Any] | None = None, **context: Any) -> None:
+        self.model = ScriptedChatModel(overrides=overrides or {})
         self.store, self.saver = InMemoryStore(), InMemorySaver()
         self.graph = build_graph(models=self.model, store=self.store, checkpointer=self.saver)
         self.first = self.graph.invoke({"papers": CORPUS[:12], "title": "T"}, CONFIG, context=Context(**{**FAST, **context}))
@@ -225,4 +228,37 @@ def test_reference_mode_updates_digest_the_full_text_and_keep_the_other_sections
     kept = set(before) - {s["section_id"] for s in entry["sections"]["rewritten"]}
     assert kept and all(ref.texts()[sid] == before[sid] for sid in kept)
     assert CORPUS_ID(ref, 1) not in {r["paper_id"] for r in out["references"]}
+    assert article_problems(out) == []
+
+
+def stable_digest(messages: Any, n: int) -> str:
+    """A digest that files a paper under the same two sections of any outline with the same section ids."""
+    user = user_text(messages)
+    pid = DOC_RE.search(user).group(1)
+    ids = list(dict.fromkeys(SECTION_RE.findall(user.split("<document", 1)[0])))
+    k = int(hashlib.sha256(pid.encode()).hexdigest(), 16)
+    chosen = dict.fromkeys([ids[k % len(ids)], ids[(k // 7) % len(ids)]])
+    return json.dumps({"sections": [{"section_id": s, "content": f"A finding [@{pid}]."} for s in chosen],
+                       "suggestion": f"Cover its method in its own section [@{pid}]."})
+
+
+def test_a_refined_outline_keeps_the_unchanged_sections_verbatim_under_its_new_key() -> None:
+    # The judge prefers outlines the scripted modify has retitled more often: refinement finds a better one.
+    better = Thread(overrides={"judge": lambda messages, n: judge_digit(min(9, 1 + 2 * revisions(messages))),
+                               "digest": stable_digest})
+    before, old_key = better.texts(), better.values()["final_key"]
+    old_ids = {s.section_id for s, _, _ in iter_sections(Outline(**better.first["outline"]))}
+    out = better.update(add_papers=CORPUS[12:], refine="always")
+    new_key = better.values()["final_key"]
+    assert new_key != old_key  # the refined outline won
+    (entry,) = out["changelog"]
+    changed = {s["section_id"] for s in entry["sections"]["rewritten"] + entry["sections"]["added"]}
+    new_ids = {s.section_id for s, _, _ in iter_sections(Outline(**out["outline"]))}
+    kept = new_ids - changed
+    assert kept and entry["sections"]["kept"] == len(kept)
+    assert {s["section_id"] for s in entry["sections"]["removed"]} == old_ids - new_ids
+    after = better.texts()
+    assert set(after) == new_ids and all(better.values()["sections"][sid] == f"{new_key}/{sid}" for sid in new_ids)
+    assert {sid: after[sid] for sid in kept} == {sid: before[sid] for sid in kept}
+    assert any("its outline entry changed" in s["reason"] for s in entry["sections"]["rewritten"])
     assert article_problems(out) == []

@@ -2,9 +2,9 @@
 written again and why, which references came and went, whether the outline is refined again, and the
 CHANGELOG.md text. The graph's update steps (nodes/update.py) feed them what they read from the store.
 
-A section is written again when its evidence changed (a document added or removed left a digest for it,
-or a digest of it changed under a refined outline), when its text cites a removed document, or when its
-outline entry is new or changed; every ancestor of such a section follows, since a parent is written from
+A section is written again when its evidence changed (a paper's digest has content for it now and had
+none before, or the other way round: a document added or removed, or a refined outline read again), when
+its text cites a removed document, or when its outline entry is new or changed; every ancestor of such a section follows, since a parent is written from
 its children. Every other section keeps its text byte for byte.
 """
 
@@ -50,16 +50,14 @@ def sections_to_rewrite(old: Outline, new: Outline, old_evidence: Evidence, new_
             why.append("new section")
         elif entry != before[sid]:
             why.append("its outline entry changed")
-        was, now = dict(old_evidence.get(sid, {})), dict(new_evidence.get(sid, {}))
-        added = [p for p in now if p not in was]
-        dropped = [p for p in was if p not in now]
-        changed = [p for p in now if p in was and now[p] != was[p]]
-        if added:
-            why.append(f"evidence added from {_names(added)}")
-        if dropped:
-            why.append(f"evidence dropped from {_names(dropped)}")
-        if changed:
-            why.append(f"evidence changed from {_names(changed)}")
+        # Evidence is compared by paper: a refined outline has every document digested again, and a
+        # model words a paper's digest a little differently each time; the papers a section rests on are
+        # what its text was written from.
+        was, now = set(old_evidence.get(sid, {})), set(new_evidence.get(sid, {}))
+        if now - was:
+            why.append(f"evidence added from {_names(now - was)}")
+        if was - now:
+            why.append(f"evidence dropped from {_names(was - now)}")
         gone = sorted(set(cites_removed.get(sid, ())))
         if gone:
             why.append(f"cited removed {_names(gone)}")
