@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmxmr.corpus import documents_from_papers, load_surveys
+from llmxmr.corpus import CorpusError, documents_from_papers, load_surveys
+from llmxmr.serving import NotAllowedError, confine_corpus, corpus_root
 from llmxmr.state.records import Document, SkippedDocument
 
 REFINE_MODES = ("auto", "always", "never")
@@ -50,9 +51,13 @@ def load_added(request: Mapping[str, Any], follow_links: bool = False) -> tuple[
         return documents_from_papers(request["add_papers"], "update.add_papers")
     if not request.get("add_path"):
         return [], []
+    try:  # served: only inside the operator's corpus root, as the first run's corpus (llmxmr.serving)
+        where = confine_corpus(Path(str(request["add_path"])))
+    except NotAllowedError as exc:
+        raise CorpusError(str(exc)) from None
     docs: list[Document] = []
     skipped: list[SkippedDocument] = []
-    for survey in load_surveys(Path(str(request["add_path"])).expanduser(), follow_links=follow_links):
+    for survey in load_surveys(where.expanduser(), follow_links=follow_links and corpus_root() is None):
         docs += survey.documents
         skipped += survey.skipped
     return docs, skipped

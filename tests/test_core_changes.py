@@ -13,6 +13,7 @@ from llmxmr.core.changes import (
     render_changelog,
     sections_to_rewrite,
 )
+from llmxmr.corpus import CorpusError
 from llmxmr.state.records import Digest, Outline, Section
 from llmxmr.updates import UpdateError, check_finished, check_overrides, plan_update
 
@@ -119,3 +120,14 @@ def test_thread_and_settings_checks() -> None:
     check_overrides({"mode": "default", "language": "en"}, {"model": "openai:x", "mode": "default"})
     with pytest.raises(UpdateError, match="made with language='en'.*cannot use language='de'"):
         check_overrides({"mode": "default", "language": "en"}, {"language": "de"})
+
+
+def test_a_served_update_reads_added_documents_only_inside_the_corpus_root(tmp_path, monkeypatch) -> None:
+    inside, outside = tmp_path / "root", tmp_path / "elsewhere"
+    for folder in (inside, outside):
+        folder.mkdir()
+        (folder / "new.md").write_text("# A new study\n\nIt measures cache hit rates on three workloads.\n")
+    monkeypatch.setenv("LLMXMR_CORPUS_ROOT", str(inside))
+    with pytest.raises(CorpusError, match="outside this server's corpus root"):
+        plan_update({"add_path": str(outside)}, REFS)
+    assert [d.title for d in plan_update({"add_path": str(inside)}, REFS).added] == ["A new study"]
