@@ -71,8 +71,8 @@ def parser() -> argparse.ArgumentParser:
     upd.add_argument("--remove", nargs="+", action="extend", default=[], metavar="ID",
                      help="paper ids to remove (see survey.json `papers`); repeatable")
     upd.add_argument("--refine", choices=["auto", "always", "never"], default="auto",
-                     help="refine the outline again: when the changes move its entropy beyond epsilon (auto), "
-                          "always, or never")
+                     help="refine the outline again: when the new documents' suggestions raise its entropy score "
+                          "by more than epsilon (auto), always, or never")
     upd.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(upd)
     show = sub.add_parser("show", help="list the versions of a thread's survey, or write one of them")

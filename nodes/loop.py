@@ -23,6 +23,7 @@ from llmxmr.core.rng import rng_for
 from llmxmr.core.sampling import is_pooling, pooling_groups, sampling_groups, top_k
 from llmxmr.core.tree import leaf_ids, outline_to_markdown, section_ids
 from llmxmr.nodes.step import Step
+from llmxmr.nodes.update import probe_decided, probing
 from llmxmr.plan import block_calls, writing_cost
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import SurveyState
@@ -160,6 +161,10 @@ def layer_done(state: SurveyState, step: Step) -> dict[str, Any]:
     entropy_artifact(step, state, [record])
     update: dict[str, Any] = {**cleared(), "working_set": [s.model_dump() for s in W], "layer_best": layer_best,
                               "entropy_history": [record]}
+    if kind == "layer0" and probing(state):  # an update's refine=auto: go on only if the new suggestions help
+        update.update(probe_decided(state, settings, best_l))
+        if update.get("stop_reason"):
+            return update
     next_layer = layer + 1
     rng = rng_for(settings.seed, "layer", block, next_layer)
     ids = [s.suggestion_id for s in W]

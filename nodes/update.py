@@ -33,7 +33,10 @@ from llmxmr.models.tokens import ensure_tiktoken_offline
 from llmxmr.nodes.prepare import store_documents
 from llmxmr.nodes.step import Step
 from llmxmr.state.graph_state import SurveyState
+from llmxmr.state.context import Settings
 from llmxmr.updates import check_finished, plan_update
+
+PROBE = "probe"  # update_log["refined"] while refine=auto waits for layer 0's scores
 
 
 def update_start(state: SurveyState, step: Step) -> dict[str, Any]:
@@ -88,12 +91,15 @@ def update_digested(state: SurveyState, step: Step) -> dict[str, Any]:
     E_after = combine(J or 0.0, H, settings.entropy_lambda)
     log = dict(state["update_log"])
     mode = log["refine_mode"]
+    refine: bool | str
     if mode == "never":
         refine, reason = False, "not refined (refine=never)"
     elif mode == "always":
         refine, reason = True, "refined (refine=always)"
-    else:
-        refine, reason = refine_decision(settings.mode, entry.get("E"), E_after, settings.epsilon)
+    elif not added_refs(state):
+        refine, reason = False, "not refined: no documents added, so no suggestions to weigh (refine=auto)"
+    else:  # auto: the refinement block's layer 0 applies the new suggestions; layer_done decides (probe_decided)
+        refine, reason = PROBE, "refine=auto: waiting for the new documents' suggestions to be scored"
     log.update(refined=refine, refine=reason, entropy={"before": entry.get("E"), "after": E_after, "H": H})
     step.progress("update", refine=refine, entropy=round(E_after, 3))
     # The final outline's entropy with the current documents: the baseline of the next update's decision.
@@ -111,6 +117,27 @@ def update_digested(state: SurveyState, step: Step) -> dict[str, Any]:
         groups = [g2 for g in state.get("groups") or [] if (g2 := [p for p in g if p not in gone])]
     return {"update_log": log, "groups": groups, "block": int(state.get("block") or 0) + 1, "outline_key": key,
             "outline_sections": len(section_ids(outline)), "stop_reason": "", "block_outlines": [current]}
+
+
+def probe_decided(state: SurveyState, settings: Settings, best_J: float) -> dict[str, Any]:
+    """refine=auto after the update's layer 0: the final outline scored afresh (O_b of the block) against the
+    best outline the new documents' suggestions made of it, both with the digests' H. Not better by more than
+    epsilon: the block stops here and the outline stays."""
+    log = dict(state["update_log"])
+    base_J = float((state.get("base_score") or {}).get("J") or 0.0)
+    H = log["entropy"]["H"]
+    refine, reason = refine_decision(combine(base_J, H, settings.entropy_lambda),
+                                     combine(best_J, H, settings.entropy_lambda), settings.epsilon)
+    log.update(refined=refine, refine=reason, probe={"J_outline": base_J, "J_suggested": best_J})
+    out: dict[str, Any] = {"update_log": log}
+    if not refine:
+        out["stop_reason"] = "update: the new documents' suggestions do not improve the outline"
+    return out
+
+
+def probing(state: SurveyState) -> bool:
+    """This layer 0 is an update's refine=auto probe."""
+    return bool(state.get("update")) and (state.get("update_log") or {}).get("refined") == PROBE
 
 
 def plan_rewrite(state: SurveyState, step: Step) -> dict[str, Any]:
@@ -154,6 +181,7 @@ def changelog_entry(state: SurveyState, references: list[dict[str, Any]]) -> dic
                              [d["paper_id"] for d in log["added"]])
     return {"version": state["version"], "from_version": state["update_base"]["version"],
             "documents": {k: log.get(k) or [] for k in ("added", "removed", "ignored")},
-            "refine": log.get("refine", ""), "entropy": log.get("entropy"), "sections": log.get("sections") or {},
+            "refine": log.get("refine", ""), "entropy": log.get("entropy"), "probe": log.get("probe"),
+            "sections": log.get("sections") or {},
             "references": refs, "usage": totals}
 

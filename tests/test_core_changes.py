@@ -62,12 +62,13 @@ def test_evidence_by_section_skips_blank_digest_entries() -> None:
     assert evidence_by_section(digests) == {"s3": {"p1": "text", "p2": "more"}}
 
 
-@pytest.mark.parametrize(("before", "after", "refine"), [(6.0, 6.05, False), (6.0, 6.1, False), (6.0, 6.2, True),
-                                                         (6.0, 5.8, True), (None, 6.0, True)])
-def test_refine_auto_refines_when_entropy_moves_beyond_epsilon(before, after, refine) -> None:
-    decided, reason = refine_decision("default", before, after, 0.1)
+@pytest.mark.parametrize(("outline_E", "suggested_E", "refine"),
+                         [(6.0, 6.05, False), (6.0, 6.1, False), (6.0, 6.2, True), (6.0, 5.0, False)])
+def test_refine_auto_goes_on_when_the_suggestions_raise_E_by_more_than_epsilon(outline_E, suggested_E, refine) -> None:
+    decided, reason = refine_decision(outline_E, suggested_E, 0.1)
     assert decided is refine
-    assert reason.startswith("refined" if refine and before is not None else "no entropy" if refine else "not refined")
+    assert reason.startswith("refined: " if refine else "not refined: ")
+    assert f"E {outline_E:.3f} -> {suggested_E:.3f}" in reason and "epsilon 0.1" in reason
 
 
 def test_reference_changes_and_the_changelog_text() -> None:

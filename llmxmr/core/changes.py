@@ -77,15 +77,14 @@ def removed_sections(old: Outline, new: Outline) -> list[str]:
     return [s.section_id for s, _, _ in iter_sections(old) if s.section_id not in ids]
 
 
-def refine_decision(mode: str, E_before: float | None, E_after: float, epsilon: float) -> tuple[bool, str]:
-    """`refine=auto`: refine the outline again only when the documents added and removed move its entropy
-    score E (with the judge's J of the outline kept, H from the new digests) by more than epsilon, the
-    loop's convergence threshold. (refine, the reason recorded in the CHANGELOG)."""
-    if E_before is None:
-        return True, f"no entropy score recorded for the outline; E is now {E_after:.3f}"
-    delta = E_after - E_before
-    moved = f"E {E_before:.3f} -> {E_after:.3f} (change {delta:+.3f}, threshold epsilon={epsilon:g})"
-    if abs(delta) > epsilon:
+def refine_decision(E_outline: float, E_suggested: float, epsilon: float) -> tuple[bool, str]:
+    """`refine=auto`, once the added documents' suggestions have been applied to the final outline and
+    scored (the refinement block's layer 0): go on refining only when they raise the outline's entropy
+    score E by more than epsilon, the loop's convergence threshold. (refine, the reason recorded in the
+    CHANGELOG)."""
+    gain = E_suggested - E_outline
+    moved = f"the new documents' suggestions move E {E_outline:.3f} -> {E_suggested:.3f} ({gain:+.3f}, epsilon {epsilon:g})"
+    if gain > epsilon:
         return True, f"refined: {moved}"
     return False, f"not refined: {moved}"
 
