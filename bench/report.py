@@ -309,7 +309,7 @@ def render(results: dict[str, Any], command: str) -> str:
         L += ["## 6. Updating a finished survey (`llmxmr update`)", "", _when(up),
               "Counts, not timing: model calls paid and prompt tokens of one update (its own version's usage) against",
               "a fresh run of the grown corpus, default mode, scripted answers of realistic length (`bench/update.py`,",
-              "in-process with a SQLite checkpointer and store; both updates start from a copy of the same finished",
+              "in-process with a SQLite checkpointer and store; every update starts from a copy of the same finished",
               "run). `refine=always` shows what `auto` costs when it decides to refine. Goal: an update with",
               "`refine=never` costs ≤ 25 % of a fresh run's calls and prompt tokens.", "", update_table(up), ""]
     if results.get("notes"):
