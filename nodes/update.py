@@ -32,8 +32,8 @@ from llmxmr.core.tree import iter_sections, leaf_ids, section_ids
 from llmxmr.models.tokens import ensure_tiktoken_offline
 from llmxmr.nodes.prepare import store_documents
 from llmxmr.nodes.step import Step
-from llmxmr.state.graph_state import SurveyState
 from llmxmr.state.context import Settings
+from llmxmr.state.graph_state import SurveyState
 from llmxmr.updates import check_finished, plan_update
 
 PROBE = "probe"  # update_log["refined"] while refine=auto waits for layer 0's scores
