@@ -114,7 +114,7 @@ def render(results: dict[str, Any], command: str) -> str:
          "The pipeline runs in-process in a fresh worker process per run, through the real `ChatOpenAI` client,",
          "with the SQLite checkpointer and store of a CLI run (`llmxmr.runs.open_database`); the mock is its own",
          "process. Corpora come from `bench/corpus.py` (deterministic by seed).", "",
-         f"Regenerate: `{command}` (parts: `--only overhead,latency,decode,scale,local`; `--quick` for the CI smoke run).",
+         f"Regenerate: `{command}` (parts: `--only overhead,latency,decode,scale,verify,update,local`; `--quick` for the CI smoke run).",
          "", f"Machine: {m.get('nproc')} cores, {m.get('cpu')}, {m.get('mem')}, Python {m.get('python')}, "
          f"{m.get('platform')}; taken {m.get('date')}; each part below names the commit it measured. It is a",
          "shared VM: runs of one commit at zero latency spread by up to ±20 %, so noisy figures are medians of",
@@ -302,6 +302,16 @@ def render(results: dict[str, Any], command: str) -> str:
         L.append(f"| **total** | **{_i(sum(u.get('calls', 0) for u in tot))}** | {_i(sum(u.get('prompt_tokens', 0) for u in tot))} | "
                  f"{_i(sum(u.get('completion_tokens', 0) for u in tot))} | | |")
         L.append("")
+    up = results.get("update")
+    if up:
+        from bench.update import table as update_table
+
+        L += ["## 6. Updating a finished survey (`llmxmr update`)", "", _when(up),
+              "Counts, not timing: model calls paid and prompt tokens of one update (its own version's usage) against",
+              "a fresh run of the grown corpus, default mode, scripted answers of realistic length (`bench/update.py`,",
+              "in-process with a SQLite checkpointer and store; every update starts from a copy of the same finished",
+              "run). `refine=always` shows what `auto` costs when it decides to refine. Goal: an update with",
+              "`refine=never` costs ≤ 25 % of a fresh run's calls and prompt tokens.", "", update_table(up), ""]
     if results.get("notes"):
         L += ["## Findings", "", results["notes"], ""]
     return "\n".join(L) + "\n"

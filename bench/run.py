@@ -8,7 +8,7 @@ subgraphs) to learn LangGraph's supersteps and the model calls of every task, an
 peak RSS, database size and the run report's usage per stage. The mock's request log gives the calls,
 tokens, concurrency and over-long answers as the server saw them.
 
-Parts (`--only a,b`): overhead, latency, decode, scale, verify, local (`--local` = `--only local`).
+Parts (`--only a,b`): overhead, latency, decode, scale, verify, update, local (`--local` = `--only local`).
 Results merge into `bench/results/results.json`; BENCHMARKS.md and bench/results/*.png are rendered from it
 (`bench/report.py`),
 so running one part refreshes its tables and keeps the others.
@@ -449,7 +449,7 @@ def part_local(work: Path, corpus: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="LLM×MapReduce-V2 benchmarks against a loopback mock LLM.")
     ap.add_argument("--quick", action="store_true", help="tiny corpus, tiny knobs, near-zero latency (CI smoke run)")
-    ap.add_argument("--only", default="", help="comma-separated parts: overhead,latency,decode,scale,verify,local")
+    ap.add_argument("--only", default="", help="comma-separated parts: overhead,latency,decode,scale,verify,update,local")
     ap.add_argument("--local", action="store_true", help="run the embedded-model demo (same as --only local)")
     ap.add_argument("--local-corpus", default=str(ROOT / "examples" / "stdlib-concurrency.jsonl"))
     ap.add_argument("--repeats", type=int, default=None, help="runs per noisy figure (median reported)")
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [2, 4]
     else:
         out = Path(args.out) if args.out else RESULTS_DIR
-        parts = [p for p in (args.only or ("local" if args.local else "overhead,latency,decode,scale,verify")).split(",") if p]
+        parts = [p for p in (args.only or ("local" if args.local else "overhead,latency,decode,scale,verify,update")).split(",") if p]
         repeats = args.repeats or 3
         sizes = [int(x) for x in args.scale_sizes.split(",") if x]
     if args.render:
@@ -501,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
                 results["scale"] = part_scale(work, args.quick, sizes)
             elif part == "verify":
                 results["verify"] = part_verify(work, args.quick)
+            elif part == "update":
+                from bench.update import measure as measure_update
+
+                n, t, add = (6, 400, 2) if args.quick else (60, 3000, 5)
+                results["update"] = measure_update(n, t, add, QUICK_SET if args.quick else {})
             elif part == "local":
                 results["local"] = part_local(work, Path(args.local_corpus))
             else:

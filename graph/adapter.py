@@ -74,6 +74,17 @@ class StepAdapter:
 
         return _named(run, fn)
 
+    def renew(self, fn: StepFn) -> Node:
+        """The first step of a new version of a finished run (an update): it resets the run's spending in
+        the store, so afterwards the run's callers are dropped and the next step's caller reads that count."""
+
+        def run(state: Any, runtime: Runtime[Context]) -> Any:
+            out = fn(state, self.step(state["run_id"], runtime))
+            self.release_callers(state["run_id"])
+            return out
+
+        return _named(run, fn)
+
     # -- what a step gets -------------------------------------------------------------------------------
     def step(self, run_id: str, runtime: Any) -> Step:
         store = self.store(runtime, run_id)
@@ -104,11 +115,15 @@ class StepAdapter:
                 caller = self._callers[key] = ModelCaller(settings, store, models=self.models, run_id=run_id)
             return caller
 
-    def release(self, runtime: Any, run_id: str) -> None:
-        """Drop a finished run's callers (its spending is in the store) and its local store."""
+    def release_callers(self, run_id: str) -> None:
         with self._lock:
             for key in [k for k in self._callers if k[2] == run_id]:
                 del self._callers[key]
+
+    def release(self, runtime: Any, run_id: str) -> None:
+        """Drop a finished run's callers (its spending is in the store) and its local store."""
+        self.release_callers(run_id)
+        with self._lock:
             if getattr(runtime, "store", None) is None:
                 self._local_stores.pop(run_store.safe_label(run_id), None)
 

@@ -19,6 +19,7 @@ from llmxmr.nodes import (
     review,
     scoring,
     skeleton,
+    update,
 )
 from llmxmr.nodes import map as reading
 from llmxmr.state.context import Context
@@ -40,7 +41,7 @@ def build_builder(models: Models = None) -> StateGraph:
     b.add_node("merge_batch", step.node(skeleton.merge_batch))
     b.add_node("merge_skeleton", step.node(skeleton.merge_skeleton))
     b.add_node("outline_digest", step.node(digest.outline_digest),
-               destinations=("skeleton_entropy", "block_entropy", "review_digested"))
+               destinations=("skeleton_entropy", "block_entropy", "review_digested", "update_digested"))
     b.add_node("skeleton_entropy", step.node(loop.skeleton_entropy))
     b.add_node("block_start", step.node(loop.block_start))
     b.add_node("feedback", step.node(convolve.feedback))
@@ -58,8 +59,16 @@ def build_builder(models: Models = None) -> StateGraph:
     b.add_node("review_digested", step.node(loop.review_digested))
     b.add_node("write", build_writer_builder(step).compile(name="llmxmr_writer"))
     b.add_node("finalize", step.last(finalize.finalize))
+    # An update of a finished thread (nodes/update.py): the added documents read with the same steps.
+    b.add_node("update_start", step.renew(update.update_start))
+    b.add_node("update_map", step.node(reading.map_chunk))
+    b.add_node("update_mapped", update.read_done)
+    b.add_node("update_reduce", step.node(reading.reduce_notes))
+    b.add_node("update_reduced", update.read_done)
+    b.add_node("update_digested", step.node(update.update_digested))
+    b.add_node("plan_rewrite", step.node(update.plan_rewrite))
 
-    b.add_edge(START, "prepare")
+    b.add_conditional_edges(START, routes.route_start, ["prepare", "update_start"])
     b.add_conditional_edges("prepare", routes.after_prepare, ["map_chunk", "group"])
     b.add_edge("map_chunk", "map_done")
     b.add_conditional_edges("map_done", routes.after_map, ["reduce_notes", "group"])
@@ -77,11 +86,19 @@ def build_builder(models: Models = None) -> StateGraph:
     b.add_conditional_edges("refine_done", routes.refine_or_end, ["refine_candidate", "entropy_score", "block_end"])
     b.add_conditional_edges("block_end", routes.after_block_end, ["outline_digest", "select_final"])
     b.add_conditional_edges("block_entropy", routes.check_convergence, ["block_start", "select_final"])
-    b.add_edge("select_final", "review_outline")
+    b.add_conditional_edges("select_final", routes.after_select, ["review_outline", "plan_rewrite"])
     b.add_conditional_edges("review_outline", routes.after_review, ["outline_digest", "write"])
     b.add_edge("review_digested", "write")
     b.add_edge("write", "finalize")
     b.add_edge("finalize", END)
+    added = ["update_map", "update_reduce", "outline_digest", "update_digested"]
+    b.add_conditional_edges("update_start", routes.read_added, added)
+    b.add_edge("update_map", "update_mapped")
+    b.add_conditional_edges("update_mapped", routes.reduce_added, added)
+    b.add_edge("update_reduce", "update_reduced")
+    b.add_conditional_edges("update_reduced", routes.digest_added, ["outline_digest", "update_digested"])
+    b.add_conditional_edges("update_digested", routes.after_update_digested, ["block_start", "plan_rewrite"])
+    b.add_edge("plan_rewrite", "write")
     return b
 
 

@@ -24,6 +24,49 @@ from llmxmr.state.tasks import (
 )
 
 
+def route_start(state: SurveyState) -> Literal["prepare", "update_start"]:
+    """A new run, or (an `update` in the input of a finished thread) a new version of its survey."""
+    return "update_start" if state.get("update") else "prepare"
+
+
+def _added(state: SurveyState) -> list[dict]:
+    ids = {d["paper_id"] for d in state["update_log"]["added"]}
+    return [r for r in state["paper_refs"] if r["paper_id"] in ids]
+
+
+def read_added(state: SurveyState) -> list[Send] | Literal["update_digested"]:
+    """An update's added documents: mapped chunk by chunk (default mode), else digested at once."""
+    if not state["map_pass"]:
+        return digest_added(state)
+    sends = [Send("update_map", MapTask(run_id=state["run_id"], topic=state["title"], paper_id=r["paper_id"], chunk=c))
+             for r in _added(state) for c in range(r["chunks"])]
+    return sends or "update_digested"
+
+
+def reduce_added(state: SurveyState) -> list[Send] | Literal["update_digested"]:
+    sends = [Send("update_reduce", ReduceTask(run_id=state["run_id"], topic=state["title"], paper_id=r["paper_id"],
+                                              chunks=r["chunks"]))
+             for r in _added(state) if r["chunks"] > 1]
+    return sends or digest_added(state)
+
+
+def digest_added(state: SurveyState) -> list[Send] | Literal["update_digested"]:
+    """The added documents against the survey's final outline; the kept ones' digests stand."""
+    sends = [Send("outline_digest", DigestTask(run_id=state["run_id"], paper_id=r["paper_id"],
+                                               outline_key=state["final_key"], then="update_digested"))
+             for r in _added(state)]
+    return sends or "update_digested"
+
+
+def after_update_digested(state: SurveyState) -> Literal["block_start", "plan_rewrite"]:
+    return "block_start" if state["update_log"].get("refined") else "plan_rewrite"
+
+
+def after_select(state: SurveyState) -> Literal["review_outline", "plan_rewrite"]:
+    """An update's refinement ends in its rewrite plan; a first run goes on to the outline review."""
+    return "plan_rewrite" if state.get("update") else "review_outline"
+
+
 def after_prepare(state: SurveyState) -> list[Send] | Literal["group"]:
     if not state["map_pass"]:
         return "group"  # the reference has no map pass

@@ -68,6 +68,27 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("-o", "--out", required=True, help="output folder")
     res.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(res)
+    upd = sub.add_parser("update", help="add or remove documents of a finished survey: only what changed is re-written",
+                         epilog=_settings_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    upd.add_argument("thread", help="thread id of the finished run")
+    upd.add_argument("--db", required=True, help="SQLite file of the run")
+    upd.add_argument("-o", "--out", required=True, help="output folder (survey.md, survey.json, CHANGELOG.md)")
+    upd.add_argument("--add", metavar="JSONL|DIR", help="documents to add: a reference-format JSONL file or a folder")
+    upd.add_argument("--remove", nargs="+", action="extend", default=[], metavar="ID",
+                     help="paper ids to remove (see survey.json `papers`); repeatable")
+    upd.add_argument("--refine", choices=["auto", "always", "never"], default="auto",
+                     help="refine the outline again: when the new documents' suggestions raise its entropy score "
+                          "by more than epsilon (auto), always, or never")
+    upd.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
+    _add_model_flags(upd)
+    show = sub.add_parser("show", help="list the versions of a thread's survey, or write one of them")
+    show.add_argument("thread", help="thread id")
+    show.add_argument("--db", required=True, help="SQLite file of the run")
+    show.add_argument("--version", type=int, help="the version to write or print (1 = the first run)")
+    show.add_argument("-o", "--out", help="write that version's survey.md, survey.json (and CHANGELOG.md) here; "
+                                          "default: print its article")
+    show.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
+    show.add_argument("-q", "--quiet", action="store_true", help="only errors and the article or table")
     pl = sub.add_parser("plan", help="expected calls, tokens (and money) per stage, before paying")
     pl.add_argument("corpus", help="the corpus a `run` would read")
     pl.add_argument("--mode", choices=["default", "reference"])
@@ -269,6 +290,14 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
     console.out.print(usage_table(report))  # the final summary: printed with -q too
     failures = serious_failures(values["report"])
     summary = f"stop reason: {report.stop_reason}\nwrote {md} and {js}"
+    if values.get("changelog"):
+        from llmxmr.runs import CHANGELOG_NAME
+
+        entry = values["changelog"][-1]
+        sections = entry.get("sections") or {}
+        summary += (f"\nversion {entry['version']}: {len(sections.get('rewritten') or [])} section(s) rewritten, "
+                    f"{len(sections.get('added') or [])} added, {len(sections.get('removed') or [])} removed, "
+                    f"{sections.get('kept', 0)} kept verbatim; {entry.get('refine', '')}; see {out / CHANGELOG_NAME}")
     v, sources = report.verification, report.sources
     if v is not None:
         how = "removed from" if report.settings.get("unsupported_claims") == "remove" else "marked [unverified] in"
@@ -287,7 +316,8 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
 
 
 def _execute(console: Console, db_path: Path | str, out: Path, thread: str, start: dict[str, Any] | None,
-             context: Any, overrides: dict[str, Any], wait: bool = False, busy_ok: bool = False) -> int:
+             context: Any, overrides: dict[str, Any], wait: bool = False, busy_ok: bool = False,
+             update: dict[str, Any] | None = None) -> int:
     """Work one thread while holding its lock: two processes never work (and pay for) the same thread.
     `busy_ok`: a held thread returns EXIT_BUSY instead of being an error."""
     from llmxmr.postgres import DatabaseError
@@ -296,7 +326,7 @@ def _execute(console: Console, db_path: Path | str, out: Path, thread: str, star
 
     try:
         with hold_thread(db_path, thread, wait=wait, on_wait=console.say):
-            return _execute_locked(console, db_path, out, thread, start, context, overrides)
+            return _execute_locked(console, db_path, out, thread, start, context, overrides, update)
     except ThreadBusyError as exc:
         if busy_ok:
             console.say(f"{exc}: coming back to it after the others")
@@ -308,8 +338,33 @@ def _execute(console: Console, db_path: Path | str, out: Path, thread: str, star
         return EXIT_USAGE
 
 
+def _begin_update(console: Console, db: Any, graph: Any, st: Any, thread: str, update: dict[str, Any], overrides: dict[str, Any],
+                  hint: str) -> Any:
+    """Everything an update checks before a paid call; the settings it runs with."""
+    from llmxmr.runs import override_settings, saved_settings
+    from llmxmr.updates import check_finished, check_overrides, plan_update
+
+    values = st.values
+    if values.get("update") and tuple(graph.get_state({"configurable": {"thread_id": thread}}).next) == ("update_start",):
+        values = {**values, "update": None}  # an update refused at its first step (from code): this one replaces it
+    check_finished(values, thread, hint)
+    saved = saved_settings(db, st.values, need_base_url="base_url" not in overrides)
+    check_overrides(saved.model_dump(), overrides)
+    plan = plan_update(update, st.values["paper_refs"], saved.follow_links)
+    for skip in plan.skipped:
+        console.say(f"skipped {skip.source}: {skip.reason}")
+    for doc in plan.ignored:
+        console.say(f"ignored {doc['paper_id']} ({doc['title']}): {doc['reason']}")
+    version = int(st.values.get("version") or 1)
+    console.say(f"updating thread {thread} from version {version} to {version + 1}: {len(plan.added)} document(s) "
+                f"added, {len(plan.removed)} removed, refine={plan.refine}")
+    settings = override_settings(db, st.values, overrides) if overrides else saved_settings(db, st.values)
+    check_models(settings)
+    return settings
+
+
 def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, start: dict[str, Any] | None,
-                    context: Any, overrides: dict[str, Any]) -> int:
+                    context: Any, overrides: dict[str, Any], update: dict[str, Any] | None = None) -> int:
     """Start, resume or report one thread; every error becomes a message and an exit code."""
     from llmxmr.corpus import CorpusError
     from llmxmr.models.errors import (
@@ -328,6 +383,7 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
         status,
     )
     from llmxmr.state.context import SettingsError, resolve_settings
+    from llmxmr.updates import UpdateError
 
     hint = _resume_hint(thread, db_path, out)
 
@@ -338,10 +394,13 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
         graph = graph_for(db)
         st = status(graph, {"configurable": {"thread_id": thread}})
         try:
-            if st.finished:
+            if update is not None:
+                settings = _begin_update(console, db, graph, st, thread, update, overrides, hint)
+                drive(graph, {"update": update}, config_for(thread, settings), on_event=console.event)
+            elif st.finished:
                 console.say(f"thread {thread} is already complete: writing its outputs again (no model calls)")
                 return _finish(console, st.values, out)
-            if st.exists:
+            elif st.exists:
                 settings = override_settings(db, st.values, overrides) if overrides else None
                 if settings is None:
                     from llmxmr.runs import saved_settings
@@ -365,7 +424,7 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
         except KeyboardInterrupt:
             console.error(f"interrupted; progress is saved. Resume with:\n  {hint}")
             return EXIT_ERROR
-        except (CorpusError, SettingsError) as exc:
+        except (CorpusError, SettingsError, UpdateError) as exc:
             console.error(str(exc))
             return EXIT_USAGE
         except ModelSetupError as exc:
@@ -485,6 +544,61 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
                     wait=args.wait)
 
 
+def cmd_update(args: argparse.Namespace, console: Console) -> int:
+    from llmxmr.state.context import check_ranges
+
+    overrides = overrides_from(args)
+    check_ranges(overrides)
+    db_path = Path(args.db).expanduser().resolve()
+    if not db_path.is_file():
+        console.error(f"no database at {db_path}")
+        return EXIT_USAGE
+    if not args.add and not args.remove:
+        console.error("nothing to update: give --add JSONL|DIR (documents to add) and/or --remove ID ...")
+        return EXIT_USAGE
+    update: dict[str, Any] = {"remove": list(args.remove), "refine": args.refine}
+    if args.add:  # absolute: a resumed update reads it again, maybe from another folder
+        update["add_path"] = str(Path(args.add).expanduser().resolve())
+    return _execute(console, db_path, Path(args.out).expanduser().resolve(), args.thread, None, None, overrides,
+                    wait=args.wait, update=update)
+
+
+def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    """The versions of a thread's survey (each update is a new one), or one version written out again."""
+    from llmxmr.runs import graph_for, open_database, versions, write_result
+
+    db_path = Path(args.db).expanduser().resolve()
+    if not db_path.is_file():
+        console.error(f"no database at {db_path}")
+        return EXIT_USAGE
+    with open_database(db_path) as db:
+        found = versions(graph_for(db), args.thread)
+    if not found:
+        console.error(f"thread {args.thread} has no finished version in {db_path}")
+        return EXIT_USAGE
+    if args.version is None:  # one line per version, on stdout
+        for v in found:
+            entry = next((e for e in v.values.get("changelog") or [] if e.get("version") == v.number), None)
+            docs = (entry or {}).get("documents") or {}
+            change = (f"+{len(docs.get('added') or [])} -{len(docs.get('removed') or [])} documents, "
+                      f"{len((entry.get('sections') or {}).get('rewritten') or [])} sections rewritten"
+                      if entry else "first run")
+            sys.stdout.write(f"version {v.number}  saved {v.created_at}  {len(v.values.get('paper_refs') or [])} "
+                             f"documents  {len(v.values.get('references') or [])} references  {change}\n")
+        return EXIT_OK
+    chosen = next((v for v in found if v.number == args.version), None)
+    if chosen is None:
+        console.error(f"thread {args.thread} has no version {args.version}; its versions: "
+                      + ", ".join(str(v.number) for v in found))
+        return EXIT_USAGE
+    if args.out is None:
+        sys.stdout.write(chosen.values["article"].rstrip("\n") + "\n")
+        return EXIT_OK
+    md, js, _ = write_result(chosen.values, Path(args.out).expanduser().resolve())
+    console.say(f"wrote version {chosen.number} of thread {args.thread} to {md} and {js}")
+    return EXIT_OK
+
+
 def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections: int | None = None,
                  console: Console | None = None) -> list[Any]:
     """One Plan per survey of the corpus (token counts offline, chunks as the run would make them)."""
@@ -592,6 +706,10 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_run(args, console)
             if args.command == "plan":
                 return cmd_plan(args, console)
+            if args.command == "update":
+                return cmd_update(args, console)
+            if args.command == "show":
+                return cmd_show(args, console)
             return cmd_resume(args, console)
         except (CorpusError, SettingsError, ModelSetupError, DatabaseError) as exc:
             console.error(str(exc))

@@ -199,13 +199,47 @@ def drive(graph: Any, payload: Any, config: dict[str, Any], *, context: Any = No
         raise
 
 
+@dataclass
+class Version:
+    """One finished version of a thread's survey: the first run is version 1, each update adds one."""
+
+    number: int
+    values: dict[str, Any]  # the graph's state at that version's end (article, report, changelog, ...)
+    checkpoint_id: str
+    created_at: str
+
+
+def versions(graph: Any, thread: str) -> list[Version]:
+    """Every finished version of a thread, oldest first, from LangGraph's checkpoint history: an update is a
+    new checkpoint of the same thread, so the earlier versions stay readable."""
+    found: dict[int, Version] = {}
+    for snapshot in graph.get_state_history({"configurable": {"thread_id": thread}}):  # newest first
+        values = snapshot.values or {}
+        if snapshot.next or not values.get("report"):
+            continue  # a step inside a run or an update, not the end of a version
+        number = int(values.get("version") or 1)
+        if number not in found:
+            found[number] = Version(number, dict(values), str(snapshot.config["configurable"]["checkpoint_id"]),
+                                    str(snapshot.created_at or ""))
+    return [found[n] for n in sorted(found)]
+
+
 def serious_failures(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in report.get("failures", []) if f.get("kind") not in NOTICE_KINDS]
 
 
+CHANGELOG_NAME = "CHANGELOG.md"
+
+
 def write_result(values: dict[str, Any], outdir: Path) -> tuple[Path, Path, SurveyReport]:
+    """survey.md, survey.json and the files beside them; CHANGELOG.md once the survey has been updated."""
     report = SurveyReport(**values["report"])
     md, js = write_outputs(outdir, report)
+    if values.get("changelog"):
+        from llmxmr.artifacts import atomic_write
+        from llmxmr.core.changes import render_changelog
+
+        atomic_write(outdir / CHANGELOG_NAME, render_changelog(values["changelog"]))
     return md, js, report
 
 

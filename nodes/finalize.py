@@ -21,6 +21,7 @@ from llmxmr.export import (
     render_markdown,
 )
 from llmxmr.nodes.step import Step
+from llmxmr.nodes.update import changelog_entry
 from llmxmr.nodes.write import GAP_TEXT, evidence_index
 from llmxmr.references import BIB_NAME, bibtex_keys, pandoc_markdown, with_metadata
 from llmxmr.state.context import redact_url
@@ -74,8 +75,11 @@ def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
         sources=sources, verification=verification,
     )
     step.progress("finalize", done=1, total=1)
-    return {"article": article, "outline": outline.model_dump(), "references": [r.model_dump() for r in references],
-            "report": report.model_dump(mode="json"), "failures": failures}
+    out = {"article": article, "outline": outline.model_dump(), "references": [r.model_dump() for r in references],
+           "report": report.model_dump(mode="json"), "failures": failures}
+    if state.get("update"):  # a new version of an updated survey: what changed, and the update is done
+        out.update(changelog=[changelog_entry(state, out["references"])], update=None, rewrite=None)
+    return out
 
 
 def _accounts(state: SurveyState, step: Step, order: list[str], texts: list[str]

@@ -29,6 +29,7 @@ from llmxmr.core.tree import (
     section_ids,
 )
 from llmxmr.nodes.step import Step
+from llmxmr.nodes.update import probe_decided, probing
 from llmxmr.plan import block_calls, max_sections_within, writing_cost
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import SurveyState
@@ -166,6 +167,10 @@ def layer_done(state: SurveyState, step: Step) -> dict[str, Any]:
     entropy_artifact(step, state, [record])
     update: dict[str, Any] = {**cleared(), "working_set": [s.model_dump() for s in W], "layer_best": layer_best,
                               "entropy_history": [record]}
+    if kind == "layer0" and probing(state):  # an update's refine=auto: go on only if the new suggestions help
+        update.update(probe_decided(state, settings, best_l))
+        if update.get("stop_reason"):
+            return update
     next_layer = layer + 1
     rng = rng_for(settings.seed, "layer", block, next_layer)
     ids = [s.suggestion_id for s in W]
@@ -268,6 +273,8 @@ def block_entropy(state: SurveyState, step: Step) -> dict[str, Any]:
     entropy_artifact(step, state, [record])
     if settings.mode == "default" and entropy_gain_too_small(prev, E, settings.epsilon):
         update["stop_reason"] = "converged: entropy gain < epsilon"
+    elif state.get("update"):
+        update["stop_reason"] = "update: one refinement block"
     elif state["block"] + 1 >= settings.max_blocks:
         update["stop_reason"] = f"max_blocks reached ({settings.max_blocks})"
     elif not within_budget(state, settings, 2 * len(state["paper_refs"]) + len(state["groups"]) * 3):

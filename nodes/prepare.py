@@ -45,11 +45,9 @@ def load_documents(state: SurveyState, follow_links: bool = False) -> tuple[str,
     return _clean_title(state.get("title")) or survey.title, survey.documents, [s.model_dump() for s in survey.skipped]
 
 
-def prepare(state: SurveyState, step: Step) -> dict[str, Any]:
-    """Load the corpus into the store (text, chunk bounds); state keeps refs only."""
-    ensure_tiktoken_offline()
+def store_documents(step: Step, docs: list[Document]) -> list[dict[str, Any]]:
+    """Documents into the store (text, chunk bounds, chunks); their refs for the state."""
     settings = step.settings
-    title, docs, skipped = load_documents(state, settings.follow_links)
     refs = []
     for doc in docs:
         tokens = count_tokens(doc.text)
@@ -60,10 +58,19 @@ def prepare(state: SurveyState, step: Step) -> dict[str, Any]:
         run_store.put_document(step.store, step.run_id, doc, bounds)
         refs.append(PaperRef(paper_id=doc.paper_id, title=doc.title, url=doc.url, tokens=tokens,
                              chunks=len(bounds)).model_dump())
+    return refs
+
+
+def prepare(state: SurveyState, step: Step) -> dict[str, Any]:
+    """Load the corpus into the store (text, chunk bounds); state keeps refs only."""
+    ensure_tiktoken_offline()
+    settings = step.settings
+    title, docs, skipped = load_documents(state, settings.follow_links)
+    refs = store_documents(step, docs)
     step.progress("prepare", done=len(refs), total=len(refs), skipped=len(skipped))
     return {
         "run_id": step.run_id, "title": title, "paper_refs": refs, "skipped": skipped, "papers": None,
         "map_pass": settings.mode == "default",  # the reference has no map pass
         "block": 0, "layer": 0, "round": 0, "block_outlines": [], "layer_best": [], "working_set": [],
-        "stop_reason": "",
+        "stop_reason": "", "version": 1,
     }

@@ -192,7 +192,9 @@ def plan_repairs(state: WriterState, step: Step) -> dict[str, Any]:
     evidence)."""
     verdicts = run_store.get_verdicts(step.store, step.run_id, state["final_key"], 1, state["check_batches"][0])
     flagged = {v["section_id"] for v in verdicts if v["verdict"] == "unsupported"}
-    cited = {pid for sid in written(state) for pid in find_citations(section_text(step, state["final_key"], sid))}
+    # Every section of the article counts as citing, the ones an update kept too (`sections` has them).
+    every = list(dict.fromkeys(written(state) + list(state.get("sections") or {})))
+    cited = {pid for sid in every for pid in find_citations(section_text(step, state["final_key"], sid))}
     uncited: dict[str, list[str]] = {}
     for sid in written(state):
         for pid in state.get("evidence", {}).get(sid, []):

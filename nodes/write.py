@@ -48,8 +48,12 @@ def schedule(state: WriterState, step: Step) -> dict[str, Any]:
             run_store.put_digest(store, run_id, Digest(**{**d, "outline_key": key}))
     outline = run_store.get_outline(store, run_id, key)
     plan = height_schedule(outline)
+    only = state.get("rewrite")
+    if only is not None:  # an update writes only the sections that changed; the others are kept verbatim
+        plan = [height for h in plan if (height := [sid for sid in h if sid in set(only)])]
     step.progress("write", done=0, total=sum(len(s) for s in plan))
-    return {"run_id": run_id, "final_key": key, "schedule": plan, "step": 0, "with_charts": step.settings.charts,
+    return {"run_id": run_id, "final_key": key, "schedule": plan, "step": 0,
+            "with_charts": step.settings.charts and only is None,
             "verify": step.settings.verify_citations,
             "evidence": evidence_index(store, run_id, key, [r["paper_id"] for r in state.get("paper_refs") or []])}
 

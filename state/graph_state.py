@@ -6,7 +6,7 @@ branches write; `typing_extensions.TypedDict` so that Studio gets schemas on Pyt
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
@@ -30,13 +30,25 @@ def merge_dict(old: dict | None, new: dict | None) -> dict:
     return {**(old or {}), **(new or {})}
 
 
+class UpdateRequest(TypedDict):
+    """An update of a finished survey (`llmxmr update`): documents to add (a corpus path or inline papers),
+    paper ids to remove, and whether the outline is refined again."""
+
+    add_path: NotRequired[str | None]  # a JSONL corpus or a folder of documents
+    add_papers: NotRequired[list[dict[str, Any]] | None]  # inline papers (reference JSONL shape)
+    remove: NotRequired[list[str] | None]  # paper ids of the run to drop
+    refine: NotRequired[Literal["auto", "always", "never"] | None]  # default auto
+
+
 class SurveyInput(TypedDict):
-    """What a caller gives: a corpus path (JSONL or a folder) or inline papers, and optionally a title."""
+    """What a caller gives: a corpus path (JSONL or a folder) or inline papers, and optionally a title.
+    On a finished thread, `update` alone starts a new version of its survey (docs/DESIGN.md, updates)."""
 
     corpus_path: NotRequired[str | None]
     papers: NotRequired[list[dict[str, Any]] | None]
     title: NotRequired[str | None]
     survey_index: NotRequired[int | None]
+    update: NotRequired[UpdateRequest | None]
 
 
 class SurveyOutput(TypedDict):
@@ -47,6 +59,8 @@ class SurveyOutput(TypedDict):
     outline: dict[str, Any]
     references: list[dict[str, Any]]
     report: dict[str, Any]
+    version: int  # 1 for the first run, +1 per update
+    changelog: Annotated[list[dict[str, Any]], append]  # one entry per update: what changed and why
 
 
 class SurveyState(SurveyInput, SurveyOutput):
@@ -86,6 +100,11 @@ class SurveyState(SurveyInput, SurveyOutput):
     entropy_history: Annotated[list[dict[str, Any]], append]
     sections: Annotated[dict[str, str], merge_dict]  # section id -> store key of its final text
     verification: dict[str, Any]  # the citation check's counts (the writer's output)
+    # An update in flight (nodes/update.py): the version it starts from, what it added, removed and decided,
+    # and the sections the writer writes again (None: all of them).
+    update_base: dict[str, Any]
+    update_log: dict[str, Any]
+    rewrite: list[str] | None
 
 
 class WriterInput(TypedDict):
@@ -97,6 +116,8 @@ class WriterInput(TypedDict):
     outline: NotRequired[dict[str, Any] | None]  # inline outline (Studio): used when final_key is not in the store
     digests: NotRequired[list[dict[str, Any]] | None]  # inline digests (Studio)
     paper_refs: NotRequired[list[dict[str, Any]] | None]  # papers (paper_id, title, url): the parent's refs or inline
+    rewrite: NotRequired[list[str] | None]  # an update: only these sections are written (None: all)
+    sections: NotRequired[dict[str, str] | None]  # an update: the kept sections (children of rewritten parents)
 
 
 class WriterOutput(TypedDict):

@@ -40,7 +40,7 @@ class MergeTask(TypedDict):
     outline_keys: list[str]
 
 
-DigestPurpose = Literal["skeleton_entropy", "block_entropy", "review_digested"]
+DigestPurpose = Literal["skeleton_entropy", "block_entropy", "review_digested", "update_digested"]
 
 
 class DigestTask(TypedDict):

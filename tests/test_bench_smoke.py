@@ -74,3 +74,13 @@ def test_scale_out_bench_runs_at_a_small_size(tmp_path):
     ten = json.loads(out.read_text())["ten"]
     assert ten["40"]["calls"] > ten["4"]["calls"] > 0
     assert ten["40"]["stop_reason"] and ten["ratios"]["max_prompt"]
+
+
+def test_update_scenario_counts_an_update_against_a_fresh_run():
+    sys.path.insert(0, str(ROOT))
+    from bench.update import measure, table
+
+    r = measure(4, 200, 1, {"max_blocks": 1, "max_layers": 0, "units": 1, "refine_rounds": 0, "best_of": 1})
+    assert r["never"]["calls"] < r["fresh"]["calls"] and r["never"]["per_stage"]["digest"] == 1
+    assert r["never"]["rewritten"] + r["never"]["kept"] == r["sections"]
+    assert "| update, `refine=auto` |" in table(r)

@@ -50,8 +50,9 @@ def test_main_graph_input_form():
     schema = graph.get_input_jsonschema()
     props = _props(schema)
     assert {"corpus_path", "papers", "title"} <= set(props)
-    # Nothing internal leaks into the form and nothing is mandatory (a path OR inline papers).
-    assert not set(props) - {"corpus_path", "papers", "title", "survey_index"}
+    # Nothing internal leaks into the form and nothing is mandatory (a path OR inline papers; `update` on a
+    # finished thread).
+    assert not set(props) - {"corpus_path", "papers", "title", "survey_index", "update"}
     assert not schema.get("required")
     assert schema.get("description")
 

@@ -15,7 +15,8 @@ SMALL = Context(max_layers=1, units=2, refine_rounds=1, best_of=1, max_blocks=1)
 
 
 def _check(out: dict) -> None:
-    assert set(out) == {"title", "article", "outline", "references", "report"}
+    assert set(out) == {"title", "article", "outline", "references", "report", "version", "changelog"}
+    assert out["version"] == 1 and out["changelog"] == []  # the first version; updates add entries
     from llmxmr.citations import Reference
 
     assert check_article(out["article"], [Reference(**r) for r in out["references"]]) == []
