@@ -201,13 +201,16 @@ def max_sections_within(settings: Settings, paper_tokens: list[int], calls_left:
     tokens, as `writing_cost` plans it; None when neither is limited. At least 1: an article needs a section."""
     if calls_left is None and tokens_left is None:
         return None
-    best = 1
-    for sections in range(1, limit + 1):  # writing's cost grows with the sections: stop at the first miss
+
+    def fits(sections: int) -> bool:
         calls, tokens = writing_cost(settings, paper_tokens, sections)
-        if (calls_left is not None and calls > calls_left) or (tokens_left is not None and tokens > tokens_left):
-            break
-        best = sections
-    return best
+        return (calls_left is None or calls <= calls_left) and (tokens_left is None or tokens <= tokens_left)
+
+    lo, hi = 1, limit  # writing's cost grows with the sections: the last that fits, by bisection
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
 
 
 def block_calls(settings: Settings, papers: int, groups: int) -> int:

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from llmxmr import cli
-from llmxmr.plan import estimate, max_sections_within, merge_levels, minimum_calls, writing_cost
+from llmxmr.plan import (
+    estimate,
+    max_sections_within,
+    merge_levels,
+    minimum_calls,
+    writing_cost,
+)
 from llmxmr.state.context import resolve_settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
