@@ -186,25 +186,29 @@ WRITING_PATH = tuple(dict.fromkeys(s.name for s in STAGES.values() if not s.opti
 # The stages that write an outline into the article: the budget's reserve while refining. The citation check
 # is optional for the method but the run always does it when `verify_citations` is on, so it is reserved too.
 WRITE_STAGES = ("write_section", "polish", "charts", "verify", "repair")
+CHECK_STAGES = ("verify", "repair")
 
 
-def writing_cost(settings: Settings, paper_tokens: list[int], sections: int) -> tuple[int, int]:
-    """(calls, tokens) of writing an outline of `sections` sections, as `estimate` plans them."""
+def writing_cost(settings: Settings, paper_tokens: list[int], sections: int, check: bool = True) -> tuple[int, int]:
+    """(calls, tokens) of writing an outline of `sections` sections, as `estimate` plans them (`check`: with
+    the citation check)."""
     p = estimate(settings, paper_tokens, sections=max(1, sections))
-    stages = [p.stages[k] for k in WRITE_STAGES if k in p.stages]
+    stages = [p.stages[k] for k in WRITE_STAGES if k in p.stages and (check or k not in CHECK_STAGES)]
     return sum(s.calls for s in stages), sum(s.prompt_tokens + s.completion_tokens for s in stages)
 
 
 def max_sections_within(settings: Settings, paper_tokens: list[int], calls_left: int | None,
                         tokens_left: int | None, limit: int = 1000) -> int | None:
-    """The most sections whose writing (citation check included) fits `calls_left` calls and `tokens_left`
-    tokens, as `writing_cost` plans it; None when neither is limited. At least 1: an article needs a section."""
+    """The most sections whose writing fits `calls_left` calls (citation check included: its calls are few and
+    known) and `tokens_left` tokens (without the check: its tokens are mostly passages, and under a token
+    budget its rounds keep to what writing left, nodes/verify.py), as `writing_cost` plans them; None when
+    neither is limited. At least 1: an article needs a section."""
     if calls_left is None and tokens_left is None:
         return None
 
     def fits(sections: int) -> bool:
-        calls, tokens = writing_cost(settings, paper_tokens, sections)
-        return (calls_left is None or calls <= calls_left) and (tokens_left is None or tokens <= tokens_left)
+        calls_ok = calls_left is None or writing_cost(settings, paper_tokens, sections)[0] <= calls_left
+        return calls_ok and (tokens_left is None or writing_cost(settings, paper_tokens, sections, check=False)[1] <= tokens_left)
 
     lo, hi = 1, limit  # writing's cost grows with the sections: the last that fits, by bisection
     while lo < hi:

@@ -137,5 +137,5 @@ def test_the_sections_a_budget_can_write() -> None:
     assert fit is not None and fit > 1
     assert writing_cost(settings, papers, fit)[0] <= 40 < writing_cost(settings, papers, fit + 1)[0]
     assert max_sections_within(settings, papers, 0, None) == 1  # an article needs a section, whatever is left
-    tokens = writing_cost(settings, papers, 5)[1]
+    tokens = writing_cost(settings, papers, 5, check=False)[1]  # under a token budget the check gives way
     assert max_sections_within(settings, papers, None, tokens) == 5
