@@ -186,28 +186,35 @@ WRITING_PATH = tuple(dict.fromkeys(s.name for s in STAGES.values() if not s.opti
 # The stages that write an outline into the article: the budget's reserve while refining. The citation check
 # is optional for the method but the run always does it when `verify_citations` is on, so it is reserved too.
 WRITE_STAGES = ("write_section", "polish", "charts", "verify", "repair")
+CHECK_STAGES = ("verify", "repair")
 
 
-def writing_cost(settings: Settings, paper_tokens: list[int], sections: int) -> tuple[int, int]:
-    """(calls, tokens) of writing an outline of `sections` sections, as `estimate` plans them."""
+def writing_cost(settings: Settings, paper_tokens: list[int], sections: int, check: bool = True) -> tuple[int, int]:
+    """(calls, tokens) of writing an outline of `sections` sections, as `estimate` plans them (`check`: with
+    the citation check)."""
     p = estimate(settings, paper_tokens, sections=max(1, sections))
-    stages = [p.stages[k] for k in WRITE_STAGES if k in p.stages]
+    stages = [p.stages[k] for k in WRITE_STAGES if k in p.stages and (check or k not in CHECK_STAGES)]
     return sum(s.calls for s in stages), sum(s.prompt_tokens + s.completion_tokens for s in stages)
 
 
 def max_sections_within(settings: Settings, paper_tokens: list[int], calls_left: int | None,
                         tokens_left: int | None, limit: int = 1000) -> int | None:
-    """The most sections whose writing (citation check included) fits `calls_left` calls and `tokens_left`
-    tokens, as `writing_cost` plans it; None when neither is limited. At least 1: an article needs a section."""
+    """The most sections whose writing fits `calls_left` calls (citation check included: its calls are few and
+    known) and `tokens_left` tokens (without the check: its tokens are mostly passages, and under a token
+    budget its rounds keep to what writing left, nodes/verify.py), as `writing_cost` plans them; None when
+    neither is limited. At least 1: an article needs a section."""
     if calls_left is None and tokens_left is None:
         return None
-    best = 1
-    for sections in range(1, limit + 1):  # writing's cost grows with the sections: stop at the first miss
-        calls, tokens = writing_cost(settings, paper_tokens, sections)
-        if (calls_left is not None and calls > calls_left) or (tokens_left is not None and tokens > tokens_left):
-            break
-        best = sections
-    return best
+
+    def fits(sections: int) -> bool:
+        calls_ok = calls_left is None or writing_cost(settings, paper_tokens, sections)[0] <= calls_left
+        return calls_ok and (tokens_left is None or writing_cost(settings, paper_tokens, sections, check=False)[1] <= tokens_left)
+
+    lo, hi = 1, limit  # writing's cost grows with the sections: the last that fits, by bisection
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
 
 
 def block_calls(settings: Settings, papers: int, groups: int) -> int:

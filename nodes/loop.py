@@ -105,9 +105,17 @@ def _leave_layers(state: SurveyState, settings: Settings, W: list[Suggestion]) -
     for s in W:
         if s.score is not None and s.outline_key and s.score > best["J"]:
             best = {"outline_key": s.outline_key, "J": s.score, "rationale": s.rationale}
-    refine = settings.refine_rounds > 0
+    # Self-refine is optional: its rounds run only when the budget still covers them, the block's close and
+    # writing after (layers that stopped by their own rule checked nothing of it).
+    refine = settings.refine_rounds > 0 and within_budget(
+        state, settings, 3 * settings.best_of * settings.refine_rounds + block_close_calls(state, settings))
     return {"plan": [], "best": best, "round": 1 if refine else 0, "candidates": settings.best_of,
             "rescore_keys": [] if refine else _rescore_keys(state, settings, best)}
+
+
+def block_close_calls(state: SurveyState, settings: Settings) -> int:
+    """Calls that close a block once its layers are left: the fresh re-scores (default) and C's digest pass."""
+    return (2 if settings.mode == "default" else 0) + len(state.get("paper_refs") or [])
 
 
 def feedback_done(state: SurveyState, step: Step) -> dict[str, Any]:
@@ -181,7 +189,7 @@ def layer_done(state: SurveyState, step: Step) -> dict[str, Any]:
         or not W
         or (settings.mode == "default" and layer_should_stop(layer_best, settings.epsilon, settings.patience, settings.mode))
     )
-    if not stop and not within_budget(state, settings, 3 * units + 9 * settings.best_of * settings.refine_rounds):
+    if not stop and not within_budget(state, settings, 3 * units + block_close_calls(state, settings)):
         update["stop_reason"] = "budget: refinement stopped early to keep the cost of writing"
         stop = True
     if stop:

@@ -40,6 +40,8 @@ PAIR_TOKENS = 60  # a claim and its paper's header in the verifier's prompt, bes
 FIXUP_PAPERS = 4  # uncited evidence papers one section is asked to place, at most
 SECTIONS_PER_REPAIR = 3  # sections one repair call takes, at most (its answer stays within the stage's cap)
 PROMPT_OVERHEAD = 500
+CHARTS_TOKENS = 3000  # the charts call after the check (the outline and its answer), reserved under a token budget
+REPAIR_SECTION_TOKENS = 1500  # a section, its flagged claims and its evidence in a repair call, and its fixes
 PASSAGE_CHARS = 4_000_000  # characters of one paper its passages are cut from, at most (~1,500 pages)
 
 
@@ -62,24 +64,38 @@ def pairs_per_call(settings: Settings, total: int) -> int:
     return max(1, min(spread, by_input, by_output))
 
 
-def calls_allowed(step: Step, sections: int, then: tuple[int, ...]) -> int | None:
-    """Calls a round of the citation check may make under `max_calls`: what is left after the charts call and
-    the later rounds' planned calls (`then`: indexes into plan.check_calls); None without a call budget. The
-    check is optional: a round held to fewer calls leaves the rest of its claims unchecked, the article is
-    written within its budget."""
+def calls_allowed(step: Step, sections: int, then: tuple[int, ...], per_call_tokens: int) -> int | None:
+    """Calls a round of the citation check may make under the budget: what `max_calls` and `max_total_tokens`
+    leave after the charts call and the later rounds' planned calls (`then`: indexes into plan.check_calls),
+    at about `per_call_tokens` tokens a call; None without a budget. The check is optional: a round held to
+    fewer calls leaves the rest of its claims unchecked, and the article is written within its budget."""
     settings = step.settings
-    if settings.max_calls is None:
+    if settings.max_calls is None and settings.max_total_tokens is None:
         return None
-    spent = int((run_store.get_spent(step.store, step.run_id) or {}).get("calls", 0))
-    planned = check_calls(settings, sections)
-    return max(0, settings.max_calls - spent - int(settings.charts) - sum(planned[i] for i in then))
+    spent = run_store.get_spent(step.store, step.run_id) or {}
+    later = sum(check_calls(settings, sections)[i] for i in then)
+    allowed: int | None = None
+    if settings.max_calls is not None:
+        allowed = max(0, settings.max_calls - int(spent.get("calls", 0)) - int(settings.charts) - later)
+    if settings.max_total_tokens is not None:
+        charts = CHARTS_TOKENS if settings.charts else 0
+        left = settings.max_total_tokens - int(spent.get("tokens", 0)) - charts - later * per_call_tokens
+        by_tokens = max(0, left // max(1, per_call_tokens))
+        allowed = by_tokens if allowed is None else min(allowed, by_tokens)
+    return allowed
+
+
+def check_call_tokens(settings: Settings, pairs: int) -> int:
+    """About the tokens of one verifier call of a round of `pairs` pairs (prompt and verdicts)."""
+    passage_tokens = settings.verify_passages * PASSAGE_WORDS * 4 // 3
+    return pairs_per_call(settings, pairs) * (passage_tokens + PAIR_TOKENS + VERDICT_TOKENS) + PROMPT_OVERHEAD
 
 
 def _held(step: Step, stage: str, unit: str, planned: int, allowed: int | None) -> int:
     if allowed is None or planned <= allowed:
         return planned
-    step.calls.fail(stage, unit, "budget", f"{allowed} of {planned} calls made to stay within max_calls; "
-                    "the rest stay unchecked. Fix: a larger max_calls")
+    step.calls.fail(stage, unit, "budget", f"{allowed} of {planned} calls made to stay within the budget; "
+                    "the rest stay unchecked. Fix: a larger max_calls / max_total_tokens")
     return allowed
 
 
@@ -102,7 +118,7 @@ def plan_checks(state: WriterState, step: Step) -> dict[str, Any]:
         for claim in split_claims(section_text(step, state["final_key"], sid)):
             pairs += [[sid, claim.index, pid] for pid in claim.cited]
     step.progress("verify", done=0, total=len(pairs))
-    allowed = calls_allowed(step, len(written(state)), then=(1, 2))
+    allowed = calls_allowed(step, len(written(state)), (1, 2), check_call_tokens(step.settings, len(pairs)))
     batches = _store_batches(step, state["final_key"], 1, pairs, allowed)
     return step.update(check_batches=[batches, 0], check_round=1)
 
@@ -204,7 +220,8 @@ def plan_repairs(state: WriterState, step: Step) -> dict[str, Any]:
     sections = [[sid, uncited.get(sid, [])] for sid in written(state) if sid in flagged or sid in uncited]
     per_call = min(SECTIONS_PER_REPAIR, max(1, math.ceil(len(sections) / max(1, step.settings.max_concurrency))))
     batches = batched(sections, per_call) if sections else []
-    batches = batches[:_held(step, REPAIR.name, "round2", len(batches), calls_allowed(step, len(written(state)), then=(2,)))]
+    allowed = calls_allowed(step, len(written(state)), (2,), per_call * REPAIR_SECTION_TOKENS + PROMPT_OVERHEAD)
+    batches = batches[:_held(step, REPAIR.name, "round2", len(batches), allowed)]
     return step.update(repairs=batches)
 
 
@@ -276,7 +293,8 @@ def plan_rechecks(state: WriterState, step: Step) -> dict[str, Any]:
         for claim in split_claims(section_text(step, state["final_key"], r["section_id"])):
             if claim.text in changed:
                 pairs += [[r["section_id"], claim.index, pid] for pid in claim.cited]
-    batches = _store_batches(step, state["final_key"], 2, pairs, calls_allowed(step, len(written(state)), then=()))
+    allowed = calls_allowed(step, len(written(state)), (), check_call_tokens(step.settings, len(pairs)))
+    batches = _store_batches(step, state["final_key"], 2, pairs, allowed)
     return step.update(check_batches=[state["check_batches"][0], batches], check_round=2)
 
 

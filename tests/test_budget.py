@@ -148,3 +148,44 @@ def test_exhausted_budget_outside_refinement_stops_resumably_then_resume_with_mo
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "survey.json").read_text())
     assert "Section not written" not in report["content"]
+
+
+def test_every_budget_from_tight_to_ample_finishes_within_itself() -> None:
+    # Issue 16 §4: a run that starts finishes within its budget, whatever the budget: refinement layers,
+    # self-refine rounds and the citation check give way, the outline is cut, the article is written.
+    from graph_helpers import papers, run
+
+    from llmxmr.testing.fake_model import ScriptedChatModel
+
+    shape = {"mode": "default", "units": 2, "max_layers": 1, "refine_rounds": 2, "best_of": 2, "max_blocks": 1}
+    free = run(ScriptedChatModel(), papers(6), **shape)
+    full = sum(u["calls"] for u in free["report"]["usage"].values())
+    kinds = set()
+    for budget in range(full - 30, full + 24, 3):
+        out = run(ScriptedChatModel(), papers(6), max_calls=budget, **shape)
+        usage = out["report"]["usage"]
+        assert sum(u["calls"] for u in usage.values()) <= budget, budget
+        assert out["article"] and "Section not written" not in out["article"], budget
+        kinds.add("refined" if "critique" in usage else "layers" if "modify" in usage else "none")
+    assert kinds == {"refined", "layers", "none"}  # the sweep crossed every way of giving way
+
+
+def test_every_token_budget_from_tight_to_ample_finishes_within_itself() -> None:
+    # The same under max_total_tokens: the outline is cut to what writing can pay for, and the citation
+    # check's rounds keep to the tokens writing left.
+    from graph_helpers import papers, run
+
+    from llmxmr.testing.fake_model import ScriptedChatModel
+
+    shape = {"mode": "default", "units": 2, "max_layers": 1, "refine_rounds": 1, "best_of": 1, "max_blocks": 1}
+    free = run(ScriptedChatModel(), papers(6), **shape)
+    full = sum(u["prompt_tokens"] + u["completion_tokens"] for u in free["report"]["usage"].values())
+    held_back = set()
+    for share in (0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.5):
+        budget = int(full * share)
+        out = run(ScriptedChatModel(), papers(6), max_total_tokens=budget, **shape)
+        usage = out["report"]["usage"]
+        assert sum(u["prompt_tokens"] + u["completion_tokens"] for u in usage.values()) <= budget, share
+        assert out["article"] and "Section not written" not in out["article"], share
+        held_back |= {f["stage"] for f in out["report"]["failures"] if f["kind"] == "budget"}
+    assert {"write_section", "verify"} <= held_back  # the outline was cut, and the check held back

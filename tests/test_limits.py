@@ -6,10 +6,9 @@ import pytest
 from langgraph.store.memory import InMemoryStore
 
 from llmxmr import limits
-from llmxmr.models import tokens
-
 from llmxmr.graph import build_graph
 from llmxmr.limits import chunk_bounds, chunks_of, input_budget, output_tokens
+from llmxmr.models import tokens
 from llmxmr.nodes.skeleton import merge_limits
 from llmxmr.state.context import Context, resolve_settings
 from llmxmr.testing.fake_model import ScriptedChatModel

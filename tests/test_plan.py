@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from llmxmr import cli
-from llmxmr.plan import estimate, max_sections_within, merge_levels, minimum_calls, writing_cost
+from llmxmr.plan import (
+    estimate,
+    max_sections_within,
+    merge_levels,
+    minimum_calls,
+    writing_cost,
+)
 from llmxmr.state.context import resolve_settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
@@ -131,5 +137,5 @@ def test_the_sections_a_budget_can_write() -> None:
     assert fit is not None and fit > 1
     assert writing_cost(settings, papers, fit)[0] <= 40 < writing_cost(settings, papers, fit + 1)[0]
     assert max_sections_within(settings, papers, 0, None) == 1  # an article needs a section, whatever is left
-    tokens = writing_cost(settings, papers, 5)[1]
+    tokens = writing_cost(settings, papers, 5, check=False)[1]  # under a token budget the check gives way
     assert max_sections_within(settings, papers, None, tokens) == 5
