@@ -8,8 +8,11 @@ prompt's hash), and adds what a benchmark needs:
 * a cap on concurrent requests (a semaphore: requests beyond the cap wait, as on a rate-limited API);
 * realistic `usage` (tiktoken counts of the messages and of the answer) and answers of realistic length per
   stage (`BenchResponder`, with a `length` knob that scales every answer);
-* a request log: arrival, start (after the cap), end, stage, requests in flight and queued, tokens,
-  the request's `max_tokens` and whether the answer overshot it.
+* a prefix cache modelled on OpenAI's (`bench/prefix_cache.py`): each answer's usage reports the prompt
+  tokens it would serve from cache (`prompt_tokens_details.cached_tokens`), as OpenAI does;
+* a request log: arrival, start (after the cap), end, stage, requests in flight and queued, tokens
+  (o200k: prompt, cached, completion; and the characters of prompt and answer, for the characters ÷ 4
+  unit), the request's `max_tokens` and whether the answer overshot it.
 
 Run it as its own process (so its CPU is not charged to the pipeline under test):
 
@@ -21,6 +24,7 @@ It prints one line `{"base_url": ...}` on stdout when it is listening and serves
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import signal
@@ -33,7 +37,8 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/mock.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llmxmr.models.tokens import ensure_tiktoken_offline, truncate_to_tokens
+from bench.prefix_cache import PrefixCache, prompt_token_ids
+from llmxmr.models.tokens import _encoder, count_tokens, ensure_tiktoken_offline, truncate_to_tokens
 from llmxmr.testing.openai_stub import StubOpenAIServer
 from llmxmr.testing.responder import (
     CITE_RE,
@@ -184,6 +189,7 @@ class BenchMock:
         self.log: list[dict[str, Any]] = []
         self._log_file = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
         self.t0 = time.time()
+        self.prefix_cache = PrefixCache()
         self.server = StubOpenAIServer(self._answer, models=["mock", "scripted"])
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -210,7 +216,13 @@ class BenchMock:
     # -- one request ---------------------------------------------------------------------------------------
     def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         arrived = time.time()
-        stage = stage_of(request.get("messages") or [])
+        messages = request.get("messages") or []
+        stage = stage_of(messages)
+        enc = _encoder()
+        ids = prompt_token_ids(messages, (lambda t: enc.encode(t, disallowed_special=())) if enc else
+                               (lambda t: [0] * count_tokens(t)))
+        cached = self.prefix_cache.lookup_and_add(str(request.get("model")), ids, arrived - self.t0)
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in messages)
         with self._lock:
             self._queued += 1
         self._cap.acquire()
@@ -221,6 +233,7 @@ class BenchMock:
                 self._inflight += 1
                 inflight, queued = self._inflight, self._queued
             reply = scripted_reply(self.responder, request)
+            reply["cached_tokens"] = cached
             limit = completion_limit(request)
             over = limit is not None and reply["completion_tokens"] > limit
             if over and self.enforce_max_tokens:  # what a real server does: cut the answer, finish "length"
@@ -238,6 +251,9 @@ class BenchMock:
         entry = {"arrived": arrived - self.t0, "started": started - self.t0, "ended": ended - self.t0,
                  "stage": stage, "inflight": inflight, "queued": queued,
                  "prompt_tokens": reply["prompt_tokens"], "completion_tokens": reply["completion_tokens"],
+                 "cached_tokens": cached, "prompt_chars": prompt_chars, "completion_chars": len(reply["content"]),
+                 "model": request.get("model"), "seed": request.get("seed"),
+                 "body_sha": hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16],
                  "max_tokens": limit, "over_limit": over, "temperature": request.get("temperature"),
                  "logprobs": bool(request.get("logprobs"))}
         with self._lock:

@@ -5,6 +5,7 @@
 
 The responder receives the request JSON and returns either a reply
     {"content": str, "logprobs": [...]|None, "finish_reason": "stop", "prompt_tokens": n, "completion_tokens": n}
+(with "cached_tokens": n, the usage reports them as OpenAI does: `prompt_tokens_details.cached_tokens`)
 or a fault {"status": 429, "headers": {...}, "body": {...}}, or {"drop": True} (close the connection);
 any of them may carry "delay": seconds (sleep first).
 """
@@ -107,7 +108,10 @@ def _completion(request: dict[str, Any], reply: dict[str, Any], seq: int) -> dic
             "finish_reason": reply.get("finish_reason", "stop"),
         }],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+                  "total_tokens": prompt_tokens + completion_tokens,
+                  # OpenAI's prompt caching: the part of the prompt served from its cache (billed cheaper).
+                  **({"prompt_tokens_details": {"cached_tokens": int(reply["cached_tokens"])}}
+                     if reply.get("cached_tokens") is not None else {})},
     }
 
 
