@@ -219,6 +219,11 @@ class ModelCaller:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
         model = self.model_for(role)
         temperature = self.settings.temperature if temperature is None else temperature
+        if candidate and not temperature:
+            # A candidate other than 0 is a deliberate independent sample (best-of, a fresh re-score): the
+            # same request at temperature 0 would only repeat an earlier answer, so it samples, with its
+            # index as the seed (`_bind`): no request body is sent twice in a run.
+            temperature = self.settings.candidate_temperature
         convo = list(messages)
         for repair in range(self.settings.max_repairs + 1):
             reply = self._reply(role=role, stage=stage, unit=unit, model=model, messages=convo, meter=meter, schema=schema,
@@ -299,11 +304,11 @@ class ModelCaller:
         with gate:
             return self._reply_once(key, role=role, stage=stage, unit=unit, spec=spec, model=model,
                                     messages=messages, meter=meter, schema=schema, max_tokens=max_tokens,
-                                    temperature=temperature, logprobs=logprobs)
+                                    temperature=temperature, logprobs=logprobs, candidate=candidate)
 
     def _reply_once(self, key: str, *, role: str, stage: str, unit: str, spec: str, model: BaseChatModel,
                     messages: list[BaseMessage], meter: UsageMeter, schema: type[BaseModel] | None,
-                    max_tokens: int, temperature: float, logprobs: bool) -> _Reply:
+                    max_tokens: int, temperature: float, logprobs: bool, candidate: int = 0) -> _Reply:
         v = run_store.get_response(self.store, key)
         if v is not None:
             meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"])
@@ -312,7 +317,7 @@ class ModelCaller:
                           completion_tokens=v["completion_tokens"], finish_reason=v.get("finish_reason", "stop"),
                           cached=True, reported_model=v.get("reported_model"))
         bound = self._bind(model, schema=schema, max_tokens=max_tokens, temperature=temperature,
-                           logprobs=logprobs)
+                           logprobs=logprobs, seed=candidate or None)
         with _in_flight():
             reply = self._request(bound, role=role, stage=stage, unit=unit, spec=spec, messages=messages,
                                   meter=meter, logprobs=logprobs, max_tokens=max_tokens)
@@ -347,8 +352,9 @@ class ModelCaller:
 
     @staticmethod
     def _bind(model: BaseChatModel, *, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
-              logprobs: bool) -> Any:
-        return bind_for(model, schema=schema, max_tokens=max_tokens, temperature=temperature, logprobs=logprobs)
+              logprobs: bool, seed: int | None = None) -> Any:
+        return bind_for(model, schema=schema, max_tokens=max_tokens, temperature=temperature, logprobs=logprobs,
+                        seed=seed)
 
     def _request(self, bound: Any, *, role: str, stage: str, unit: str, spec: str, messages: list[BaseMessage],
                  meter: UsageMeter, logprobs: bool, max_tokens: int = 0) -> _Reply:
