@@ -27,6 +27,20 @@ def _settings_epilog() -> str:
     return "\n".join(lines)
 
 
+def _add_price_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--price-in", type=float, help="$ per million prompt tokens")
+    p.add_argument("--price-out", type=float, help="$ per million completion tokens")
+    p.add_argument("--price-cached", type=float,
+                   help="$ per million prompt tokens served from the provider's prompt cache (default: --price-in)")
+
+
+def prices_of(args: argparse.Namespace) -> tuple[float, float, float | None] | None:
+    """(in, out, cached) per million tokens, or None when no price was given."""
+    if args.price_in is None and args.price_out is None and args.price_cached is None:
+        return None
+    return args.price_in or 0.0, args.price_out or 0.0, args.price_cached
+
+
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model of every role: local, gguf:PATH, openai:NAME, google_genai:NAME")
     p.add_argument("--base-url", help="base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio)")
@@ -56,19 +70,20 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--title", help="survey title for a folder corpus")
     run.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(run)
+    _add_price_flags(run)
     res = sub.add_parser("resume", help="continue a stopped run with the settings it started with")
     res.add_argument("thread", help="thread id printed when the run stopped")
     res.add_argument("--db", required=True, help="SQLite file of the run")
     res.add_argument("-o", "--out", required=True, help="output folder")
     res.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(res)
+    _add_price_flags(res)
     pl = sub.add_parser("plan", help="expected calls, tokens (and money) per stage, before paying")
     pl.add_argument("corpus", help="the corpus a `run` would read")
     pl.add_argument("--mode", choices=["default", "reference"])
     pl.add_argument("--title", help="survey title for a folder corpus")
     pl.add_argument("--sections", type=int, help="expected sections of the outline (default: from the corpus size)")
-    pl.add_argument("--price-in", type=float, help="$ per million prompt tokens")
-    pl.add_argument("--price-out", type=float, help="$ per million completion tokens")
+    _add_price_flags(pl)
     _add_model_flags(pl)
     sub.add_parser("settings", help="list every setting with its default and description")
     from llmxmr.eval.command import add_parser as add_eval_parser
@@ -124,6 +139,7 @@ class Console:
 
         self.out = RichConsole(stderr=True)
         self.verbose, self.quiet = verbose, quiet
+        self.prices: tuple[float, float, float | None] | None = None  # --price-in/-out/-cached of run, resume
         self.live = self.out.is_terminal and not quiet
         self.counts: dict[str, int] = {}
         self.progress = None
@@ -195,12 +211,31 @@ def usage_table(report: Any) -> Any:
     from rich.table import Table
 
     table = Table(title="usage per stage")
-    for col in ("stage", "calls", "cached", "retries", "repairs", "failures", "prompt tok", "completion tok"):
+    # "replayed": answers from the durable record (paid earlier); "cache read": prompt tokens the provider
+    # says it served from its prompt cache (billed at its cached price).
+    for col in ("stage", "calls", "replayed", "retries", "repairs", "failures", "prompt tok", "cached tok",
+                "completion tok"):
         table.add_column(col, justify="right" if col != "stage" else "left")
     for stage, u in report.usage.items():
         table.add_row(stage, str(u.calls), str(u.cached), str(u.retries), str(u.repairs), str(u.failures),
-                      str(u.prompt_tokens), str(u.completion_tokens))
+                      str(u.prompt_tokens), str(u.cache_read_tokens), str(u.completion_tokens))
     return table
+
+
+def bill_line(usage: dict[str, Any], price_in: float, price_out: float, price_cached: float | None) -> str:
+    """The run's money at the given prices: cached prompt tokens (as the provider reported them) at the
+    cached price. Answers replayed from the durable record count as well (paid once, when first asked)."""
+    from llmxmr.core.prompt_cache import cost
+
+    prompt = sum(u.prompt_tokens for u in usage.values())
+    cached = sum(u.cache_read_tokens for u in usage.values())
+    completion = sum(u.completion_tokens for u in usage.values())
+    billed = cost(prompt, completion, price_in=price_in, price_out=price_out, cached_tokens=cached,
+                  price_cached=price_cached)
+    full = cost(prompt, completion, price_in=price_in, price_out=price_out)
+    return (f"cost: ${billed:.4f} ({cached} of {prompt} prompt tokens served from the provider's prompt cache"
+            + (f" at ${price_cached}/M; ${full:.4f} without the cached price)" if price_cached is not None
+               else "; give --price-cached to bill them at the cached price)"))
 
 
 def _resume_hint(thread: str, db: Path, out: Path) -> str:
@@ -259,6 +294,8 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
     md, js, report = write_result(values, out)
     _render_documents(console, out, report)
     console.out.print(usage_table(report))  # the final summary: printed with -q too
+    if console.prices is not None:
+        console.out.print(bill_line(report.usage, *console.prices), markup=False, highlight=False)
     failures = serious_failures(values["report"])
     summary = f"stop reason: {report.stop_reason}\nwrote {md} and {js}"
     v, sources = report.verification, report.sources
@@ -443,27 +480,31 @@ def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
+    from llmxmr.plan import stage_cost
     from llmxmr.state.context import resolve_settings
 
     settings = resolve_settings(overrides_from(args))
     for title, plan, tokens, _ in corpus_plans(Path(args.corpus).expanduser().resolve(), settings, args.title,
                                                args.sections, console):
-        priced = args.price_in is not None or args.price_out is not None
-        pin, pout = args.price_in or 0.0, args.price_out or 0.0
+        priced = args.price_in is not None or args.price_out is not None or args.price_cached is not None
+        pin, pout, pcached = args.price_in or 0.0, args.price_out or 0.0, args.price_cached
         table = Table(title=f"plan: {title} ({plan.papers} papers, {sum(tokens)} tokens, ~{plan.sections} sections, "
                             f"{settings.mode} mode, up to {plan.blocks} block(s))")
-        cols = ["stage", "calls", "prompt tok", "completion tok"] + (["$"] if priced else [])
+        cols = ["stage", "calls", "prompt tok", "cached tok", "completion tok"] + (["$"] if priced else [])
         for col in cols:
             table.add_column(col, justify="left" if col == "stage" else "right")
         for stage, sp in plan.stages.items():
-            row = [stage, str(sp.calls), str(sp.prompt_tokens), str(sp.completion_tokens)]
+            row = [stage, str(sp.calls), str(sp.prompt_tokens), str(sp.cached_tokens), str(sp.completion_tokens)]
             if priced:
-                row.append(f"{(sp.prompt_tokens * pin + sp.completion_tokens * pout) / 1e6:.4f}")
+                row.append(f"{stage_cost(sp, pin, pout, pcached):.4f}")
             table.add_row(*row)
-        total = ["total", str(plan.calls), str(plan.prompt_tokens), str(plan.completion_tokens)]
-        table.add_row(*(total + ([f"{plan.cost(pin, pout):.4f}"] if priced else [])), style="bold")
+        total = ["total", str(plan.calls), str(plan.prompt_tokens), str(plan.cached_tokens), str(plan.completion_tokens)]
+        table.add_row(*(total + ([f"{plan.cost(pin, pout, pcached):.4f}"] if priced else [])), style="bold")
         console.out.print(table)
-        console.out.print("Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates.",
+        console.out.print("Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates. "
+                          "Cached tok: prompt tokens a provider with prompt caching (OpenAI's rule) serves from its "
+                          "cache" + ("; $ bills them at --price-cached." if pcached is not None else
+                                     "; give --price-cached to bill them at the cached price."),
                           markup=False, highlight=False)
     return EXIT_OK
 
@@ -520,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_eval(args)
     os.environ.setdefault("LANGCHAIN_TRACING_V2", "false")
     with Console(args.verbose, args.quiet) as console:
+        if args.command in ("run", "resume"):
+            console.prices = prices_of(args)
         try:
             if args.command == "run":
                 return cmd_run(args, console)

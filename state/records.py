@@ -135,4 +135,7 @@ class StageUsage(BaseModel):
     repairs: int = 0
     failures: int = 0
     prompt_tokens: int = 0
+    # Of the prompt tokens, those the provider says it served from its prompt cache (OpenAI's
+    # `prompt_tokens_details.cached_tokens`, Gemini's cached content): billed at the cached price.
+    cache_read_tokens: int = 0
     completion_tokens: int = 0

@@ -84,6 +84,7 @@ class _Reply:
     finish_reason: str
     cached: bool = False
     reported_model: str | None = None  # the model name the provider says answered (its version, often)
+    cache_read_tokens: int = 0  # prompt tokens the provider served from its prompt cache
 
 
 def _content_text(message: BaseMessage) -> str:
@@ -311,11 +312,13 @@ class ModelCaller:
                     max_tokens: int, temperature: float, logprobs: bool, candidate: int = 0) -> _Reply:
         v = run_store.get_response(self.store, key)
         if v is not None:
-            meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"])
+            meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"],
+                      cache_read_tokens=int(v.get("cache_read_tokens") or 0))
             self._note_reported(spec, v.get("reported_model"))
             return _Reply(text=v["text"], logprobs=v.get("logprobs"), prompt_tokens=v["prompt_tokens"],
                           completion_tokens=v["completion_tokens"], finish_reason=v.get("finish_reason", "stop"),
-                          cached=True, reported_model=v.get("reported_model"))
+                          cached=True, reported_model=v.get("reported_model"),
+                          cache_read_tokens=int(v.get("cache_read_tokens") or 0))
         bound = self._bind(model, schema=schema, max_tokens=max_tokens, temperature=temperature,
                            logprobs=logprobs, seed=candidate or None)
         with _in_flight():
@@ -327,10 +330,11 @@ class ModelCaller:
             run_store.put_response(self.store, key, {
                 "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
-                "model": spec, "reported_model": reply.reported_model, "stage": stage, "recorded_at": time.time(),
+                "cache_read_tokens": reply.cache_read_tokens, "model": spec, "reported_model": reply.reported_model, "stage": stage, "recorded_at": time.time(),
             })
         self._note_reported(spec, reply.reported_model)
-        meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                  cache_read_tokens=reply.cache_read_tokens)
         self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
         return reply
 
@@ -412,7 +416,7 @@ class ModelCaller:
             reply = _Reply(text=text, logprobs=lp,
                            prompt_tokens=int(usage.get("input_tokens") or _count_messages(messages)),
                            completion_tokens=int(usage.get("output_tokens") or count_tokens(text)),
-                           finish_reason=_finish_reason(message),
+                           finish_reason=_finish_reason(message), cache_read_tokens=cache_read_tokens(usage),
                            reported_model=(message.response_metadata or {}).get("model_name")
                            or (message.response_metadata or {}).get("model"))
             tokens.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
@@ -427,10 +431,19 @@ class ModelCaller:
         if logprobs and choice is not None and choice.logprobs is not None and choice.logprobs.content:
             lp = [c.model_dump() for c in choice.logprobs.content]
         usage = completion.usage
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
         return _Reply(text=text, logprobs=lp,
                       prompt_tokens=usage.prompt_tokens if usage else _count_messages(messages),
                       completion_tokens=usage.completion_tokens if usage else count_tokens(text),
-                      finish_reason=reason)
+                      finish_reason=reason, cache_read_tokens=int(getattr(details, "cached_tokens", 0) or 0))
+
+
+def cache_read_tokens(usage: Mapping[str, Any]) -> int:
+    """Prompt tokens the provider served from its prompt cache, from langchain's `usage_metadata`: OpenAI's
+    `prompt_tokens_details.cached_tokens` and Gemini's cached content both arrive as
+    `input_token_details.cache_read` (OpenAI's service tiers as `priority_cache_read`, `flex_cache_read`)."""
+    details = usage.get("input_token_details") or {}
+    return sum(int(v or 0) for k, v in details.items() if k == "cache_read" or k.endswith("_cache_read"))
 
 
 def _to_last_sentence(text: str) -> str:
