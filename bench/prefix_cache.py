@@ -25,8 +25,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-BLOCK = 128
-MIN_CACHED = 1024
+from llmxmr.core.prompt_cache import BLOCK, cacheable
+
 TTL_SECONDS = 300.0
 MESSAGE_MARKERS = 4  # tokens per message besides its content, as the mock counts prompt_tokens
 
@@ -46,9 +46,8 @@ def prompt_token_ids(messages: Sequence[dict[str, Any]], encode) -> list[int]:
 
 
 def cached_tokens_for(hits: int) -> int:
-    """Cached tokens of a prompt whose first `hits` blocks matched."""
-    n = hits * BLOCK
-    return n if n >= MIN_CACHED else 0
+    """Cached tokens of a prompt whose first `hits` blocks matched (none below 1,024)."""
+    return cacheable(hits * BLOCK)
 
 
 class PrefixCache:
