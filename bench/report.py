@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import CAP, RESULTS_DIR
+from bench.report_cache import cache_section
 from llmxmr.stages import STAGE_NAMES
 
 REFERENCE_AMPLIFICATION = 25.5  # the reference implementation at 60 × 3,000 (issue 5): 4.54 M prompt tokens
@@ -302,6 +303,7 @@ def render(results: dict[str, Any], command: str) -> str:
         L.append(f"| **total** | **{_i(sum(u.get('calls', 0) for u in tot))}** | {_i(sum(u.get('prompt_tokens', 0) for u in tot))} | "
                  f"{_i(sum(u.get('completion_tokens', 0) for u in tot))} | | |")
         L.append("")
+    L += cache_section(results)
     if results.get("notes"):
         L += ["## Findings", "", results["notes"], ""]
     return "\n".join(L) + "\n"

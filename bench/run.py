@@ -442,22 +442,27 @@ def part_verify(work: Path, quick: bool) -> dict[str, Any]:
     return {"n": n, "tokens": t, "latency": lat, "modes": out}
 
 
-def part_cache(work: Path, quick: bool) -> dict[str, Any]:
-    """Prompt tokens served from the mock's prefix cache (bench/prefix_cache.py), both modes, zero latency
-    (counts only). The corpus is sized in characters ÷ 4 (the reference's unit): 3,000 per document."""
+def part_cache(work: Path, quick: bool, sizes: list[tuple[int, int]] | None = None,
+               modes: tuple[str, ...] = ("reference", "default")) -> dict[str, Any]:
+    """Prompt tokens served from the mock's prefix cache (bench/prefix_cache.py), per mode at zero latency
+    (counts only). Corpora are sized in characters ÷ 4 (the reference's unit): `n` documents x `t`."""
     from bench.corpus import corpus_tokens, write_corpus
 
-    n, t = (3, 400) if quick else (60, 3000)
-    corpus = work / f"corpus-{n}x{t}-chars4.jsonl"
-    if not corpus.exists():
-        write_corpus(corpus, n, t, seed=0, unit="chars4")
-    out: dict[str, Any] = {}
-    for mode in ("reference", "default"):
-        print(f"[cache] {mode} {n}x{t} (characters ÷ 4) at zero latency", flush=True)
-        out[mode] = measure(f"cache-{mode}", corpus=corpus, mode=mode, log_dir=work,
-                            corpus_tokens=corpus_tokens(corpus), sets=QUICK_SET if quick else None)
-    return {"n": n, "tokens": t, "unit": "chars4", "corpus_chars4": corpus_tokens(corpus, "chars4"),
-            "corpus_o200k": corpus_tokens(corpus), "modes": out}
+    sizes = [(3, 400)] if quick else (sizes or [(60, 3000)])
+    out: dict[str, Any] = {"unit": "chars4", "sizes": {}}
+    for n, t in sizes:
+        corpus = work / f"corpus-{n}x{t}-chars4.jsonl"
+        if not corpus.exists():
+            write_corpus(corpus, n, t, seed=0, unit="chars4")
+        size: dict[str, Any] = {"n": n, "tokens": t, "corpus_chars4": corpus_tokens(corpus, "chars4"),
+                                "corpus_o200k": corpus_tokens(corpus), "modes": {}}
+        for mode in modes:
+            print(f"[cache] {mode} {n}x{t} (characters ÷ 4) at zero latency", flush=True)
+            size["modes"][mode] = measure(f"cache-{mode}-{n}", corpus=corpus, mode=mode, log_dir=work,
+                                          corpus_tokens=size["corpus_o200k"], sets=QUICK_SET if quick else None,
+                                          timeout=7200)
+        out["sizes"][f"{n}x{t}"] = size
+    return out
 
 
 def part_scale(work: Path, quick: bool, sizes: list[int], mode: str = "default") -> dict[str, Any]:
@@ -493,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--local-corpus", default=str(ROOT / "examples" / "stdlib-concurrency.jsonl"))
     ap.add_argument("--repeats", type=int, default=None, help="runs per noisy figure (median reported)")
     ap.add_argument("--scale-sizes", default="10,30,100,250")
+    ap.add_argument("--cache-sizes", default="60x3000,250x4000",
+                    help="corpora of the cache part: DOCSxTOKENS (tokens in characters ÷ 4) separated by commas")
     ap.add_argument("--decode-modes", default="default", help="modes of the realistic-decode part")
     ap.add_argument("--out", default=None, help="results directory (default bench/results; --quick: a temp dir)")
     ap.add_argument("--benchmarks", default=None, help="markdown to write (default BENCHMARKS.md; --quick: OUT/BENCHMARKS.md)")
@@ -539,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             elif part == "scale":
                 results["scale"] = part_scale(work, args.quick, sizes)
             elif part == "cache":
-                results["cache"] = part_cache(work, args.quick)
+                results["cache"] = part_cache(work, args.quick, [tuple(int(v) for v in x.split("x"))  # type: ignore[misc]
+                                                                 for x in args.cache_sizes.split(",") if x])
             elif part == "verify":
                 results["verify"] = part_verify(work, args.quick)
             elif part == "local":
