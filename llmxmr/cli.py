@@ -27,6 +27,12 @@ def _settings_epilog() -> str:
     return "\n".join(lines)
 
 
+def _add_batch_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", metavar="STAGES",
+                   help="send these stages as OpenAI Batch API jobs (half price, answers within 24 h): map, "
+                        "digest or map,digest; openai: models only (same as --set batch=...)")
+
+
 def _add_price_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price-in", type=float, help="$ per million prompt tokens")
     p.add_argument("--price-out", type=float, help="$ per million completion tokens")
@@ -71,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(run)
     _add_price_flags(run)
+    _add_batch_flag(run)
     res = sub.add_parser("resume", help="continue a stopped run with the settings it started with")
     res.add_argument("thread", help="thread id printed when the run stopped")
     res.add_argument("--db", required=True, help="SQLite file of the run")
@@ -106,7 +113,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         values[field] = parse_setting_value(raw)
     for flag, field in (("model", "model"), ("base_url", "base_url"), ("judge_model", "judge_model"),
                         ("writer_model", "writer_model"), ("mode", "mode"),
-                        ("review_outline", "review_outline"), ("follow_links", "follow_links")):
+                        ("review_outline", "review_outline"), ("follow_links", "follow_links"),
+                        ("batch", "batch")):
         value = getattr(args, flag, None)
         if value is not None:
             values[field] = value
@@ -172,7 +180,8 @@ class Console:
             return
         stage = str(event.get("stage", "?"))
         self.counts[stage] = self.counts.get(stage, 0) + int(event.get("done", 0) or 0)
-        info = " ".join(f"{k}={v}" for k, v in event.items() if k in ("block", "layer", "best", "score", "entropy", "stop_reason") and v is not None)
+        info = " ".join(f"{k}={v}" for k, v in event.items() if k in ("block", "layer", "best", "score", "entropy",
+                                                                        "stop_reason", "batch", "status") and v is not None)
         if self.progress is not None:
             if stage not in self.tasks:
                 self.tasks[stage] = self.progress.add_task(stage, total=event.get("total"), info="")
@@ -211,14 +220,17 @@ def usage_table(report: Any) -> Any:
     from rich.table import Table
 
     table = Table(title="usage per stage")
-    # "replayed": answers from the durable record (paid earlier); "cache read": prompt tokens the provider
-    # says it served from its prompt cache (billed at its cached price).
-    for col in ("stage", "calls", "replayed", "retries", "repairs", "failures", "prompt tok", "cached tok",
-                "completion tok"):
+    # "cached": prompt tokens the provider says it served from its prompt cache (billed at its cached price),
+    # shown when the provider reported any (the table must stay readable in 80 columns).
+    cached = any(u.cache_read_tokens for u in report.usage.values())
+    cols = ["stage", "calls", "cached", "retries", "repairs", "failures", "prompt tok"]
+    cols += ["cached tok", "completion"] if cached else ["completion tok"]
+    for col in cols:
         table.add_column(col, justify="right" if col != "stage" else "left")
     for stage, u in report.usage.items():
-        table.add_row(stage, str(u.calls), str(u.cached), str(u.retries), str(u.repairs), str(u.failures),
-                      str(u.prompt_tokens), str(u.cache_read_tokens), str(u.completion_tokens))
+        row = [stage, str(u.calls), str(u.cached), str(u.retries), str(u.repairs), str(u.failures), str(u.prompt_tokens)]
+        row += [str(u.cache_read_tokens)] if cached else []
+        table.add_row(*row, str(u.completion_tokens))
     return table
 
 

@@ -131,6 +131,7 @@ class Failure(BaseModel):
 class StageUsage(BaseModel):
     calls: int = 0
     cached: int = 0  # responses replayed from the durable record (already paid)
+    batched: int = 0  # of the calls, answers of a Batch API job (billed at the batch price; replayed by the tasks)
     retries: int = 0
     repairs: int = 0
     failures: int = 0

@@ -94,6 +94,7 @@ def test_cached_tokens_from_the_stub_reach_the_table_survey_json_and_the_bill(tm
     assert reported["digest"] > 0 and reported["verify"] > 0
     for stage, u in usage.items():
         assert u["cache_read_tokens"] == reported.get(stage, 0), stage
+    assert "cached tok" in " ".join(err.split()) or "cached" in err
     digest_row = next(line for line in err.splitlines() if line.startswith("│ digest"))
     cells = [c.strip() for c in digest_row.strip("│ ").split("│")]
     assert cells[6:8] == [str(usage["digest"]["prompt_tokens"]), str(reported["digest"])]  # prompt, cached

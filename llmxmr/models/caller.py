@@ -338,6 +338,53 @@ class ModelCaller:
         self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
         return reply
 
+    # -- the Batch API (llmxmr.models.batch, nodes/batch.py) ---------------------------------------------
+    def batch_request(self, *, role: str, messages: list[BaseMessage], schema: type[BaseModel] | None,
+                      max_tokens: int, temperature: float | None = None) -> tuple[str, dict[str, Any]] | None:
+        """(durable-record key, chat-completions body) of the request `call` would send, or None when the
+        role's model is not an OpenAI-family client (no Batch API). Candidate 0, no logprobs: map and digest."""
+        from langchain_openai import ChatOpenAI
+
+        model = self.model_for(role)
+        if not isinstance(model, ChatOpenAI):
+            return None
+        temperature = self.settings.temperature if temperature is None else temperature
+        spec = self.settings.model_for(role)
+        key = response_key(model=spec, messages=messages, schema=schema, max_tokens=max_tokens,
+                           temperature=temperature, candidate=0, logprobs=False)
+        bound = self._bind(model, schema=schema, max_tokens=max_tokens, temperature=temperature, logprobs=False)
+        payload = model._get_request_payload(messages, **getattr(bound, "kwargs", {}))
+        payload.pop("stream", None)
+        extra = payload.pop("extra_body", None) or {}
+        return key, {**payload, **extra}
+
+    def record_batch_reply(self, key: str, *, role: str, stage: str, unit: str, completion: dict[str, Any],
+                           max_tokens: int, meter: UsageMeter) -> bool:
+        """Record one batch line's chat completion under `key` as an ordinary answer would be (the task that
+        asks the same question then replays it); its tokens are counted when it is replayed. False when the
+        line holds no usable choice (the task then asks as an ordinary call)."""
+        choices = completion.get("choices") or []
+        if not choices:
+            return False
+        choice = choices[0]
+        usage = completion.get("usage") or {}
+        text = (choice.get("message") or {}).get("content") or ""
+        reply = _Reply(text=text, logprobs=None, prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                       completion_tokens=int(usage.get("completion_tokens") or count_tokens(text)),
+                       finish_reason="length" if choice.get("finish_reason") == "length" else str(choice.get("finish_reason") or "stop"),
+                       reported_model=completion.get("model"),
+                       cache_read_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0))
+        self._admit(reply, max_tokens, stage, unit, meter)
+        spec = self.settings.model_for(role)
+        run_store.put_response(self.store, key, {
+            "text": reply.text, "logprobs": None, "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
+            "cache_read_tokens": reply.cache_read_tokens, "model": spec, "reported_model": reply.reported_model,
+            "stage": stage, "batch": True, "recorded_at": time.time(),
+        })
+        self._spend(calls=1, tokens=reply.prompt_tokens + reply.completion_tokens)
+        return True
+
     def _note_reported(self, spec: str, reported: str | None) -> None:
         if reported:
             with self._spent_lock:
