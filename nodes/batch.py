@@ -9,9 +9,10 @@ it waits re-enters this step on resume, finds the id and collects the job instea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from langgraph.types import Command, Send
@@ -55,13 +56,16 @@ def run_batch(step: Step, stage: Stage, units: Sequence[tuple[str, list]]) -> No
     if not lines or (record is not None and record.get("collected")):
         return
     client = caller.model_for(stage.role).root_client
-    if record is None:
-        batch_id = api.submit(client, lines, description=f"llmxmr {step.run_id} {name}")
-        record = {"batch_id": batch_id, "stage": stage.name, "lines": len(lines), "status": "submitted",
-                  "collected": False, "submitted_at": time.time()}
-        run_store.put_batch(step.store, step.run_id, name, record)  # before waiting: a kill now resumes here
-    st = _wait(step, stage.name, record["batch_id"], len(lines))
-    answers = api.results(client, st)
+    with _provider_errors(step, stage):
+        if record is None:
+            if caller.budget_check is not None:
+                caller.budget_check()  # raises BudgetExceededError before the job is paid for
+            batch_id = api.submit(client, lines, description=f"llmxmr {step.run_id} {name}")
+            record = {"batch_id": batch_id, "stage": stage.name, "lines": len(lines), "status": "submitted",
+                      "collected": False, "submitted_at": time.time()}
+            run_store.put_batch(step.store, step.run_id, name, record)  # before waiting: a kill now resumes here
+        st = _wait(step, stage.name, record["batch_id"], len(lines))
+        answers = api.results(client, st)
     by_key = {ln.key: ln for ln in lines}
     recorded = 0
     for key, completion in answers.items():
@@ -76,6 +80,24 @@ def run_batch(step: Step, stage: Stage, units: Sequence[tuple[str, list]]) -> No
                         "failed or are missing; they are asked as ordinary calls")
     run_store.put_batch(step.store, step.run_id, name, {**record, "status": st.status, "collected": True,
                                                         "recorded": recorded})
+
+
+@contextlib.contextmanager
+def _provider_errors(step: Step, stage: Stage) -> Iterator[None]:
+    """An error of the files or batches endpoints stops the run with one line naming it and the fix."""
+    import openai
+
+    from llmxmr.models.errors import ProviderError
+
+    try:
+        yield
+    except openai.APIError as exc:
+        status = getattr(exc, "status_code", None)
+        model = step.settings.model_for(stage.role)
+        raise ProviderError(
+            f"batch mode: the Batch API of model {model} (stage {stage.name}) failed: {' '.join(str(exc).split())[:300]}. "
+            "Fix: use a server that implements /v1/files and /v1/batches, or resume with --set batch= "
+            "to make ordinary calls", status=status if isinstance(status, int) else None) from exc
 
 
 def _wait(step: Step, stage: str, batch_id: str, lines: int) -> api.BatchStatus:
@@ -93,23 +115,25 @@ def _wait(step: Step, stage: str, batch_id: str, lines: int) -> api.BatchStatus:
 def batch_map(task: BatchMapTask, step: Step) -> Command:
     """The map pass as one Batch API job, then its map tasks (which replay the job's answers)."""
     tasks = [MapTask(run_id=task["run_id"], topic=task["topic"], paper_id=pid, chunk=int(c)) for pid, c in task["chunks"]]
-    units: list[tuple[str, Any]] = []
-    for t in tasks:
-        unit, build, _, _ = map_request(t, step)
-        units.append((unit, build(1.0)))
-    run_batch(step, STAGES["map"], units)
+    if "map" in step.settings.batch_stages:  # a resume with `--set batch=` goes on with ordinary calls
+        units: list[tuple[str, Any]] = []
+        for t in tasks:
+            unit, build, _, _ = map_request(t, step)
+            units.append((unit, build(1.0)))
+        run_batch(step, STAGES["map"], units)
     return Command(update=step.update(), goto=[Send("map_chunk", t) for t in tasks])
 
 
 def batch_digest(task: BatchDigestTask, step: Step) -> Command:
     """A digest pass as one Batch API job, then its digest tasks (which replay the job's answers)."""
     key = task["outline_key"]
-    units: list[tuple[str, Any]] = []
-    for pid in task["paper_ids"]:
-        if run_store.get_digest(step.store, step.run_id, key, pid) is None:
-            unit, build, _, _ = digest_request(pid, key, step)
-            units.append((unit, build(1.0)))
-    run_batch(step, STAGES["digest"], units)
+    if "digest" in step.settings.batch_stages:  # a resume with `--set batch=` goes on with ordinary calls
+        units: list[tuple[str, Any]] = []
+        for pid in task["paper_ids"]:
+            if run_store.get_digest(step.store, step.run_id, key, pid) is None:
+                unit, build, _, _ = digest_request(pid, key, step)
+                units.append((unit, build(1.0)))
+        run_batch(step, STAGES["digest"], units)
     return Command(update=step.update(), goto=[
         Send("outline_digest", DigestTask(run_id=task["run_id"], paper_id=pid, outline_key=key, then=task["then"]))
         for pid in task["paper_ids"]])

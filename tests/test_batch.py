@@ -126,6 +126,23 @@ def test_a_run_killed_while_its_job_waits_collects_it_on_resume(tmp_path: Path) 
     assert usage["map"]["batched"] == 4
 
 
+def test_a_server_without_the_batch_api_stops_with_the_fix_and_resumes_without_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, db = tmp_path / "out", tmp_path / "runs.sqlite"
+    with scripted_server() as stub:
+        stub.batch_api = False
+        code = cli.main(["run", str(CORPUS), "-o", str(out), "--db", str(db), "--thread", "t", "-q",
+                         "--model", "openai:scripted", "--base-url", stub.base_url, *BATCH, *TINY])
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 1
+        assert "batch mode: the Batch API of model openai:scripted (stage map) failed" in err
+        assert "resume with --set batch= to make ordinary calls" in err and "Traceback" not in err
+        code = cli.main(["resume", "t", "--db", str(db), "-o", str(out), "-q", "--set", "batch="])
+        chat = _chat_stages(stub)
+    assert code == 0
+    assert chat["map"] == 4 and chat["digest"] == 8  # ordinary calls
+
+
 def test_batch_mode_needs_an_openai_reader_and_known_stages() -> None:
     assert resolve_settings({"model": "openai:m", "batch": "map,digest"}).batch_stages == {"map", "digest"}
     with pytest.raises(SettingsError, match="openai: reader model"):

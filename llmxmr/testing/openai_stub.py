@@ -50,6 +50,7 @@ class StubOpenAIServer:
         # The Batch API (/files, /batches): jobs stay "in_progress" while `batch_hold` is set; a job's lines
         # are answered by `responder` when it is released, except where `batch_line_fault(body)` gives an
         # HTTP status for the line.
+        self.batch_api = True  # False: /files and /batches answer 404, as on a server without the Batch API
         self.batch_hold = threading.Event()
         self.batch_line_fault: Callable[[dict[str, Any]], int | None] | None = None
         self.files: dict[str, bytes] = {}
@@ -235,6 +236,10 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
+            if not server.batch_api and self.path.rstrip("/").endswith(("/files", "/batches")):
+                server._log(self.path, {})
+                self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                return
             if self.path.rstrip("/").endswith("/files"):
                 data, purpose = _multipart_file(self.headers.get("Content-Type") or "", raw)
                 server._log(self.path, {"purpose": purpose, "bytes": len(data)})
