@@ -38,7 +38,12 @@ if __package__ in (None, ""):  # `python bench/mock.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.prefix_cache import PrefixCache, prompt_token_ids
-from llmxmr.models.tokens import _encoder, count_tokens, ensure_tiktoken_offline, truncate_to_tokens
+from llmxmr.models.tokens import (
+    _encoder,
+    count_tokens,
+    ensure_tiktoken_offline,
+    truncate_to_tokens,
+)
 from llmxmr.testing.openai_stub import StubOpenAIServer
 from llmxmr.testing.responder import (
     CITE_RE,
@@ -56,11 +61,14 @@ DEFAULT_SHAPE = (4, 4, 4, 4, 4, 4, 3, 3)
 
 # Common words of technical English: ~4.5 characters per o200k token, as real answers have (the scripted
 # Responder's vocabulary of long words has ~9, which made answers short in tokens for their characters).
-PROSE = ("the of and a to in is that for on with as by this are we from at which an be it or model data results "
-         "method training performance show using based approach each than more cache latency memory tokens layer "
-         "attention time cost two three large small higher lower our their these models also between across when "
-         "while batch request server queue throughput accuracy error rate speed size input output first second "
-         "paper work study compare both only most such can may not but per over under into how why what new").split()
+PROSE = ("the", "of", "and", "a", "to", "in", "is", "that", "for", "on", "with", "as", "by", "this", "are",
+         "we", "from", "at", "which", "an", "be", "it", "or", "model", "data", "results", "method", "training",
+         "performance", "show", "using", "based", "approach", "each", "than", "more", "cache", "latency",
+         "memory", "tokens", "layer", "attention", "time", "cost", "two", "three", "large", "small", "higher",
+         "lower", "our", "their", "these", "models", "also", "between", "across", "when", "while", "batch",
+         "request", "server", "queue", "throughput", "accuracy", "error", "rate", "speed", "size", "input",
+         "output", "first", "second", "paper", "work", "study", "compare", "both", "only", "most", "such",
+         "can", "may", "not", "but", "per", "over", "under", "into", "how", "why", "what", "new")
 
 # Answer lengths per stage in o200k tokens, calibrated to the reference implementation's measured answers
 # (issue 14) where our prompt asks for the same thing, else at the bound our schema or prompt sets:

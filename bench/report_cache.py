@@ -29,7 +29,7 @@ WHY_SHORTER = {
 }
 
 
-def _i(x: float | int | None) -> str:
+def _i(x: float | None) -> str:
     return "–" if x is None else f"{int(x):,}"
 
 

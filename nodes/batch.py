@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langgraph.types import Command, Send
@@ -101,10 +101,9 @@ def _provider_errors(step: Step, stage: Stage) -> Iterator[None]:
 
 
 def _wait(step: Step, stage: str, batch_id: str, lines: int) -> api.BatchStatus:
-    client_status: Callable[[], api.BatchStatus] = lambda: api.status(  # noqa: E731
-        step.calls.caller.model_for(STAGES[stage].role).root_client, batch_id)
+    client = step.calls.caller.model_for(STAGES[stage].role).root_client
     while True:
-        st = client_status()
+        st = api.status(client, batch_id)
         step.progress(f"batch {stage}", done=0, total=lines, batch=batch_id, status=st.status,
                       completed=st.completed, failed=st.failed)
         if st.done:
