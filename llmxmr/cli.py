@@ -236,18 +236,24 @@ def usage_table(report: Any) -> Any:
 
 def bill_line(usage: dict[str, Any], price_in: float, price_out: float, price_cached: float | None) -> str:
     """The run's money at the given prices: cached prompt tokens (as the provider reported them) at the
-    cached price. Answers replayed from the durable record count as well (paid once, when first asked)."""
-    from llmxmr.core.prompt_cache import cost
+    cached price, Batch API answers at the batch price (half). Answers replayed from the durable record count
+    as well (paid once, when first asked)."""
+    from llmxmr.core.prompt_cache import BATCH_PRICE, cost
 
     prompt = sum(u.prompt_tokens for u in usage.values())
     cached = sum(u.cache_read_tokens for u in usage.values())
     completion = sum(u.completion_tokens for u in usage.values())
-    billed = cost(prompt, completion, price_in=price_in, price_out=price_out, cached_tokens=cached,
-                  price_cached=price_cached)
+    bp = sum(u.batched_prompt_tokens for u in usage.values())
+    bc = sum(u.batched_completion_tokens for u in usage.values())
+    batched = cost(bp, bc, price_in=price_in * BATCH_PRICE, price_out=price_out * BATCH_PRICE)
+    billed = batched + cost(prompt - bp, completion - bc, price_in=price_in, price_out=price_out,
+                            cached_tokens=cached, price_cached=price_cached)
     full = cost(prompt, completion, price_in=price_in, price_out=price_out)
-    return (f"cost: ${billed:.4f} ({cached} of {prompt} prompt tokens served from the provider's prompt cache"
-            + (f" at ${price_cached}/M; ${full:.4f} without the cached price)" if price_cached is not None
-               else "; give --price-cached to bill them at the cached price)"))
+    parts = [f"{cached} of {prompt} prompt tokens served from the provider's prompt cache"
+             + (f" at ${price_cached}/M" if price_cached is not None else "; give --price-cached to bill them at the cached price")]
+    if bp or bc:
+        parts.append(f"{bp + bc} tokens of Batch API answers at {BATCH_PRICE:.0%} of the price")
+    return f"cost: ${billed:.4f} ({'; '.join(parts)}; ${full:.4f} at the ordinary price)"
 
 
 def _resume_hint(thread: str, db: Path, out: Path) -> str:

@@ -72,7 +72,9 @@ def run_batch(step: Step, stage: Stage, units: Sequence[tuple[str, list]]) -> No
         line = by_key.get(key)
         if line is not None and caller.record_batch_reply(key, role=stage.role, stage=stage.name, unit=line.unit,
                                                           completion=completion, max_tokens=cap, meter=meter):
-            meter.add(stage.name, calls=1, batched=1)
+            usage = completion.get("usage") or {}  # the tokens themselves are counted when the task replays it
+            meter.add(stage.name, calls=1, batched=1, batched_prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                      batched_completion_tokens=int(usage.get("completion_tokens") or 0))
             recorded += 1
     if recorded < len(lines):
         meter.note(stage.name, "batch", "batch_lines",

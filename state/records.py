@@ -140,3 +140,6 @@ class StageUsage(BaseModel):
     # `prompt_tokens_details.cached_tokens`, Gemini's cached content): billed at the cached price.
     cache_read_tokens: int = 0
     completion_tokens: int = 0
+    # Of the tokens above, those of Batch API answers (billed at the batch price: half, at OpenAI and Gemini).
+    batched_prompt_tokens: int = 0
+    batched_completion_tokens: int = 0

@@ -47,7 +47,7 @@ def test_batch_mode_sends_each_map_and_digest_round_as_one_job(tmp_path: Path,
     out = tmp_path / "out"
     with scripted_server() as stub:
         code = cli.main(["run", str(CORPUS), "-o", str(out), "--model", "openai:scripted", "--base-url", stub.base_url,
-                         "-v", *BATCH, *TINY])
+                         "-v", "--price-in", "2", "--price-out", "8", *BATCH, *TINY])
         chat, jobs = _chat_stages(stub), _batch_stages(stub)
     err = capsys.readouterr().err
     assert code == 0, err
@@ -61,6 +61,13 @@ def test_batch_mode_sends_each_map_and_digest_round_as_one_job(tmp_path: Path,
     assert usage["map"]["prompt_tokens"] > 0  # the tasks replayed the job's answers with their usage
     assert not [f for f in report["failures"] if f["stage"] in ("map", "digest")]
     assert "batch map:" in err and "status=completed" in err  # progress shows the job's status
+    # The bill: the jobs' answers at half the price, the rest at the ordinary price.
+    total = {k: sum(u[k] for u in usage.values()) for k in ("prompt_tokens", "completion_tokens",
+                                                            "batched_prompt_tokens", "batched_completion_tokens")}
+    assert total["batched_prompt_tokens"] == usage["map"]["prompt_tokens"] + usage["digest"]["prompt_tokens"]
+    billed = (2 * (total["prompt_tokens"] - total["batched_prompt_tokens"] / 2)
+              + 8 * (total["completion_tokens"] - total["batched_completion_tokens"] / 2)) / 1e6
+    assert f"cost: ${billed:.4f} (" in " ".join(err.split())
 
 
 def test_failed_lines_of_a_job_are_asked_as_ordinary_calls(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 BLOCK = 128  # a prefix is matched in steps of this many tokens
 MIN_CACHED = 1024  # nothing is cached below this
+BATCH_PRICE = 0.5  # the Batch API's price as a share of the ordinary one (OpenAI and Gemini: half)
 
 
 def cacheable(shared_tokens: int) -> int:
