@@ -330,7 +330,8 @@ class ModelCaller:
             run_store.put_response(self.store, key, {
                 "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
-                "cache_read_tokens": reply.cache_read_tokens, "model": spec, "reported_model": reply.reported_model, "stage": stage, "recorded_at": time.time(),
+                "cache_read_tokens": reply.cache_read_tokens, "model": spec, "reported_model": reply.reported_model,
+                "stage": stage, "recorded_at": time.time(),
             })
         self._note_reported(spec, reply.reported_model)
         meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
@@ -371,7 +372,7 @@ class ModelCaller:
         text = (choice.get("message") or {}).get("content") or ""
         reply = _Reply(text=text, logprobs=None, prompt_tokens=int(usage.get("prompt_tokens") or 0),
                        completion_tokens=int(usage.get("completion_tokens") or count_tokens(text)),
-                       finish_reason="length" if choice.get("finish_reason") == "length" else str(choice.get("finish_reason") or "stop"),
+                       finish_reason=str(choice.get("finish_reason") or "stop"),
                        reported_model=completion.get("model"),
                        cache_read_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0))
         self._admit(reply, max_tokens, stage, unit, meter)
