@@ -45,7 +45,7 @@ def run_batch(step: Step, stage: Stage, units: Sequence[tuple[str, list]]) -> No
         made = caller.batch_request(role=stage.role, messages=messages, schema=stage.schema, max_tokens=cap)
         if made is None:
             meter.note(stage.name, "batch", "batch_unavailable",
-                            f"the {stage.role} model has no Batch API client: ordinary calls instead")
+                       f"the {stage.role} model has no Batch API client: ordinary calls instead")
             return
         key, body = made
         keys.append(key)
@@ -78,8 +78,8 @@ def run_batch(step: Step, stage: Stage, units: Sequence[tuple[str, list]]) -> No
             recorded += 1
     if recorded < len(lines):
         meter.note(stage.name, "batch", "batch_lines",
-                        f"batch {record['batch_id']} ({st.status}): {len(lines) - recorded} of {len(lines)} lines "
-                        "failed or are missing; they are asked as ordinary calls")
+                   f"batch {record['batch_id']} ({st.status}): {len(lines) - recorded} of {len(lines)} lines "
+                   "failed or are missing; they are asked as ordinary calls")
     run_store.put_batch(step.store, step.run_id, name, {**record, "status": st.status, "collected": True,
                                                         "recorded": recorded})
 
