@@ -43,16 +43,23 @@ def _sentence(rng: random.Random, topic: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def _text(rng: random.Random, topic: str, tokens: int) -> str:
-    """Paragraphs of sentences until ~`tokens` tokens (counted with the project's tokenizer)."""
+def chars4(text: str) -> int:
+    """The reference's unit of corpus size: characters ÷ 4."""
+    return len(text) // 4
+
+
+def _text(rng: random.Random, topic: str, tokens: int, unit: str = "o200k") -> str:
+    """Paragraphs of sentences until ~`tokens` tokens, counted in o200k (the project's tokenizer) or in
+    characters ÷ 4 (`unit="chars4"`, the reference's measurement)."""
     from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
 
     ensure_tiktoken_offline()
+    count = count_tokens if unit == "o200k" else chars4
     paras: list[str] = []
     total = 0
     while total < tokens:
         para = " ".join(_sentence(rng, topic) for _ in range(rng.randint(4, 8)))
-        n = count_tokens(para) + 1
+        n = count(para) + 1
         if total + n > tokens * 1.02 and paras:
             break
         paras.append(para)
@@ -60,7 +67,7 @@ def _text(rng: random.Random, topic: str, tokens: int) -> str:
     return "\n\n".join(paras)
 
 
-def make_corpus(n: int, tokens: int, seed: int = 0, *, title: str | None = None) -> dict:
+def make_corpus(n: int, tokens: int, seed: int = 0, *, title: str | None = None, unit: str = "o200k") -> dict:
     rng = random.Random(f"llmxmr-bench:{n}:{tokens}:{seed}")
     papers = []
     for i in range(n):
@@ -68,27 +75,28 @@ def make_corpus(n: int, tokens: int, seed: int = 0, *, title: str | None = None)
         head = " ".join(rng.choice(VOCAB) for _ in range(3))
         ptitle = f"{head.title()} for {topic.title()}: Study {i + 1}"
         abstract = " ".join(_sentence(rng, topic) for _ in range(4))
-        papers.append({"title": ptitle, "abstract": abstract, "txt": _text(rng, topic, tokens),
+        papers.append({"title": ptitle, "abstract": abstract, "txt": _text(rng, topic, tokens, unit),
                        "url": f"https://example.org/bench/{seed}/{i + 1}"})
     return {"title": title or f"A Survey of Systems Research ({n} documents)", "papers": papers}
 
 
-def write_corpus(path: str | Path, n: int, tokens: int, seed: int = 0) -> Path:
+def write_corpus(path: str | Path, n: int, tokens: int, seed: int = 0, unit: str = "o200k") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(make_corpus(n, tokens, seed), ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(make_corpus(n, tokens, seed, unit=unit), ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 
-def corpus_tokens(path: str | Path) -> int:
-    """Tokens of every document's text in a reference-format JSONL file."""
+def corpus_tokens(path: str | Path, unit: str = "o200k") -> int:
+    """Tokens of every document's text in a reference-format JSONL file (o200k, or characters ÷ 4)."""
     from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
 
     ensure_tiktoken_offline()
+    count = count_tokens if unit == "o200k" else chars4
     total = 0
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.strip():
-            total += sum(count_tokens(p.get("txt") or "") for p in json.loads(line)["papers"])
+            total += sum(count(p.get("txt") or "") for p in json.loads(line)["papers"])
     return total
 
 

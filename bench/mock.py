@@ -8,8 +8,11 @@ prompt's hash), and adds what a benchmark needs:
 * a cap on concurrent requests (a semaphore: requests beyond the cap wait, as on a rate-limited API);
 * realistic `usage` (tiktoken counts of the messages and of the answer) and answers of realistic length per
   stage (`BenchResponder`, with a `length` knob that scales every answer);
-* a request log: arrival, start (after the cap), end, stage, requests in flight and queued, tokens,
-  the request's `max_tokens` and whether the answer overshot it.
+* a prefix cache modelled on OpenAI's (`bench/prefix_cache.py`): each answer's usage reports the prompt
+  tokens it would serve from cache (`prompt_tokens_details.cached_tokens`), as OpenAI does;
+* a request log: arrival, start (after the cap), end, stage, requests in flight and queued, tokens
+  (o200k: prompt, cached, completion; and the characters of prompt and answer, for the characters ÷ 4
+  unit), the request's `max_tokens` and whether the answer overshot it.
 
 Run it as its own process (so its CPU is not charged to the pipeline under test):
 
@@ -21,6 +24,7 @@ It prints one line `{"base_url": ...}` on stdout when it is listening and serves
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import signal
@@ -33,7 +37,13 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/mock.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llmxmr.models.tokens import ensure_tiktoken_offline, truncate_to_tokens
+from bench.prefix_cache import PrefixCache, prompt_token_ids
+from llmxmr.models.tokens import (
+    _encoder,
+    count_tokens,
+    ensure_tiktoken_offline,
+    truncate_to_tokens,
+)
 from llmxmr.testing.openai_stub import StubOpenAIServer
 from llmxmr.testing.responder import (
     CITE_RE,
@@ -49,31 +59,102 @@ from llmxmr.testing.scripted_server import scripted_reply
 DEFAULT_SHAPE = (4, 4, 4, 4, 4, 4, 3, 3)
 
 
+# Common words of technical English: ~4.5 characters per o200k token, as real answers have (the scripted
+# Responder's vocabulary of long words has ~9, which made answers short in tokens for their characters).
+PROSE = ("the", "of", "and", "a", "to", "in", "is", "that", "for", "on", "with", "as", "by", "this", "are",
+         "we", "from", "at", "which", "an", "be", "it", "or", "model", "data", "results", "method", "training",
+         "performance", "show", "using", "based", "approach", "each", "than", "more", "cache", "latency",
+         "memory", "tokens", "layer", "attention", "time", "cost", "two", "three", "large", "small", "higher",
+         "lower", "our", "their", "these", "models", "also", "between", "across", "when", "while", "batch",
+         "request", "server", "queue", "throughput", "accuracy", "error", "rate", "speed", "size", "input",
+         "output", "first", "second", "paper", "work", "study", "compare", "both", "only", "most", "such",
+         "can", "may", "not", "but", "per", "over", "under", "into", "how", "why", "what", "new")
+
+# Answer lengths per stage in o200k tokens, calibrated to the reference implementation's measured answers
+# (issue 14) where our prompt asks for the same thing, else at the bound our schema or prompt sets:
+CALIBRATED = {
+    "note": 60,  # map: at most 8 notes of at most 300 characters (no reference stage)
+    "digest_section": 130, "digest_suggestion": 150,  # 3 relevant sections, not the reference's whole tree
+    "suggestion": 250,  # feedback / merge / critique: 650-840 in the reference; ours bound at 1,200 characters
+    "rationale": 220,  # judge: the reference's ~240 (ours bound at 1,000 characters)
+    "description": 39,  # per construction / analysis: a whole S = 38 outline ~4,600 tokens, as the reference's
+    "section": 525,  # the reference's ~525 per section
+    "chart": 58,  # 6 charts: the reference's ~350 in all
+}
+
+
+def prose(seed: int, tokens: int, max_chars: int | None = None) -> str:
+    """Deterministic sentences of common words, `tokens` o200k tokens long (cut at `max_chars` if given)."""
+    import random
+
+    rng = random.Random(seed)
+    parts: list[str] = []
+    total = 0
+    while total < tokens:
+        words = [rng.choice(PROSE) for _ in range(rng.randint(10, 20))]
+        sentence = " ".join(words).capitalize() + "."
+        parts.append(sentence)
+        total += count_tokens(sentence) + 1
+    text = truncate_to_tokens(" ".join(parts), tokens)[0].rstrip()
+    if max_chars is not None and len(text) > max_chars:
+        text = text[:max_chars].rsplit(" ", 1)[0]
+    return text
+
+
 class BenchResponder(Responder):
     """The scripted Responder with answers of realistic length per stage.
 
-    `length` scales every answer (1.0 = the defaults below, sized after the reference's measured answers:
-    notes ~350 tokens, digests ~500, suggestions ~150, judge ~120, sections ~450 before polish);
-    `shape` is the number of subsections of each top-level section of every outline it drafts;
-    `desc_words` the words of each construction/analysis description.
+    `calibrated` (the default): prose of common words, lengths per stage from CALIBRATED; False: the earlier
+    lengths (long-word vocabulary: notes ~350 tokens, digests ~470, suggestions ~150, judge ~100, sections
+    ~580, whole outlines ~6,400). `length` scales every answer; `shape` is the number of subsections of each
+    top-level section of every outline it drafts; `desc_words` the words of each description (uncalibrated).
     """
 
-    def __init__(self, *, length: float = 1.0, shape: tuple[int, ...] = DEFAULT_SHAPE, desc_words: int = 48) -> None:
+    def __init__(self, *, length: float = 1.0, shape: tuple[int, ...] = DEFAULT_SHAPE, desc_words: int = 48,
+                 calibrated: bool = True) -> None:
         self.length = length
+        self.calibrated = calibrated
         dw = self.n(desc_words)
         super().__init__(words=30, shape=shape, title_words=3, desc_words=(dw, dw), why="explain why")
 
     def n(self, words: int) -> int:
         return max(1, int(round(words * self.length)))
 
+    def t(self, kind: str) -> int:
+        """Calibrated tokens of one piece of answer."""
+        return self.n(CALIBRATED[kind])
+
     @property
     def sections_total(self) -> int:
         return len(self.shape) + sum(self.shape)
+
+    def _outline(self, user: str, seed: int) -> dict:
+        if not self.calibrated:
+            return super()._outline(user, seed)
+        cites = [d[0] for d in DOC_RE.findall(user)] or CITE_RE.findall(user)
+        cite = f" [@{cites[0]}]" if cites else ""
+        d = self.t("description")
+
+        def leaf(i: int, j: int) -> dict:
+            return {"title": f"Aspect {i + 1}.{j + 1}: {_words(seed + 7 * i + j, self.title_words)}",
+                    "construction": f"Extract {prose(seed + i + j, d, 440)}{cite}.",
+                    "analysis": f"Compare {prose(seed + 3 * i + j, d, 440)}{cite}."}
+
+        sections = []
+        for i, subs in enumerate(self.shape):
+            s = leaf(i, 99)
+            s["title"] = f"Theme {i + 1}: {_words(seed + i, self.title_words)}"
+            s["subsections"] = [dict(leaf(i, j), subsections=[]) for j in range(subs)]
+            sections.append(s)
+        return {"title": "Survey", "sections": sections}
 
     # -- reading ---------------------------------------------------------------------------------------
     def _map(self, system: str, user: str, seed: int) -> str:
         docs = DOC_RE.findall(user)
         title = docs[0][1][:60] if docs else "the document"
+        if self.calibrated:
+            return json.dumps({"notes": [f"{title}: {prose(seed + i, self.t('note'), 290 - len(title))}."
+                                         for i in range(8)]})
         w = min(self.n(30), 40)  # a note is at most 300 characters
         return json.dumps({"notes": [f"{title}: finding {i + 1}: {_words(seed + i, w)}."[:300] for i in range(8)]})
 
@@ -84,6 +165,11 @@ class BenchResponder(Responder):
         pid = docs[0][0] if docs else "unknown"
         ids = list(dict.fromkeys(SECTION_RE.findall(user.split("<document", 1)[0])))
         chosen = list(dict.fromkeys(ids[(seed + 5 * k) % len(ids)] for k in range(3))) if ids else []
+        if self.calibrated:
+            sections = [{"section_id": sid, "content": f"{prose(seed + n, self.t('digest_section'), 960)} [@{pid}]."}
+                        for n, sid in enumerate(chosen)]
+            return json.dumps({"sections": sections, "suggestion":
+                               f"Cover {prose(seed, self.t('digest_suggestion'), 1100)} in its own section [@{pid}]."})
         w = min(self.n(90), 110)  # content is at most 1000 characters
         sections = [{"section_id": sid, "content": f"The paper reports {_words(seed + n, w)} [@{pid}]."[:990]}
                     for n, sid in enumerate(chosen)]
@@ -97,6 +183,8 @@ class BenchResponder(Responder):
         # As the prompts ask: the suggestion names the sections it changes by id (two of the outline's).
         ids = list(dict.fromkeys(SECTION_RE.findall(user.split("\n\n", 1)[0])))
         where = f" in [{ids[seed % len(ids)]}] and [{ids[(seed // 5) % len(ids)]}]" if ids else ""
+        if self.calibrated:
+            return json.dumps({"suggestion": f"Restructure{where} around {prose(seed, self.t('suggestion'), 1080)}{cite}."})
         return json.dumps({"suggestion": f"Restructure{where} around {_words(seed, min(self.n(110), 120))}{cite}."[:1150]})
 
     def _modify(self, system: str, user: str, seed: int) -> str:
@@ -106,17 +194,25 @@ class BenchResponder(Responder):
         ids = list(dict.fromkeys(SECTION_RE.findall(suggestion))) or list(dict.fromkeys(SECTION_RE.findall(outline)))
         if not ids:
             return json.dumps({"edits": []})
-        dw = self.desc_words[0]  # already scaled by `length`
+        if self.calibrated:
+            d = self.t("description")
+            texts = [prose(seed + k, d, 440) for k in range(1, 4)]
+        else:
+            dw = self.desc_words[0]  # already scaled by `length`
+            texts = [_words(seed + k, dw) for k in range(1, 4)]
         edits = [
             {"op": "retitle", "section_id": ids[seed % len(ids)], "title": f"Revised: {_words(seed, 4)}"},
             {"op": "describe", "section_id": ids[(seed // 7) % len(ids)],
-             "construction": f"Extract {_words(seed + 2, dw)}.", "analysis": f"Contrast {_words(seed + 1, dw)}."},
-            {"op": "describe", "section_id": ids[(seed // 11) % len(ids)], "analysis": f"Explain {_words(seed + 3, dw)}."},
+             "construction": f"Extract {texts[1]}.", "analysis": f"Contrast {texts[0]}."},
+            {"op": "describe", "section_id": ids[(seed // 11) % len(ids)], "analysis": f"Explain {texts[2]}."},
         ]
         return json.dumps({"edits": edits})
 
     def _judge(self, system: str, user: str, seed: int) -> str:
-        why = f"Structure is {_words(seed, min(self.n(80), 110))}."[:990]
+        if self.calibrated:
+            why = f"Structure: {prose(seed, self.t('rationale'), 980)}."
+        else:
+            why = f"Structure is {_words(seed, min(self.n(80), 110))}."[:990]
         if "single digit" in system:
             return json.dumps({"rationale": why, "score": 3 + seed % 6})
         return json.dumps({"rationale": why, "score": round(3 + (seed % 60) / 10, 1)})
@@ -124,6 +220,16 @@ class BenchResponder(Responder):
     # -- writing ---------------------------------------------------------------------------------------
     def _write_section(self, system: str, user: str, seed: int) -> str:
         cites = list(dict.fromkeys(CITE_RE.findall(user)))
+        if self.calibrated:  # sentences of ~30 tokens, each citing one of the section's papers
+            out: list[str] = []
+            total, i = 0, 0
+            while total < self.t("section"):
+                c = f" [@{cites[i % len(cites)]}]" if cites else ""
+                sentence = f"{prose(seed + i, 24).rstrip('.')}{c}."
+                out.append(sentence)
+                total += count_tokens(sentence) + 1
+                i += 1
+            return " ".join(out)
         sentences = self.n(14)
         out = []
         for i in range(sentences):
@@ -131,6 +237,15 @@ class BenchResponder(Responder):
             out.append(f"Work on {_words(seed + i, 20)} shows clear trade-offs{c}.")
         return " ".join(out)
 
+    def _charts(self, system: str, user: str, seed: int) -> str:
+        if not self.calibrated:
+            return super()._charts(system, user, seed)
+        ids = list(dict.fromkeys(SECTION_RE.findall(user)))
+        charts = [{"section_id": ids[(seed + k) % len(ids)], "caption": prose(seed + k, 10, 120),
+                   "mermaid": "graph TD; " + "; ".join(f"N{k}{j}[{prose(seed + 10 * k + j, 4, 40)}] --> N{k}{j + 1}"
+                                                       for j in range(max(1, (self.t("chart") - 14) // 16)))}
+                  for k in range(6)] if ids else []
+        return json.dumps({"charts": charts})
 
     # -- the citation check ---------------------------------------------------------------------------
     def _verify(self, system: str, user: str, seed: int) -> str:
@@ -184,6 +299,7 @@ class BenchMock:
         self.log: list[dict[str, Any]] = []
         self._log_file = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
         self.t0 = time.time()
+        self.prefix_cache = PrefixCache()
         self.server = StubOpenAIServer(self._answer, models=["mock", "scripted"])
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -210,7 +326,13 @@ class BenchMock:
     # -- one request ---------------------------------------------------------------------------------------
     def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         arrived = time.time()
-        stage = stage_of(request.get("messages") or [])
+        messages = request.get("messages") or []
+        stage = stage_of(messages)
+        enc = _encoder()
+        ids = prompt_token_ids(messages, (lambda t: enc.encode(t, disallowed_special=())) if enc else
+                               (lambda t: [0] * count_tokens(t)))
+        cached = self.prefix_cache.lookup_and_add(str(request.get("model")), ids, arrived - self.t0)
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in messages)
         with self._lock:
             self._queued += 1
         self._cap.acquire()
@@ -221,6 +343,7 @@ class BenchMock:
                 self._inflight += 1
                 inflight, queued = self._inflight, self._queued
             reply = scripted_reply(self.responder, request)
+            reply["cached_tokens"] = cached
             limit = completion_limit(request)
             over = limit is not None and reply["completion_tokens"] > limit
             if over and self.enforce_max_tokens:  # what a real server does: cut the answer, finish "length"
@@ -238,6 +361,9 @@ class BenchMock:
         entry = {"arrived": arrived - self.t0, "started": started - self.t0, "ended": ended - self.t0,
                  "stage": stage, "inflight": inflight, "queued": queued,
                  "prompt_tokens": reply["prompt_tokens"], "completion_tokens": reply["completion_tokens"],
+                 "cached_tokens": cached, "prompt_chars": prompt_chars, "completion_chars": len(reply["content"]),
+                 "model": request.get("model"), "seed": request.get("seed"),
+                 "body_sha": hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16],
                  "max_tokens": limit, "over_limit": over, "temperature": request.get("temperature"),
                  "logprobs": bool(request.get("logprobs"))}
         with self._lock:
@@ -253,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-token", type=float, default=0.0, help="seconds per completion token")
     ap.add_argument("--max-inflight", type=int, default=20, help="requests served at once; more wait")
     ap.add_argument("--length", type=float, default=1.0, help="scale of every answer's length")
+    ap.add_argument("--uncalibrated", action="store_true",
+                    help="the earlier answer lengths (before the calibration to the reference's answers)")
     ap.add_argument("--enforce-max-tokens", action="store_true",
                     help="cut answers longer than the request's max_tokens (finish_reason=length)")
     ap.add_argument("--shape", default=",".join(map(str, DEFAULT_SHAPE)),
@@ -260,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", help="append one JSON line per request to this file")
     args = ap.parse_args(argv)
     mock = BenchMock(latency=args.latency, per_token=args.per_token, max_inflight=args.max_inflight,
-                     responder=BenchResponder(length=args.length, shape=tuple(int(x) for x in args.shape.split(",") if x)), log_path=args.log,
+                     responder=BenchResponder(length=args.length, shape=tuple(int(x) for x in args.shape.split(",") if x),
+                                              calibrated=not args.uncalibrated), log_path=args.log,
                      enforce_max_tokens=args.enforce_max_tokens).start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

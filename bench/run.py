@@ -8,7 +8,7 @@ subgraphs) to learn LangGraph's supersteps and the model calls of every task, an
 peak RSS, database size and the run report's usage per stage. The mock's request log gives the calls,
 tokens, concurrency and over-long answers as the server saw them.
 
-Parts (`--only a,b`): overhead, latency, decode, scale, verify, update, local (`--local` = `--only local`).
+Parts (`--only a,b`): overhead, latency, decode, scale, verify, update, cache, local (`--local` = `--only local`).
 Results merge into `bench/results/results.json`; BENCHMARKS.md and bench/results/*.png are rendered from it
 (`bench/report.py`),
 so running one part refreshes its tables and keeps the others.
@@ -270,15 +270,22 @@ def run_worker(cfg: dict[str, Any], timeout: float = 3600) -> dict[str, Any]:
 def log_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
     stages: dict[str, dict[str, int]] = {}
     for e in entries:
-        s = stages.setdefault(e["stage"], {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "over_limit": 0})
+        s = stages.setdefault(e["stage"], {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "over_limit": 0,
+                                           "cached_tokens": 0, "prompt_chars": 0, "completion_chars": 0})
         s["calls"] += 1
         s["prompt_tokens"] += e["prompt_tokens"]
         s["completion_tokens"] += e["completion_tokens"]
         s["over_limit"] += int(bool(e.get("over_limit")))
+        for k in ("cached_tokens", "prompt_chars", "completion_chars"):  # the prefix cache and the chars/4 unit
+            s[k] += int(e.get(k) or 0)
     return {
         "calls": len(entries), "stages": stages,
         "prompt_tokens": sum(e["prompt_tokens"] for e in entries),
         "completion_tokens": sum(e["completion_tokens"] for e in entries),
+        "cached_tokens": sum(int(e.get("cached_tokens") or 0) for e in entries),
+        "prompt_chars": sum(int(e.get("prompt_chars") or 0) for e in entries),
+        "completion_chars": sum(int(e.get("completion_chars") or 0) for e in entries),
+        "repeated_bodies": repeated_bodies(entries),
         "max_inflight": max((e["inflight"] for e in entries), default=0),
         "mean_inflight": statistics.fmean([e["inflight"] for e in entries]) if entries else 0,
         "max_prompt_tokens": max((e["prompt_tokens"] for e in entries), default=0),
@@ -288,6 +295,20 @@ def log_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
         "queued_s": sum(e["started"] - e["arrived"] for e in entries),
         "timeline": _timeline(entries),
     }
+
+
+def repeated_bodies(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """Per stage, requests whose body (hashed by the mock) an earlier request of the run already sent."""
+    seen: set[str] = set()
+    repeats: dict[str, int] = {}
+    for e in sorted(entries, key=lambda e: e["arrived"]):
+        h = e.get("body_sha")
+        if h is None:
+            continue
+        if h in seen:
+            repeats[e["stage"]] = repeats.get(e["stage"], 0) + 1
+        seen.add(h)
+    return repeats
 
 
 def _timeline(entries: list[dict[str, Any]], step: float = 0.5) -> list[tuple[float, int]]:
@@ -421,6 +442,29 @@ def part_verify(work: Path, quick: bool) -> dict[str, Any]:
     return {"n": n, "tokens": t, "latency": lat, "modes": out}
 
 
+def part_cache(work: Path, quick: bool, sizes: list[tuple[int, int]] | None = None,
+               modes: tuple[str, ...] = ("reference", "default")) -> dict[str, Any]:
+    """Prompt tokens served from the mock's prefix cache (bench/prefix_cache.py), per mode at zero latency
+    (counts only). Corpora are sized in characters ÷ 4 (the reference's unit): `n` documents x `t`."""
+    from bench.corpus import corpus_tokens, write_corpus
+
+    sizes = [(3, 400)] if quick else (sizes or [(60, 3000)])
+    out: dict[str, Any] = {"unit": "chars4", "sizes": {}}
+    for n, t in sizes:
+        corpus = work / f"corpus-{n}x{t}-chars4.jsonl"
+        if not corpus.exists():
+            write_corpus(corpus, n, t, seed=0, unit="chars4")
+        size: dict[str, Any] = {"n": n, "tokens": t, "corpus_chars4": corpus_tokens(corpus, "chars4"),
+                                "corpus_o200k": corpus_tokens(corpus), "modes": {}}
+        for mode in modes:
+            print(f"[cache] {mode} {n}x{t} (characters ÷ 4) at zero latency", flush=True)
+            size["modes"][mode] = measure(f"cache-{mode}-{n}", corpus=corpus, mode=mode, log_dir=work,
+                                          corpus_tokens=size["corpus_o200k"], sets=QUICK_SET if quick else None,
+                                          timeout=7200)
+        out["sizes"][f"{n}x{t}"] = size
+    return out
+
+
 def part_scale(work: Path, quick: bool, sizes: list[int], mode: str = "default") -> dict[str, Any]:
     t = 400 if quick else 4000
     out = {}
@@ -449,11 +493,13 @@ def part_local(work: Path, corpus: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="LLM×MapReduce-V2 benchmarks against a loopback mock LLM.")
     ap.add_argument("--quick", action="store_true", help="tiny corpus, tiny knobs, near-zero latency (CI smoke run)")
-    ap.add_argument("--only", default="", help="comma-separated parts: overhead,latency,decode,scale,verify,update,local")
+    ap.add_argument("--only", default="", help="comma-separated parts: overhead,latency,decode,scale,verify,update,cache,local")
     ap.add_argument("--local", action="store_true", help="run the embedded-model demo (same as --only local)")
     ap.add_argument("--local-corpus", default=str(ROOT / "examples" / "stdlib-concurrency.jsonl"))
     ap.add_argument("--repeats", type=int, default=None, help="runs per noisy figure (median reported)")
     ap.add_argument("--scale-sizes", default="10,30,100,250")
+    ap.add_argument("--cache-sizes", default="60x3000,250x4000",
+                    help="corpora of the cache part: DOCSxTOKENS (tokens in characters ÷ 4) separated by commas")
     ap.add_argument("--decode-modes", default="default", help="modes of the realistic-decode part")
     ap.add_argument("--out", default=None, help="results directory (default bench/results; --quick: a temp dir)")
     ap.add_argument("--benchmarks", default=None, help="markdown to write (default BENCHMARKS.md; --quick: OUT/BENCHMARKS.md)")
@@ -475,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [2, 4]
     else:
         out = Path(args.out) if args.out else RESULTS_DIR
-        parts = [p for p in (args.only or ("local" if args.local else "overhead,latency,decode,scale,verify,update")).split(",") if p]
+        parts = [p for p in (args.only or ("local" if args.local else "overhead,latency,decode,scale,verify,update,cache")).split(",") if p]
         repeats = args.repeats or 3
         sizes = [int(x) for x in args.scale_sizes.split(",") if x]
     if args.render:
@@ -499,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
                                                 tuple(args.decode_modes.split(",")))
             elif part == "scale":
                 results["scale"] = part_scale(work, args.quick, sizes)
+            elif part == "cache":
+                results["cache"] = part_cache(work, args.quick, [tuple(int(v) for v in x.split("x"))  # type: ignore[misc]
+                                                                 for x in args.cache_sizes.split(",") if x])
             elif part == "verify":
                 results["verify"] = part_verify(work, args.quick)
             elif part == "update":

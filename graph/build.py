@@ -9,6 +9,7 @@ from llmxmr.graph import routes
 from llmxmr.graph.adapter import Models, StepAdapter, derive_run_id
 from llmxmr.graph.writer import build_writer_builder
 from llmxmr.nodes import (
+    batch,
     convolve,
     digest,
     finalize,
@@ -32,6 +33,7 @@ def build_builder(models: Models = None) -> StateGraph:
     step = StepAdapter(models)
     b = StateGraph(SurveyState, context_schema=Context, input_schema=SurveyInput, output_schema=SurveyOutput)
     b.add_node("prepare", step.entry(prepare.prepare, derive_run_id))
+    b.add_node("batch_map", step.node(batch.batch_map), destinations=("map_chunk",))
     b.add_node("map_chunk", step.node(reading.map_chunk))
     b.add_node("map_done", reading.map_done)
     b.add_node("reduce_notes", step.node(reading.reduce_notes))
@@ -40,6 +42,7 @@ def build_builder(models: Models = None) -> StateGraph:
     b.add_node("plan_merge", step.node(skeleton.plan_merge))
     b.add_node("merge_batch", step.node(skeleton.merge_batch))
     b.add_node("merge_skeleton", step.node(skeleton.merge_skeleton))
+    b.add_node("batch_digest", step.node(batch.batch_digest), destinations=("outline_digest",))
     b.add_node("outline_digest", step.node(digest.outline_digest),
                destinations=("skeleton_entropy", "block_entropy", "review_digested", "update_digested"))
     b.add_node("skeleton_entropy", step.node(loop.skeleton_entropy))
@@ -69,7 +72,7 @@ def build_builder(models: Models = None) -> StateGraph:
     b.add_node("plan_rewrite", step.node(update.plan_rewrite))
 
     b.add_conditional_edges(START, routes.route_start, ["prepare", "update_start"])
-    b.add_conditional_edges("prepare", routes.after_prepare, ["map_chunk", "group"])
+    b.add_conditional_edges("prepare", routes.after_prepare, ["batch_map", "map_chunk", "group"])
     b.add_edge("map_chunk", "map_done")
     b.add_conditional_edges("map_done", routes.after_map, ["reduce_notes", "group"])
     b.add_edge("reduce_notes", "group")
@@ -77,17 +80,17 @@ def build_builder(models: Models = None) -> StateGraph:
     b.add_edge("skeleton_batch", "plan_merge")
     b.add_conditional_edges("plan_merge", routes.after_plan_merge, ["merge_batch", "merge_skeleton"])
     b.add_edge("merge_batch", "plan_merge")
-    b.add_conditional_edges("merge_skeleton", routes.digest_skeleton, ["outline_digest"])
+    b.add_conditional_edges("merge_skeleton", routes.digest_skeleton, ["batch_digest", "outline_digest"])
     b.add_edge("skeleton_entropy", "block_start")
     b.add_conditional_edges("block_start", routes.start_block, ["feedback", "entropy_score", "select_final"])
     b.add_edge("feedback", "feedback_done")
     b.add_conditional_edges("feedback_done", routes.next_units, NEXT_UNITS)
     b.add_conditional_edges("layer_done", routes.next_units, NEXT_UNITS)
     b.add_conditional_edges("refine_done", routes.refine_or_end, ["refine_candidate", "entropy_score", "block_end"])
-    b.add_conditional_edges("block_end", routes.after_block_end, ["outline_digest", "select_final"])
+    b.add_conditional_edges("block_end", routes.after_block_end, ["batch_digest", "outline_digest", "select_final"])
     b.add_conditional_edges("block_entropy", routes.check_convergence, ["block_start", "select_final"])
     b.add_conditional_edges("select_final", routes.after_select, ["review_outline", "plan_rewrite"])
-    b.add_conditional_edges("review_outline", routes.after_review, ["outline_digest", "write"])
+    b.add_conditional_edges("review_outline", routes.after_review, ["batch_digest", "outline_digest", "write"])
     b.add_edge("review_digested", "write")
     b.add_edge("write", "finalize")
     b.add_edge("finalize", END)

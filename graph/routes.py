@@ -11,6 +11,8 @@ from langgraph.types import Send
 from llmxmr.nodes.loop import RESCORE_CANDIDATE, rescore_units
 from llmxmr.state.graph_state import SurveyState
 from llmxmr.state.tasks import (
+    BatchDigestTask,
+    BatchMapTask,
     ConvUnitTask,
     DigestPurpose,
     DigestTask,
@@ -70,6 +72,10 @@ def after_select(state: SurveyState) -> Literal["review_outline", "plan_rewrite"
 def after_prepare(state: SurveyState) -> list[Send] | Literal["group"]:
     if not state["map_pass"]:
         return "group"  # the reference has no map pass
+    if "map" in (state.get("batch") or []):  # one Batch API job, which then fans out the map tasks
+        return [Send("batch_map", BatchMapTask(run_id=state["run_id"], topic=state["title"],
+                                               chunks=[[r["paper_id"], c] for r in state["paper_refs"]
+                                                       for c in range(r["chunks"])]))]
     return [Send("map_chunk", MapTask(run_id=state["run_id"], topic=state["title"], paper_id=r["paper_id"], chunk=c))
             for r in state["paper_refs"] for c in range(r["chunks"])]
 
@@ -99,6 +105,10 @@ def after_plan_merge(state: SurveyState) -> list[Send] | Literal["merge_skeleton
 
 def digest_all(state: SurveyState, then: DigestPurpose) -> list[Send]:
     """Every paper against the current outline; `then` is the pass's join."""
+    if "digest" in (state.get("batch") or []):  # one Batch API job, which then fans out the digest tasks
+        return [Send("batch_digest", BatchDigestTask(run_id=state["run_id"], outline_key=state["outline_key"],
+                                                     paper_ids=[r["paper_id"] for r in state["paper_refs"]],
+                                                     then=then))]
     return [Send("outline_digest", DigestTask(run_id=state["run_id"], paper_id=r["paper_id"],
                                               outline_key=state["outline_key"], then=then))
             for r in state["paper_refs"]]

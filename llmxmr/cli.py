@@ -27,6 +27,26 @@ def _settings_epilog() -> str:
     return "\n".join(lines)
 
 
+def _add_batch_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", metavar="STAGES",
+                   help="send these stages as OpenAI Batch API jobs (half price, answers within 24 h): map, "
+                        "digest or map,digest; openai: models only (same as --set batch=...)")
+
+
+def _add_price_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--price-in", type=float, help="$ per million prompt tokens")
+    p.add_argument("--price-out", type=float, help="$ per million completion tokens")
+    p.add_argument("--price-cached", type=float,
+                   help="$ per million prompt tokens served from the provider's prompt cache (default: --price-in)")
+
+
+def prices_of(args: argparse.Namespace) -> tuple[float, float, float | None] | None:
+    """(in, out, cached) per million tokens, or None when no price was given."""
+    if args.price_in is None and args.price_out is None and args.price_cached is None:
+        return None
+    return args.price_in or 0.0, args.price_out or 0.0, args.price_cached
+
+
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model of every role: local, gguf:PATH, openai:NAME, google_genai:NAME")
     p.add_argument("--base-url", help="base URL of an OpenAI-compatible server (vLLM, Ollama, LM Studio)")
@@ -62,16 +82,19 @@ def parser() -> argparse.ArgumentParser:
                      help="one limit on model requests in flight across all surveys of this process "
                           "(default: max_concurrency)")
     _add_model_flags(run)
+    _add_price_flags(run)
+    _add_batch_flag(run)
     res = sub.add_parser("resume", help="continue a stopped run with the settings it started with")
     res.add_argument("thread", help="thread id printed when the run stopped")
     res.add_argument("--db", required=True, help="SQLite file or postgresql:// URL of the run")
     res.add_argument("-o", "--out", required=True, help="output folder")
     res.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(res)
+    _add_price_flags(res)
     upd = sub.add_parser("update", help="add or remove documents of a finished survey: only what changed is re-written",
                          epilog=_settings_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     upd.add_argument("thread", help="thread id of the finished run")
-    upd.add_argument("--db", required=True, help="SQLite file of the run")
+    upd.add_argument("--db", required=True, help="SQLite file or postgresql:// URL of the run")
     upd.add_argument("-o", "--out", required=True, help="output folder (survey.md, survey.json, CHANGELOG.md)")
     upd.add_argument("--add", metavar="JSONL|DIR", help="documents to add: a reference-format JSONL file or a folder")
     upd.add_argument("--remove", nargs="+", action="extend", default=[], metavar="ID",
@@ -81,9 +104,10 @@ def parser() -> argparse.ArgumentParser:
                           "by more than epsilon (auto), always, or never")
     upd.add_argument("--wait", action="store_true", help="when another process works the thread, wait for it")
     _add_model_flags(upd)
+    _add_price_flags(upd)
     show = sub.add_parser("show", help="list the versions of a thread's survey, or write one of them")
     show.add_argument("thread", help="thread id")
-    show.add_argument("--db", required=True, help="SQLite file of the run")
+    show.add_argument("--db", required=True, help="SQLite file or postgresql:// URL of the run")
     show.add_argument("--version", type=int, help="the version to write or print (1 = the first run)")
     show.add_argument("-o", "--out", help="write that version's survey.md, survey.json (and CHANGELOG.md) here; "
                                           "default: print its article")
@@ -94,8 +118,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--mode", choices=["default", "reference"])
     pl.add_argument("--title", help="survey title for a folder corpus")
     pl.add_argument("--sections", type=int, help="expected sections of the outline (default: from the corpus size)")
-    pl.add_argument("--price-in", type=float, help="$ per million prompt tokens")
-    pl.add_argument("--price-out", type=float, help="$ per million completion tokens")
+    _add_price_flags(pl)
     _add_model_flags(pl)
     sub.add_parser("settings", help="list every setting with its default and description")
     from llmxmr.eval.command import add_parser as add_eval_parser
@@ -118,7 +141,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         values[field] = parse_setting_value(raw)
     for flag, field in (("model", "model"), ("base_url", "base_url"), ("judge_model", "judge_model"),
                         ("writer_model", "writer_model"), ("mode", "mode"),
-                        ("review_outline", "review_outline"), ("follow_links", "follow_links")):
+                        ("review_outline", "review_outline"), ("follow_links", "follow_links"),
+                        ("batch", "batch")):
         value = getattr(args, flag, None)
         if value is not None:
             values[field] = value
@@ -151,6 +175,7 @@ class Console:
 
         self.out = RichConsole(stderr=True)
         self.verbose, self.quiet = verbose, quiet
+        self.prices: tuple[float, float, float | None] | None = None  # --price-in/-out/-cached of run, resume
         self.live = self.out.is_terminal and not quiet
         self.counts: dict[str, int] = {}
         self.progress = None
@@ -183,7 +208,8 @@ class Console:
             return
         stage = str(event.get("stage", "?"))
         self.counts[stage] = self.counts.get(stage, 0) + int(event.get("done", 0) or 0)
-        info = " ".join(f"{k}={v}" for k, v in event.items() if k in ("block", "layer", "best", "score", "entropy", "stop_reason") and v is not None)
+        info = " ".join(f"{k}={v}" for k, v in event.items() if k in ("block", "layer", "best", "score", "entropy",
+                                                                        "stop_reason", "batch", "status") and v is not None)
         if self.progress is not None:
             if stage not in self.tasks:
                 self.tasks[stage] = self.progress.add_task(stage, total=event.get("total"), info="")
@@ -222,12 +248,40 @@ def usage_table(report: Any) -> Any:
     from rich.table import Table
 
     table = Table(title="usage per stage")
-    for col in ("stage", "calls", "cached", "retries", "repairs", "failures", "prompt tok", "completion tok"):
+    # "cached": prompt tokens the provider says it served from its prompt cache (billed at its cached price),
+    # shown when the provider reported any (the table must stay readable in 80 columns).
+    cached = any(u.cache_read_tokens for u in report.usage.values())
+    cols = ["stage", "calls", "cached", "retries", "repairs", "failures", "prompt tok"]
+    cols += ["cached tok", "completion"] if cached else ["completion tok"]
+    for col in cols:
         table.add_column(col, justify="right" if col != "stage" else "left")
     for stage, u in report.usage.items():
-        table.add_row(stage, str(u.calls), str(u.cached), str(u.retries), str(u.repairs), str(u.failures),
-                      str(u.prompt_tokens), str(u.completion_tokens))
+        row = [stage, str(u.calls), str(u.cached), str(u.retries), str(u.repairs), str(u.failures), str(u.prompt_tokens)]
+        row += [str(u.cache_read_tokens)] if cached else []
+        table.add_row(*row, str(u.completion_tokens))
     return table
+
+
+def bill_line(usage: dict[str, Any], price_in: float, price_out: float, price_cached: float | None) -> str:
+    """The run's money at the given prices: cached prompt tokens (as the provider reported them) at the
+    cached price, Batch API answers at the batch price (half). Answers replayed from the durable record count
+    as well (paid once, when first asked)."""
+    from llmxmr.core.prompt_cache import BATCH_PRICE, cost
+
+    prompt = sum(u.prompt_tokens for u in usage.values())
+    cached = sum(u.cache_read_tokens for u in usage.values())
+    completion = sum(u.completion_tokens for u in usage.values())
+    bp = sum(u.batched_prompt_tokens for u in usage.values())
+    bc = sum(u.batched_completion_tokens for u in usage.values())
+    batched = cost(bp, bc, price_in=price_in * BATCH_PRICE, price_out=price_out * BATCH_PRICE)
+    billed = batched + cost(prompt - bp, completion - bc, price_in=price_in, price_out=price_out,
+                            cached_tokens=cached, price_cached=price_cached)
+    full = cost(prompt, completion, price_in=price_in, price_out=price_out)
+    parts = [f"{cached} of {prompt} prompt tokens served from the provider's prompt cache"
+             + (f" at ${price_cached}/M" if price_cached is not None else "; give --price-cached to bill them at the cached price")]
+    if bp or bc:
+        parts.append(f"{bp + bc} tokens of Batch API answers at {BATCH_PRICE:.0%} of the price")
+    return f"cost: ${billed:.4f} ({'; '.join(parts)}; ${full:.4f} at the ordinary price)"
 
 
 def _resume_hint(thread: str, db: Path | str, out: Path) -> str:
@@ -288,6 +342,8 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
     md, js, report = write_result(values, out)
     _render_documents(console, out, report)
     console.out.print(usage_table(report))  # the final summary: printed with -q too
+    if console.prices is not None:
+        console.out.print(bill_line(report.usage, *console.prices), markup=False, highlight=False)
     failures = serious_failures(values["report"])
     summary = f"stop reason: {report.stop_reason}\nwrote {md} and {js}"
     if values.get("changelog"):
@@ -623,27 +679,31 @@ def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
+    from llmxmr.plan import stage_cost
     from llmxmr.state.context import resolve_settings
 
     settings = resolve_settings(overrides_from(args))
     for title, plan, tokens, _, _ in corpus_plans(Path(args.corpus).expanduser().resolve(), settings, args.title,
                                                args.sections, console):
-        priced = args.price_in is not None or args.price_out is not None
-        pin, pout = args.price_in or 0.0, args.price_out or 0.0
+        priced = args.price_in is not None or args.price_out is not None or args.price_cached is not None
+        pin, pout, pcached = args.price_in or 0.0, args.price_out or 0.0, args.price_cached
         table = Table(title=f"plan: {title} ({plan.papers} papers, {sum(tokens)} tokens, ~{plan.sections} sections, "
                             f"{settings.mode} mode, up to {plan.blocks} block(s))")
-        cols = ["stage", "calls", "prompt tok", "completion tok"] + (["$"] if priced else [])
+        cols = ["stage", "calls", "prompt tok", "cached tok", "completion tok"] + (["$"] if priced else [])
         for col in cols:
             table.add_column(col, justify="left" if col == "stage" else "right")
         for stage, sp in plan.stages.items():
-            row = [stage, str(sp.calls), str(sp.prompt_tokens), str(sp.completion_tokens)]
+            row = [stage, str(sp.calls), str(sp.prompt_tokens), str(sp.cached_tokens), str(sp.completion_tokens)]
             if priced:
-                row.append(f"{(sp.prompt_tokens * pin + sp.completion_tokens * pout) / 1e6:.4f}")
+                row.append(f"{stage_cost(sp, pin, pout, pcached):.4f}")
             table.add_row(*row)
-        total = ["total", str(plan.calls), str(plan.prompt_tokens), str(plan.completion_tokens)]
-        table.add_row(*(total + ([f"{plan.cost(pin, pout):.4f}"] if priced else [])), style="bold")
+        total = ["total", str(plan.calls), str(plan.prompt_tokens), str(plan.cached_tokens), str(plan.completion_tokens)]
+        table.add_row(*(total + ([f"{plan.cost(pin, pout, pcached):.4f}"] if priced else [])), style="bold")
         console.out.print(table)
-        console.out.print("Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates.",
+        console.out.print("Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates. "
+                          "Cached tok: prompt tokens a provider with prompt caching (OpenAI's rule) serves from its "
+                          "cache" + ("; $ bills them at --price-cached." if pcached is not None else
+                                     "; give --price-cached to bill them at the cached price."),
                           markup=False, highlight=False)
     return EXIT_OK
 
@@ -701,6 +761,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_eval(args)
     os.environ.setdefault("LANGCHAIN_TRACING_V2", "false")
     with Console(args.verbose, args.quiet) as console:
+        if args.command in ("run", "resume", "update"):
+            console.prices = prices_of(args)
         try:
             if args.command == "run":
                 return cmd_run(args, console)

@@ -3,7 +3,9 @@ the settings (METHOD.md §5). Pure functions; `llmxmr plan` prints them.
 
 Counts are upper bounds where the method stops early: every block runs `max_layers` layers and every
 self-refine round, and default mode runs `max_blocks` blocks. Tokens are rough (prompt sizes from the
-corpus and typical outline sizes; completions at half of each stage's output cap).
+corpus and typical outline sizes; completions at half of each stage's output cap). Cached tokens are what a
+provider with OpenAI's prompt-caching rule (`llmxmr.core.prompt_cache`) would serve from its cache: the
+shared prefixes of each stage's calls (instructions, then the pass's or layer's outline).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from llmxmr.core import prompt_cache
 from llmxmr.core.grouping import GROUP_PROMPT_OVERHEAD, TITLE_LINE_TOKENS, title_batches
 from llmxmr.limits import input_budget
 from llmxmr.stages import STAGES
@@ -30,6 +33,7 @@ REPAIRED_SHARE = 0.5
 RECHECK_SHARE = 0.2
 PASSAGE_TOKENS = 160
 SECTION_TOKENS = 450
+SYSTEM_TOKENS = 250  # a stage's instructions: the start of every prompt's cacheable prefix
 
 
 @dataclass
@@ -37,6 +41,7 @@ class StagePlan:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens a provider with prompt caching serves from its cache
 
 
 @dataclass
@@ -58,9 +63,20 @@ class Plan:
     def completion_tokens(self) -> int:
         return sum(s.completion_tokens for s in self.stages.values())
 
-    def cost(self, price_in: float, price_out: float) -> float:
-        """Money at `price_in` / `price_out` per million prompt / completion tokens."""
-        return (self.prompt_tokens * price_in + self.completion_tokens * price_out) / 1e6
+    @property
+    def cached_tokens(self) -> int:
+        return sum(s.cached_tokens for s in self.stages.values())
+
+    def cost(self, price_in: float, price_out: float, price_cached: float | None = None) -> float:
+        """Money at `price_in` / `price_out` per million prompt / completion tokens; with `price_cached`,
+        the prompt tokens a provider serves from its prompt cache at that price."""
+        return sum(stage_cost(sp, price_in, price_out, price_cached) for sp in self.stages.values())
+
+
+def stage_cost(sp: StagePlan, price_in: float, price_out: float, price_cached: float | None = None) -> float:
+    return prompt_cache.cost(sp.prompt_tokens, sp.completion_tokens, price_in=price_in, price_out=price_out,
+                             cached_tokens=sp.cached_tokens if price_cached is not None else 0,
+                             price_cached=price_cached)
 
 
 def default_sections(papers: int, group_size: int = 3) -> int:
@@ -110,13 +126,16 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
     modify_view = outline if reference else titles + FOCUS_SECTIONS * (OUTLINE_TOKENS_PER_SECTION - TITLE_TOKENS_PER_SECTION)
     plan = Plan(papers=n, sections=s, blocks=blocks)
 
-    def add(stage: str, calls: int, prompt_each: int) -> None:
+    def add(stage: str, calls: int, prompt_each: int, shared: int = 0, prefixes: int = 1) -> None:
+        """`shared`: the prompt's leading tokens that `calls` share, `prefixes` distinct ones of them (the
+        first call with each pays in full, the others read it from the provider's prompt cache)."""
         if calls <= 0:
             return
         sp = plan.stages.setdefault(stage, StagePlan())
         sp.calls += calls
         sp.prompt_tokens += calls * prompt_each
         sp.completion_tokens += calls * STAGES[stage].output_tokens // 2
+        sp.cached_tokens += max(0, calls - max(1, prefixes)) * prompt_cache.cacheable(min(shared, prompt_each))
 
     if not reference:
         map_calls = sum(chunks)
@@ -140,14 +159,21 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
     else:
         room = input_budget(settings, "digest") - outline - PROMPT_OVERHEAD
         body = min(sum(paper_tokens) // max(1, n), max(100, room))
-    add("digest", n * (blocks + 1), body + construction + PROMPT_OVERHEAD)
-    add("feedback", g * blocks, titles_view + 3 * NOTES_TOKENS + PROMPT_OVERHEAD)
+    # Shared prefixes (prompts laid out for caching: instructions, then the outline of the pass or layer);
+    # the judge's candidates differ from their first edited section, so only its rubric is counted shared.
+    add("digest", n * (blocks + 1), body + construction + PROMPT_OVERHEAD, SYSTEM_TOKENS + construction, blocks + 1)
+    add("feedback", g * blocks, titles_view + 3 * NOTES_TOKENS + PROMPT_OVERHEAD, SYSTEM_TOKENS + titles_view, blocks)
     conv_units = layer_calls(settings, g) // 3
     add("judge", blocks * (1 + g + conv_units + settings.best_of * settings.refine_rounds + (0 if reference else 2)),
-        outline + PROMPT_OVERHEAD)
-    add("modify", blocks * (g + conv_units + settings.best_of * settings.refine_rounds), modify_view + 200 + PROMPT_OVERHEAD)
-    add("merge_suggestions", blocks * conv_units, titles_view + 3 * 200 + PROMPT_OVERHEAD)
-    add("critique", blocks * settings.best_of * settings.refine_rounds, outline + PROMPT_OVERHEAD)
+        outline + PROMPT_OVERHEAD, SYSTEM_TOKENS)
+    passes = blocks * (1 + settings.max_layers + settings.refine_rounds)  # base outlines of modify: layer, round
+    modify_shared = SYSTEM_TOKENS + (outline if reference else titles)
+    add("modify", blocks * (g + conv_units + settings.best_of * settings.refine_rounds), modify_view + 200 + PROMPT_OVERHEAD,
+        modify_shared, passes)
+    add("merge_suggestions", blocks * conv_units, titles_view + 3 * 200 + PROMPT_OVERHEAD, SYSTEM_TOKENS + titles_view,
+        blocks * settings.max_layers)
+    add("critique", blocks * settings.best_of * settings.refine_rounds, outline + PROMPT_OVERHEAD,
+        SYSTEM_TOKENS + outline, blocks * settings.refine_rounds)
     evidence = min(input_budget(settings, "write_section"), max(200, 2 * n * 60 // max(1, s) * 3))
     add("write_section", s, evidence + PROMPT_OVERHEAD)
     add("polish", s, STAGES["write_section"].output_tokens // 2 + PROMPT_OVERHEAD)

@@ -56,6 +56,16 @@ def put_spent(store: BaseStore, run_id: str, spent: dict[str, int]) -> None:
     store.put(ns(run_id, "meta"), "spent", spent)
 
 
+def get_batch(store: BaseStore, run_id: str, round_id: str) -> dict[str, Any] | None:
+    """A Batch API job of this run: {"batch_id", "stage", "lines", "status", "collected"}; written right
+    after the job is created, so a run killed while it waits collects it on resume instead of submitting again."""
+    return _get(store, ns(run_id, "batches"), round_id)
+
+
+def put_batch(store: BaseStore, run_id: str, round_id: str, record: dict[str, Any]) -> None:
+    store.put(ns(run_id, "batches"), round_id, record)
+
+
 # A password in a base URL (http://user:pass@host) is never written to the store: it stays in this process,
 # by run id, and a new process must be given the URL again (the CLI asks for --base-url on resume).
 _BASE_URL_SECRETS: dict[str, str] = {}

@@ -6,6 +6,11 @@ cap and the schema from the row. The planner (`llmxmr.plan`), the scripted test 
 and the tests read this table instead of repeating stage names. `name` is what usage, failures and the
 prompt's `Task:` line say; two rows may share a name when a mode asks the same stage for a different answer
 (the judge's digit or number, modify's edits or whole outline).
+
+Every prompt is laid out for the provider's prefix cache: its system message is the same in every call of
+the stage in a run, and its user message starts with what many calls share (the outline) and ends with what
+varies per call (the paper, the suggestion, the candidate); docs/DESIGN.md and
+tests/test_prompt_cache_layout.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ paper's map notes (default) or its full text truncated to the budget (reference)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from langgraph.types import Command
 
 from llmxmr import run_store
@@ -12,7 +14,7 @@ from llmxmr.limits import input_budget
 from llmxmr.models.tokens import CHARS_PER_TOKEN_MAX, count_tokens, truncate_to_tokens
 from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES
-from llmxmr.state.records import Digest
+from llmxmr.state.records import Digest, Outline
 from llmxmr.state.tasks import DigestTask
 
 DIGEST = STAGES["digest"]
@@ -38,22 +40,30 @@ def _length(store, run_id: str, paper_id: str) -> int:
     return bounds[-1][1] if bounds else 0
 
 
-def outline_digest(task: DigestTask, step: Step) -> Command:
-    """One paper read against the outline; then the pass's join (`then`: what the digests are for)."""
-    settings, run_id, pid, key = step.settings, step.run_id, task["paper_id"], task["outline_key"]
-    unit = f"{pid}@{key[:8]}"
-    if run_store.get_digest(step.store, run_id, key, pid) is not None:
-        return Command(update=step.update(), goto=task["then"])  # already digested against this outline
-    outline = run_store.get_outline(step.store, run_id, key)
+def digest_request(pid: str, key: str, step: Step) -> tuple[str, Callable[[float], list], Outline, int | None]:
+    """(unit, build(scale) -> messages, the outline, the room the paper's text was cut to or None): what
+    `outline_digest` asks, also what a Batch API job of the digest pass sends (nodes/batch.py)."""
+    settings = step.settings
+    outline = run_store.get_outline(step.store, step.run_id, key)
     outline_text = outline_to_prompt_text(outline, "full" if settings.mode == "reference" else "construction")
     room = input_budget(settings, DIGEST) - PROMPT_OVERHEAD - count_tokens(outline_text)
-    title, body, cut = paper_body(step.store, run_id, pid, settings, max(100, room))
-    if cut:
-        step.calls.fail(DIGEST.name, unit, "truncated", f"paper text cut to {max(100, room)} tokens to fit the reader's budget")
+    title, body, cut = paper_body(step.store, step.run_id, pid, settings, max(100, room))
 
     def build(scale: float) -> list:  # a context overflow halves the paper's text and asks again
         shown = body if scale >= 1 else truncate_to_tokens(body, max(50, int(count_tokens(body) * scale)))[0]
         return DIGEST.prompt(outline_text, pid, title, shown, language=settings.language)
+
+    return f"{pid}@{key[:8]}", build, outline, max(100, room) if cut else None
+
+
+def outline_digest(task: DigestTask, step: Step) -> Command:
+    """One paper read against the outline; then the pass's join (`then`: what the digests are for)."""
+    run_id, pid, key = step.run_id, task["paper_id"], task["outline_key"]
+    if run_store.get_digest(step.store, run_id, key, pid) is not None:
+        return Command(update=step.update(), goto=task["then"])  # already digested against this outline
+    unit, build, outline, cut_to = digest_request(pid, key, step)
+    if cut_to is not None:
+        step.calls.fail(DIGEST.name, unit, "truncated", f"paper text cut to {cut_to} tokens to fit the reader's budget")
 
     reply = step.calls.ask_shrinking(DIGEST, unit, build)
     digest = Digest(paper_id=pid, outline_key=key)

@@ -35,7 +35,7 @@ from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import SurveyState
 from llmxmr.state.records import Score, Suggestion
 
-RESCORE_CANDIDATE = 1000  # candidate index of the fresh judge calls at block end (never a cache hit)
+RESCORE_CANDIDATE = 1000  # candidate index of the fresh judge calls at block end: an independent sample (seeded)
 
 
 def cleared() -> dict[str, Overwrite]:

@@ -3,6 +3,7 @@ reduce the chunk notes of a multi-chunk document into its notes. Default mode on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from llmxmr import run_store
@@ -27,17 +28,24 @@ def _chunk(step: Step, paper_id: str, index: int) -> tuple[str, int, str]:
     return doc.text[a:b], len(bounds), doc.title
 
 
-def map_chunk(task: MapTask, step: Step) -> dict[str, Any]:
-    run_id, settings, pid = step.run_id, step.settings, task["paper_id"]
-    index = task["chunk"]
+def map_request(task: MapTask, step: Step) -> tuple[str, Callable[[float], list], str, int]:
+    """(unit, build(scale) -> messages, the chunk's text, chunks of the document): what `map_chunk` asks,
+    also what a Batch API job of the map pass sends (nodes/batch.py)."""
+    pid, index = task["paper_id"], task["chunk"]
     text, count, title = _chunk(step, pid, index)
     part = f"{index + 1}/{count}" if count > 1 else ""
 
     def build(scale: float) -> list:  # a context overflow halves the chunk's text and asks again
         body = text if scale >= 1 else truncate_to_tokens(text, max(50, int(count_tokens(text) * scale)))[0]
-        return MAP.prompt(task["topic"], pid, title, body, part=part, language=settings.language)
+        return MAP.prompt(task["topic"], pid, title, body, part=part, language=step.settings.language)
 
-    reply = step.calls.ask_shrinking(MAP, f"{pid}:{index}", build)
+    return f"{pid}:{index}", build, text, count
+
+
+def map_chunk(task: MapTask, step: Step) -> dict[str, Any]:
+    run_id, pid, index = step.run_id, task["paper_id"], task["chunk"]
+    unit, build, text, count = map_request(task, step)
+    reply = step.calls.ask_shrinking(MAP, unit, build)
     # A failed chunk falls back to its leading text so the document still has notes.
     notes = reply.value.notes if reply and reply.value.notes else [text[:600]]
     run_store.put_chunk_notes(step.store, run_id, pid, index, notes)

@@ -8,6 +8,7 @@ from typing import Any
 from llmxmr import run_store
 from llmxmr.core.edits import apply_edits, edits_from_drafts
 from llmxmr.core.tree import (
+    describe_sections,
     focus_sections,
     outline_from_draft_keeping_ids,
     outline_key,
@@ -46,10 +47,15 @@ def modify_outline(
         return outline_from_draft_keeping_ids(reply.value, base)
     # Edits touch the sections the suggestion names; the rest of the outline only needs its ids and titles
     # (to place, move or remove). At S = 38 this is ~1.5 k prompt tokens instead of ~6.5 k per modify call.
-    # A suggestion that names no section could touch any: then the model sees every description.
+    # The titles come first (every modify of a layer shares them: a prompt-cache prefix), the named
+    # sections' descriptions after. A suggestion that names no section could touch any: then the model
+    # sees every description.
     focus = focus_sections(base, suggestion)
-    text = outline_to_prompt_text(base, focus=focus) if focus else outline_to_prompt_text(base)
-    reply = calls.ask(EDITS, unit, EDITS.prompt(text, suggestion, language=settings.language),
+    if focus:
+        text, named = outline_to_prompt_text(base, "titles"), describe_sections(base, focus)
+    else:
+        text, named = outline_to_prompt_text(base), ""
+    reply = calls.ask(EDITS, unit, EDITS.prompt(text, suggestion, named=named, language=settings.language),
                       candidate=candidate, temperature=temperature)
     if reply is None:
         return None

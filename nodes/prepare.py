@@ -71,6 +71,7 @@ def prepare(state: SurveyState, step: Step) -> dict[str, Any]:
     return {
         "run_id": step.run_id, "title": title, "paper_refs": refs, "skipped": skipped, "papers": None,
         "map_pass": settings.mode == "default",  # the reference has no map pass
+        "batch": sorted(settings.batch_stages),
         "block": 0, "layer": 0, "round": 0, "block_outlines": [], "layer_best": [], "working_set": [],
         "stop_reason": "", "version": 1,
     }

@@ -21,8 +21,9 @@ def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, s
 
 
 EDIT_SYSTEM = f"""You apply a suggestion to a survey outline by returning edits. Each outline line starts with
-a section id in brackets, e.g. [s3]; refer to sections by these ids only. Sections the suggestion names are
-shown with their descriptions; the others with their titles only (keep them unless the suggestion says so).
+a section id in brackets, e.g. [s3]; refer to sections by these ids only. The outline is shown with its
+titles; the sections the suggestion names follow with their descriptions (keep the others unless the
+suggestion says so).
 Edit operations:
 - add: a new section with title, construction and analysis under parent_id (null = top level) at position;
 - remove: section_id and its subsections;
@@ -32,9 +33,12 @@ Edit operations:
 {RULES}"""
 
 
-def modify_edits(outline_text: str, suggestion: str, *, language: str = "en"):
+def modify_edits(outline_text: str, suggestion: str, *, named: str = "", language: str = "en"):
+    """`outline_text`: the base outline (titles), shared by every modify of a layer, so it comes first;
+    `named`: the descriptions of the sections the suggestion names, which vary per call, after it."""
+    described = f"Sections the suggestion names:\n{named}\n\n" if named else ""
     user = (
-        f"Outline:\n{outline_text}\n\nSuggestion:\n{suggestion}\n\n"
+        f"Outline:\n{outline_text}\n\n{described}Suggestion:\n{suggestion}\n\n"
         + json_only('{"edits": [{"op": "retitle", "section_id": "s2", "title": "<new title>"}]} (at most 12 edits)')
     )
     return messages("modify", EDIT_SYSTEM, user, language=language)

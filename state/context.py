@@ -72,6 +72,9 @@ class Context:
     tokens_per_minute: int | None = _f(
         None, "Rate limit per model in prompt + completion tokens per minute, as providers count them (None = unlimited).")
     max_repairs: int = _f(2, "Re-asks of a model whose output is malformed before the unit is recorded as failed.")
+    batch: str = _f("", "Stages sent as one OpenAI Batch API job per round (half price, answers within 24 h): "
+                    "'map', 'digest' or 'map,digest'; openai: models only. Empty: ordinary calls.")
+    batch_poll_seconds: float = _f(30.0, "Seconds between two looks at a waiting batch job's status.")
     review_outline: bool = _f(
         False,
         "Pause before writing so a person can inspect and edit the final outline (a LangGraph interrupt: needs a "
@@ -139,6 +142,12 @@ class Settings(BaseModel):
     unsupported_claims: Literal["mark", "remove"] = "mark"
     verify_passages: int = 2
     follow_links: bool = False  # a default, so that settings saved before this field existed still load
+    batch: str = ""  # defaults, so that settings saved before batch mode existed still load
+    batch_poll_seconds: float = 30.0
+
+    @property
+    def batch_stages(self) -> frozenset[str]:
+        return frozenset(s.strip() for s in self.batch.split(",") if s.strip())
 
     def model_for(self, role: str) -> str:
         if role == "verifier":
@@ -271,6 +280,32 @@ def check_ranges(values: dict[str, Any]) -> None:
     if "digest_input" in values and values["digest_input"] not in ("fulltext", "notes"):
         raise SettingsError(f"digest_input must be 'fulltext' or 'notes', not {values.get('digest_input')!r}")
     check_base_url(values.get("base_url"))
+    if values.get("batch_poll_seconds") is not None:
+        _check_number("batch_poll_seconds", values["batch_poll_seconds"], 0.0, None, False, integer=False)
+    check_batch(values)
+
+
+BATCH_STAGES = ("map", "digest")  # stages that can wait for the Batch API (no answer feeds the next call)
+
+
+def check_batch(values: dict[str, Any]) -> None:
+    raw = values.get("batch") or ""
+    if not isinstance(raw, str):
+        raw = ",".join(raw) if isinstance(raw, (list, tuple)) else str(raw)
+        values["batch"] = raw
+    stages = [s.strip() for s in raw.split(",") if s.strip()]
+    bad = [s for s in stages if s not in BATCH_STAGES]
+    if bad:
+        raise SettingsError(f"batch: unknown stage(s) {', '.join(map(repr, bad))}; batch mode takes "
+                            f"{' and '.join(BATCH_STAGES)}, e.g. --batch map,digest")
+    if stages and values.get("mode") == "reference" and "map" in stages:
+        raise SettingsError("batch: mode=reference has no map stage; use --batch digest")
+    if stages:
+        reader = values.get("reader_model") or values.get("model") or ""
+        if not str(reader).startswith("openai:"):
+            raise SettingsError(f"batch: the Batch API needs an openai: reader model (OpenAI or a compatible "
+                                f"server that implements /v1/batches), not {reader!r}. Fix: --model openai:NAME, "
+                                "or leave --batch out")
 
 
 def _settings(values: dict[str, Any]) -> Settings:

@@ -68,6 +68,7 @@ class SurveyState(SurveyInput, SurveyOutput):
     paper_refs: list[dict[str, Any]]
     skipped: list[dict[str, Any]]
     map_pass: bool  # read every paper (map) before grouping: default mode
+    batch: list[str]  # stages sent as Batch API jobs (`Settings.batch`, decided when the run starts)
     groups: list[list[str]]
     skeleton_batches: list[list[int]]  # group indexes of each local skeleton draft
     # Skeleton merge in flight: its level and the outline keys of each merge_batch task ([] once O_0 is chosen).

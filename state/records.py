@@ -131,8 +131,15 @@ class Failure(BaseModel):
 class StageUsage(BaseModel):
     calls: int = 0
     cached: int = 0  # responses replayed from the durable record (already paid)
+    batched: int = 0  # of the calls, answers of a Batch API job (billed at the batch price; replayed by the tasks)
     retries: int = 0
     repairs: int = 0
     failures: int = 0
     prompt_tokens: int = 0
+    # Of the prompt tokens, those the provider says it served from its prompt cache (OpenAI's
+    # `prompt_tokens_details.cached_tokens`, Gemini's cached content): billed at the cached price.
+    cache_read_tokens: int = 0
     completion_tokens: int = 0
+    # Of the tokens above, those of Batch API answers (billed at the batch price: half, at OpenAI and Gemini).
+    batched_prompt_tokens: int = 0
+    batched_completion_tokens: int = 0

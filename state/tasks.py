@@ -50,6 +50,23 @@ class DigestTask(TypedDict):
     then: DigestPurpose  # the join of this pass: what the digests are for
 
 
+class BatchMapTask(TypedDict):
+    """One Batch API job for the map pass: the (paper id, chunk) of every map task that follows it."""
+
+    run_id: str
+    topic: str
+    chunks: list[list[Any]]  # [paper_id, chunk]
+
+
+class BatchDigestTask(TypedDict):
+    """One Batch API job for a digest pass: the papers of its digest tasks, against one outline."""
+
+    run_id: str
+    outline_key: str
+    paper_ids: list[str]
+    then: DigestPurpose
+
+
 class FeedbackTask(TypedDict):
     run_id: str
     block: int

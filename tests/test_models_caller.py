@@ -83,8 +83,9 @@ def test_structured_output_and_request_shape(make: Any) -> None:
     assert body["response_format"]["json_schema"]["name"] == "Verdict"
     assert body["response_format"]["json_schema"]["schema"]["properties"]["score"]["maximum"] == 10
     assert body.get("max_completion_tokens", body.get("max_tokens")) == 200
-    assert meter.as_usage() == {"entropy": {"calls": 1, "cached": 0, "retries": 0, "repairs": 0, "failures": 0,
-                                            "prompt_tokens": 31, "completion_tokens": 9}}
+    assert meter.as_usage() == {"entropy": {"calls": 1, "cached": 0, "batched": 0, "retries": 0, "repairs": 0, "failures": 0,
+                                            "prompt_tokens": 31, "cache_read_tokens": 0, "completion_tokens": 9,
+                                            "batched_prompt_tokens": 0, "batched_completion_tokens": 0}}
 
 
 def test_plain_text_call(make: Any) -> None:

@@ -55,9 +55,9 @@ def body_key(body: dict[str, Any]) -> str:
 def paid_twice(baseline: Counter, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
     """Stages of requests sent after the resume although a delivered response answered them already.
 
-    One run may legitimately send one body more than once: best-of candidates and the block-end re-score
-    differ only by a candidate index that is in the durable record's key but not in the HTTP body. So the
-    check counts: delivered-before + sent-after of each body must not exceed its count in an uninterrupted run.
+    A run sends no body twice (best-of candidates and the block-end re-scores carry their candidate index as
+    the request's seed: tests/test_prompt_cache_layout.py); the check still counts, so that it holds for any
+    run: delivered-before + sent-after of each body must not exceed its count in an uninterrupted run.
     """
     got = Counter(body_key(r["body"]) for r in before) + Counter(body_key(r["body"]) for r in after)
     return [stage_of(json.loads(b)["messages"]) for b, n in got.items() if n > baseline[b]]

@@ -296,6 +296,20 @@ def render_outline(outline: Outline, detail: str = "full", focus: set[str] | Non
     return "\n".join(lines)
 
 
+def describe_sections(outline: Outline, ids: set[str]) -> str:
+    """The sections `ids` with their descriptions, in outline order (a default-mode modify shows them after
+    the titles-only outline, which every modify of a layer shares: a prompt-cache prefix)."""
+    numbers = section_numbers(outline)
+    lines = []
+    for s, _, _ in iter_sections(outline):
+        if s.section_id in ids:
+            lines.append(f"[{s.section_id}] {numbers[s.section_id]} {_one_line(s.title)}")
+            for label, value in (("construction", s.construction), ("analysis", s.analysis)):
+                if value.strip():
+                    lines.append(f"  {label}: {_one_line(value)}")
+    return "\n".join(lines)
+
+
 _MENTION_RE = re.compile(r"\b(s\d+)\b")
 
 

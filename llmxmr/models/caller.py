@@ -84,6 +84,7 @@ class _Reply:
     finish_reason: str
     cached: bool = False
     reported_model: str | None = None  # the model name the provider says answered (its version, often)
+    cache_read_tokens: int = 0  # prompt tokens the provider served from its prompt cache
 
 
 def _content_text(message: BaseMessage) -> str:
@@ -219,6 +220,11 @@ class ModelCaller:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
         model = self.model_for(role)
         temperature = self.settings.temperature if temperature is None else temperature
+        if candidate and not temperature:
+            # A candidate other than 0 is a deliberate independent sample (best-of, a fresh re-score): the
+            # same request at temperature 0 would only repeat an earlier answer, so it samples, with its
+            # index as the seed (`_bind`): no request body is sent twice in a run.
+            temperature = self.settings.candidate_temperature
         convo = list(messages)
         for repair in range(self.settings.max_repairs + 1):
             reply = self._reply(role=role, stage=stage, unit=unit, model=model, messages=convo, meter=meter, schema=schema,
@@ -299,20 +305,22 @@ class ModelCaller:
         with gate:
             return self._reply_once(key, role=role, stage=stage, unit=unit, spec=spec, model=model,
                                     messages=messages, meter=meter, schema=schema, max_tokens=max_tokens,
-                                    temperature=temperature, logprobs=logprobs)
+                                    temperature=temperature, logprobs=logprobs, candidate=candidate)
 
     def _reply_once(self, key: str, *, role: str, stage: str, unit: str, spec: str, model: BaseChatModel,
                     messages: list[BaseMessage], meter: UsageMeter, schema: type[BaseModel] | None,
-                    max_tokens: int, temperature: float, logprobs: bool) -> _Reply:
+                    max_tokens: int, temperature: float, logprobs: bool, candidate: int = 0) -> _Reply:
         v = run_store.get_response(self.store, key)
         if v is not None:
-            meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"])
+            meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"],
+                      cache_read_tokens=int(v.get("cache_read_tokens") or 0))
             self._note_reported(spec, v.get("reported_model"))
             return _Reply(text=v["text"], logprobs=v.get("logprobs"), prompt_tokens=v["prompt_tokens"],
                           completion_tokens=v["completion_tokens"], finish_reason=v.get("finish_reason", "stop"),
-                          cached=True, reported_model=v.get("reported_model"))
+                          cached=True, reported_model=v.get("reported_model"),
+                          cache_read_tokens=int(v.get("cache_read_tokens") or 0))
         bound = self._bind(model, schema=schema, max_tokens=max_tokens, temperature=temperature,
-                           logprobs=logprobs)
+                           logprobs=logprobs, seed=candidate or None)
         with _in_flight():
             reply = self._request(bound, role=role, stage=stage, unit=unit, spec=spec, messages=messages,
                                   meter=meter, logprobs=logprobs, max_tokens=max_tokens)
@@ -322,12 +330,61 @@ class ModelCaller:
             run_store.put_response(self.store, key, {
                 "text": reply.text, "logprobs": reply.logprobs, "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
-                "model": spec, "reported_model": reply.reported_model, "stage": stage, "recorded_at": time.time(),
+                "cache_read_tokens": reply.cache_read_tokens, "model": spec, "reported_model": reply.reported_model,
+                "stage": stage, "recorded_at": time.time(),
             })
         self._note_reported(spec, reply.reported_model)
-        meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                  cache_read_tokens=reply.cache_read_tokens)
         self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
         return reply
+
+    # -- the Batch API (llmxmr.models.batch, nodes/batch.py) ---------------------------------------------
+    def batch_request(self, *, role: str, messages: list[BaseMessage], schema: type[BaseModel] | None,
+                      max_tokens: int, temperature: float | None = None) -> tuple[str, dict[str, Any]] | None:
+        """(durable-record key, chat-completions body) of the request `call` would send, or None when the
+        role's model is not an OpenAI-family client (no Batch API). Candidate 0, no logprobs: map and digest."""
+        from langchain_openai import ChatOpenAI
+
+        model = self.model_for(role)
+        if not isinstance(model, ChatOpenAI):
+            return None
+        temperature = self.settings.temperature if temperature is None else temperature
+        spec = self.settings.model_for(role)
+        key = response_key(model=spec, messages=messages, schema=schema, max_tokens=max_tokens,
+                           temperature=temperature, candidate=0, logprobs=False)
+        bound = self._bind(model, schema=schema, max_tokens=max_tokens, temperature=temperature, logprobs=False)
+        payload = model._get_request_payload(messages, **getattr(bound, "kwargs", {}))
+        payload.pop("stream", None)
+        extra = payload.pop("extra_body", None) or {}
+        return key, {**payload, **extra}
+
+    def record_batch_reply(self, key: str, *, role: str, stage: str, unit: str, completion: dict[str, Any],
+                           max_tokens: int, meter: UsageMeter) -> bool:
+        """Record one batch line's chat completion under `key` as an ordinary answer would be (the task that
+        asks the same question then replays it); its tokens are counted when it is replayed. False when the
+        line holds no usable choice (the task then asks as an ordinary call)."""
+        choices = completion.get("choices") or []
+        if not choices:
+            return False
+        choice = choices[0]
+        usage = completion.get("usage") or {}
+        text = (choice.get("message") or {}).get("content") or ""
+        reply = _Reply(text=text, logprobs=None, prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                       completion_tokens=int(usage.get("completion_tokens") or count_tokens(text)),
+                       finish_reason=str(choice.get("finish_reason") or "stop"),
+                       reported_model=completion.get("model"),
+                       cache_read_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0))
+        self._admit(reply, max_tokens, stage, unit, meter)
+        spec = self.settings.model_for(role)
+        run_store.put_response(self.store, key, {
+            "text": reply.text, "logprobs": None, "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens, "finish_reason": reply.finish_reason,
+            "cache_read_tokens": reply.cache_read_tokens, "model": spec, "reported_model": reply.reported_model,
+            "stage": stage, "batch": True, "recorded_at": time.time(),
+        })
+        self._spend(calls=1, tokens=reply.prompt_tokens + reply.completion_tokens)
+        return True
 
     def _note_reported(self, spec: str, reported: str | None) -> None:
         if reported:
@@ -347,8 +404,9 @@ class ModelCaller:
 
     @staticmethod
     def _bind(model: BaseChatModel, *, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
-              logprobs: bool) -> Any:
-        return bind_for(model, schema=schema, max_tokens=max_tokens, temperature=temperature, logprobs=logprobs)
+              logprobs: bool, seed: int | None = None) -> Any:
+        return bind_for(model, schema=schema, max_tokens=max_tokens, temperature=temperature, logprobs=logprobs,
+                        seed=seed)
 
     def _request(self, bound: Any, *, role: str, stage: str, unit: str, spec: str, messages: list[BaseMessage],
                  meter: UsageMeter, logprobs: bool, max_tokens: int = 0) -> _Reply:
@@ -406,7 +464,7 @@ class ModelCaller:
             reply = _Reply(text=text, logprobs=lp,
                            prompt_tokens=int(usage.get("input_tokens") or _count_messages(messages)),
                            completion_tokens=int(usage.get("output_tokens") or count_tokens(text)),
-                           finish_reason=_finish_reason(message),
+                           finish_reason=_finish_reason(message), cache_read_tokens=cache_read_tokens(usage),
                            reported_model=(message.response_metadata or {}).get("model_name")
                            or (message.response_metadata or {}).get("model"))
             tokens.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
@@ -421,10 +479,19 @@ class ModelCaller:
         if logprobs and choice is not None and choice.logprobs is not None and choice.logprobs.content:
             lp = [c.model_dump() for c in choice.logprobs.content]
         usage = completion.usage
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
         return _Reply(text=text, logprobs=lp,
                       prompt_tokens=usage.prompt_tokens if usage else _count_messages(messages),
                       completion_tokens=usage.completion_tokens if usage else count_tokens(text),
-                      finish_reason=reason)
+                      finish_reason=reason, cache_read_tokens=int(getattr(details, "cached_tokens", 0) or 0))
+
+
+def cache_read_tokens(usage: Mapping[str, Any]) -> int:
+    """Prompt tokens the provider served from its prompt cache, from langchain's `usage_metadata`: OpenAI's
+    `prompt_tokens_details.cached_tokens` and Gemini's cached content both arrive as
+    `input_token_details.cache_read` (OpenAI's service tiers as `priority_cache_read`, `flex_cache_read`)."""
+    details = usage.get("input_token_details") or {}
+    return sum(int(v or 0) for k, v in details.items() if k == "cache_read" or k.endswith("_cache_read"))
 
 
 def _to_last_sentence(text: str) -> str:

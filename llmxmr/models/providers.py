@@ -81,8 +81,9 @@ class Provider(ABC):
 
     @abstractmethod
     def bind(self, model: BaseChatModel, *, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
-             logprobs: bool) -> Any:
-        """The model with one request's output cap, temperature, structured output and logprobs bound."""
+             logprobs: bool, seed: int | None = None) -> Any:
+        """The model with one request's output cap, temperature, structured output and logprobs bound;
+        `seed` marks a deliberate independent sample (a best-of candidate, a fresh re-score)."""
 
     def classify(self, exc: BaseException) -> tuple[ErrorKind, bool, float | None] | None:
         """(kind, retryable, retry_after) for this provider's own exception types; None: the generic rules decide."""
@@ -98,8 +99,10 @@ class ChatOpenAIFamily(Provider):
         return isinstance(model, ChatOpenAI)
 
     def bind(self, model: BaseChatModel, *, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
-             logprobs: bool) -> Any:
+             logprobs: bool, seed: int | None = None) -> Any:
         kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+        if seed is not None:  # OpenAI, vLLM and llama.cpp take a sampling seed
+            kwargs["seed"] = seed
         if schema is not None:
             # The same wire request as `response_format=`, sent in the body: langchain then takes the SDK's
             # plain `create` path instead of `parse`, which walks the whole JSON schema per call (half of
@@ -294,7 +297,8 @@ class GoogleProvider(Provider):
         return isinstance(model, ChatGoogleGenerativeAI)
 
     def bind(self, model: BaseChatModel, *, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
-             logprobs: bool) -> Any:
+             logprobs: bool, seed: int | None = None) -> Any:
+        # No seed: the request differs from its siblings by its temperature above 0 (Gemini samples anew).
         kwargs: dict[str, Any] = {"max_output_tokens": max_tokens, "temperature": temperature}
         if schema is not None:
             kwargs |= {"response_mime_type": "application/json", "response_json_schema": schema_json(schema)}
@@ -322,10 +326,10 @@ def provider_of(spec_or_name: ModelSpec | str) -> Provider:
 
 
 def bind_for(model: BaseChatModel, *, schema: type[BaseModel] | None, max_tokens: int, temperature: float,
-             logprobs: bool) -> Any:
+             logprobs: bool, seed: int | None = None) -> Any:
     """The model bound for one request by the provider whose client it is."""
     for provider in PROVIDERS.values():
         if provider.owns(model):
             return provider.bind(model, schema=schema, max_tokens=max_tokens, temperature=temperature,
-                                 logprobs=logprobs)
+                                 logprobs=logprobs, seed=seed)
     return model  # injected fakes: plain invoke, the prompt carries the schema sketch

@@ -5,6 +5,7 @@
 
 The responder receives the request JSON and returns either a reply
     {"content": str, "logprobs": [...]|None, "finish_reason": "stop", "prompt_tokens": n, "completion_tokens": n}
+(with "cached_tokens": n, the usage reports them as OpenAI does: `prompt_tokens_details.cached_tokens`)
 or a fault {"status": 429, "headers": {...}, "body": {...}}, or {"drop": True} (close the connection);
 any of them may carry "delay": seconds (sleep first).
 """
@@ -46,6 +47,14 @@ class StubOpenAIServer:
         # (a fast client never sees it unset), "written" once the whole body has been written and flushed.
         self.requests: list[dict[str, Any]] = []
         self.on_delivered = on_delivered  # called with the entry after "written" (kill-and-resume tests)
+        # The Batch API (/files, /batches): jobs stay "in_progress" while `batch_hold` is set; a job's lines
+        # are answered by `responder` when it is released, except where `batch_line_fault(body)` gives an
+        # HTTP status for the line.
+        self.batch_api = True  # False: /files and /batches answer 404, as on a server without the Batch API
+        self.batch_hold = threading.Event()
+        self.batch_line_fault: Callable[[dict[str, Any]], int | None] | None = None
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -89,6 +98,57 @@ class StubOpenAIServer:
         with self._lock:
             return [r for r in self.requests if r["path"].endswith("/chat/completions")]
 
+    # -- the Batch API ---------------------------------------------------------------------------------
+    def _new_file(self, data: bytes, purpose: str) -> dict[str, Any]:
+        with self._lock:
+            fid = f"file-stub-{len(self.files)}"
+            self.files[fid] = data
+        return {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                "filename": f"{fid}.jsonl", "purpose": purpose, "status": "processed"}
+
+    def _new_batch(self, request: dict[str, Any]) -> dict[str, Any]:
+        lines = [json.loads(x) for x in self.files.get(request.get("input_file_id", ""), b"").decode().splitlines()
+                 if x.strip()]
+        with self._lock:
+            bid = f"batch_stub_{len(self.batches)}"
+            self.batches[bid] = {"id": bid, "object": "batch", "endpoint": request.get("endpoint"),
+                                 "input_file_id": request.get("input_file_id"), "completion_window": "24h",
+                                 "status": "in_progress", "created_at": int(time.time()), "output_file_id": None,
+                                 "error_file_id": None, "metadata": request.get("metadata"),
+                                 "request_counts": {"completed": 0, "failed": 0, "total": len(lines)}, "_lines": lines}
+        return self._batch_view(bid)
+
+    def _batch_view(self, bid: str) -> dict[str, Any]:
+        return {k: v for k, v in self.batches[bid].items() if not k.startswith("_")}
+
+    def _retrieve_batch(self, bid: str) -> dict[str, Any] | None:
+        job = self.batches.get(bid)
+        if job is None:
+            return None
+        if job["status"] == "in_progress" and not self.batch_hold.is_set():
+            out, done, failed = [], 0, 0
+            for line in job["_lines"]:
+                status = self.batch_line_fault(line["body"]) if self.batch_line_fault else None
+                if status:
+                    failed += 1
+                    out.append({"id": f"req-{len(out)}", "custom_id": line["custom_id"], "response": {
+                        "status_code": status, "body": {"error": {"message": f"stub line error {status}"}}}, "error": None})
+                    continue
+                reply = self.responder(line["body"])
+                out.append({"id": f"req-{len(out)}", "custom_id": line["custom_id"], "error": None,
+                            "response": {"status_code": 200, "body": _completion(line["body"], reply, len(out))}})
+                done += 1
+            job["output_file_id"] = self._new_file("".join(json.dumps(x) + "\n" for x in out).encode(), "batch_output")["id"]
+            job["request_counts"] = {"completed": done, "failed": failed, "total": len(job["_lines"])}
+            job["status"] = "completed"
+        return self._batch_view(bid)
+
+    @property
+    def batch_requests(self) -> list[dict[str, Any]]:
+        """POST /batches requests (one per job submitted)."""
+        with self._lock:
+            return [r for r in self.requests if r["path"].rstrip("/").endswith("/batches")]
+
 
 def _completion(request: dict[str, Any], reply: dict[str, Any], seq: int) -> dict[str, Any]:
     content = reply.get("content", "")
@@ -107,7 +167,10 @@ def _completion(request: dict[str, Any], reply: dict[str, Any], seq: int) -> dic
             "finish_reason": reply.get("finish_reason", "stop"),
         }],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+                  "total_tokens": prompt_tokens + completion_tokens,
+                  # OpenAI's prompt caching: the part of the prompt served from its cache (billed cheaper).
+                  **({"prompt_tokens_details": {"cached_tokens": int(reply["cached_tokens"])}}
+                     if reply.get("cached_tokens") is not None else {})},
     }
 
 
@@ -148,6 +211,22 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             server._log(self.path, {})
+            parts = self.path.split("?", 1)[0].rstrip("/").split("/")
+            if len(parts) >= 2 and parts[-2] == "batches":
+                job = server._retrieve_batch(parts[-1])
+                if job is None:
+                    self._send_json(404, {"error": {"message": "no such batch", "type": "not_found"}})
+                else:
+                    self._send_json(200, job)
+                return
+            if len(parts) >= 3 and parts[-1] == "content" and parts[-3] == "files" and parts[-2] in server.files:
+                data = server.files[parts[-2]]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             if self.path.rstrip("/").endswith("/models") and server.models is not None:
                 data = [{"id": m, "object": "model", "created": 0, "owned_by": "stub"} for m in server.models]
                 self._send_json(200, {"object": "list", "data": data})
@@ -156,12 +235,25 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            if not server.batch_api and self.path.rstrip("/").endswith(("/files", "/batches")):
+                server._log(self.path, {})
+                self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                return
+            if self.path.rstrip("/").endswith("/files"):
+                data, purpose = _multipart_file(self.headers.get("Content-Type") or "", raw)
+                server._log(self.path, {"purpose": purpose, "bytes": len(data)})
+                self._send_json(200, server._new_file(data, purpose))
+                return
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(raw or b"{}")
             except ValueError:
                 body = {}
             entry = server._log(self.path, body)
             entry["authorization"] = self.headers.get("Authorization")  # which key reached this server
+            if self.path.rstrip("/").endswith("/batches"):
+                self._send_json(200, server._new_batch(body))
+                return
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 return
@@ -205,6 +297,23 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
 
     return Handler
+
+
+def _multipart_file(content_type: str, raw: bytes) -> tuple[bytes, str]:
+    """The `file` part and the `purpose` field of a multipart/form-data upload."""
+    from email.parser import BytesParser
+    from email.policy import default
+
+    msg = BytesParser(policy=default).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    data, purpose = b"", ""
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        if name == "file":
+            data = payload
+        elif name == "purpose":
+            purpose = payload.decode()
+    return data, purpose
 
 
 _TOKEN_RE = re.compile(r"\d|[A-Za-z_]+|\s+|[^\w\s]")
