@@ -375,7 +375,7 @@ def _execute(console: Console, db_path: Path | str, out: Path, thread: str, star
              context: Any, overrides: dict[str, Any], wait: bool = False, busy_ok: bool = False,
              update: dict[str, Any] | None = None) -> int:
     """Work one thread while holding its lock: two processes never work (and pay for) the same thread.
-    `busy_ok`: a held thread returns EXIT_BUSY instead of being an error."""
+    `busy_ok`: a held thread returns llmxmr.surveys.BUSY (the caller comes back to it) instead of an error."""
     from llmxmr.postgres import DatabaseError
     from llmxmr.surveys import BUSY
     from llmxmr.thread_lock import ThreadBusyError, hold_thread

@@ -21,7 +21,7 @@ from typing import Any
 
 SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT = 10  # seconds: a wrong host fails fast instead of hanging the command
-POOL_SIZE = 12  # connections per process: the graph's worker threads share them (max_concurrency is 8)
+POOL_SIZE = 16  # connections per process and database: every survey's worker threads share them
 # How long a step waits for a connection: a server that restarts within it does not stop the run.
 POOL_TIMEOUT = 60.0
 EXTRA_HINT = "pip install 'llmxmr[postgres]'"
@@ -152,16 +152,38 @@ def open_postgres(url: str, *, pool_size: int = POOL_SIZE) -> Iterator[tuple[Any
     require_extra()
     from langgraph.checkpoint.postgres import PostgresSaver
     from langgraph.store.postgres import PostgresStore
-    from psycopg_pool import ConnectionPool
 
     _setup(url)
-    pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=_connect_kwargs(), open=False,
-                          check=ConnectionPool.check_connection, timeout=POOL_TIMEOUT, name="llmxmr")
-    pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-    try:
+    with _shared_pool(url, pool_size) as pool:
         yield PostgresSaver(pool), PostgresStore(pool)
+
+
+# One pool per database in a process, shared by the surveys it works at once (--parallel-surveys K would
+# otherwise open K pools and could pass the server's max_connections).
+_POOLS: dict[str, list[Any]] = {}  # url -> [pool, users]
+_POOLS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _shared_pool(url: str, pool_size: int) -> Iterator[Any]:
+    from psycopg_pool import ConnectionPool
+
+    with _POOLS_LOCK:
+        entry = _POOLS.get(url)
+        if entry is None:
+            pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=_connect_kwargs(), open=False,
+                                  check=ConnectionPool.check_connection, timeout=POOL_TIMEOUT, name="llmxmr")
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+            entry = _POOLS[url] = [pool, 0]
+        entry[1] += 1
+    try:
+        yield entry[0]
     finally:
-        pool.close()
+        with _POOLS_LOCK:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _POOLS[url]
+                entry[0].close()
 
 
 @asynccontextmanager

@@ -96,7 +96,7 @@ STAGES: dict[str, Stage] = _rows(
     # The citation check (default mode): verdicts on batches of (claim, cited paper) pairs (~45 tokens each),
     # repairs of batches of failing sections; each fan-out fits one round of `max_concurrency` calls.
     Stage("verify", "verify", "verifier", 2000, VerdictsReply, verify.verify_claims, optional=True),
-    Stage("repair", "repair", "writer", 2000, RepairReply, verify.repair_sections, optional=True),
+    Stage("repair", "repair", "writer", 2000, RepairReply, verify.repair_sections, optional=True, max_input=16_000),
     # `llmxmr eval`'s judge: one criterion of an article or a section (faithfulness asks `verify`).
     Stage("eval_judge", "eval_judge", "judge", 500, JudgeDigit, evaluate.judge_criterion, optional=True),
     Stage("eval_claims", "eval_claims", "judge", 1200, AtomicClaims, evaluate.atomic_claims, optional=True),

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,3 +107,19 @@ def _hold_file(db_path: Path, thread: str, *, wait: bool, on_wait, poll: float) 
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+_SETUP = threading.Lock()
+
+
+@contextmanager
+def setup_lock(db_path: Path) -> Iterator[None]:
+    """Create-or-migrate the SQLite tables one at a time: LangGraph's migrations are not safe to run twice at
+    once, and several surveys (threads of this process, or other processes) may open a new database together."""
+    with _SETUP:
+        fd = _open(db_path.parent / f"{db_path.name}.locks" / "setup.lock")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing drops the flock

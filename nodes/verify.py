@@ -230,7 +230,10 @@ def repair_sections(task: RepairTask, step: Step) -> dict[str, Any]:
     their uncited evidence papers; the claims it changed or added go to the re-check."""
     settings, key = step.settings, task["final_key"]
     outline = run_store.get_outline(step.store, step.run_id, key)
-    room = (input_budget(settings, REPAIR) - PROMPT_OVERHEAD) // max(1, 2 * len(task["sections"]))
+    budget = input_budget(settings, REPAIR) - PROMPT_OVERHEAD
+    if settings.mode == "default" and REPAIR.max_input:
+        budget = min(budget, REPAIR.max_input)  # the sections' evidence is cut evenly, not grown with N
+    room = budget // max(1, 2 * len(task["sections"]))
     shown, number = [], 0
     mine = {item["section_id"] for item in task["sections"]}
     round1 = [v for v in run_store.get_verdicts(step.store, step.run_id, key, 1, task["round1_batches"])

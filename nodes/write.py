@@ -76,13 +76,30 @@ def evidence_index(store, run_id: str, key: str, paper_ids: list[str]) -> dict[s
     return index
 
 
+MIN_EVIDENCE = 60  # tokens of one paper's digest below which it says nothing useful
+
+
 def evidence_text(digests: list[Digest], section_id: str, titles: dict[str, str], room: int) -> tuple[str, set[str]]:
     """The section's digests, each cut evenly to fit `room` tokens; and the ids they allow citing."""
     items = [(d.paper_id, d.sections[section_id]) for d in digests if d.sections.get(section_id, "").strip()]
     if not items:
         return "", set()
-    per = max(60, room // len(items))
-    blocks = [f"[@{pid}] {titles.get(pid, pid)}:\n{truncate_to_tokens(text, per)[0]}" for pid, text in items]
+    # At most as many papers as fit at MIN_EVIDENCE tokens each: with thousands of documents a section may have
+    # hundreds of papers with evidence, and the prompt must not grow with N (papers left out here are offered
+    # to the repair round as uncited ones).
+    heads = [f"[@{pid}] {titles.get(pid, pid)}:" for pid, _ in items]
+    spent, keep = 0, 0
+    for head in heads:
+        spent += count_tokens(head) + MIN_EVIDENCE
+        if keep and spent > room:
+            break
+        keep += 1
+    if keep < len(items):  # cut to what fits: the titles count too
+        items, heads = items[:keep], heads[:keep]
+        per = max(MIN_EVIDENCE, (room - sum(count_tokens(h) for h in heads)) // keep)
+    else:
+        per = max(MIN_EVIDENCE, room // len(items))
+    blocks = [f"{head}\n{truncate_to_tokens(text, per)[0]}" for head, (_, text) in zip(heads, items, strict=True)]
     return "\n\n".join(blocks), {pid for pid, _ in items}
 
 

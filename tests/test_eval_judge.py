@@ -147,3 +147,22 @@ def test_claim_precision_citation_precision_and_numeric_claims_from_one_set_of_v
     assert v["faithfulness"] == [0.0, 0.5, 1.0], "a claim is as good as its worst citation"
     assert v["numeric_claims"] == [0.0], "only the claim that states a number (a citation's year is not one)"
     assert v["density"] == [4.0] and v["structure"] == []
+
+
+@pytest.mark.postgres
+def test_the_eval_keeps_its_answers_in_postgres_with_db(inputs, tmp_path: Path, monkeypatch, pg_url: str):
+    """`llmxmr eval --db postgresql://…`: a repeat from another output folder pays nothing; no eval.sqlite."""
+    from llmxmr import cli
+    from llmxmr.testing.scripted_server import scripted_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    cmd = ["eval", *inputs["articles"], "--corpus", inputs["corpus_path"], "--db", pg_url,
+           "--judge-model", "openai:scripted", "--seeds", "1"]
+    with scripted_server() as server:
+        assert cli.main([*cmd, "-o", str(tmp_path / "a"), "--base-url", server.base_url]) == 0
+        first = len(server.chat_requests)
+        assert first > 0
+        assert cli.main([*cmd, "-o", str(tmp_path / "b"), "--base-url", server.base_url]) == 0
+        assert len(server.chat_requests) == first
+    assert not (tmp_path / "a" / "eval.sqlite").exists()
+    assert json.loads((tmp_path / "b" / "eval.json").read_text())["systems"]

@@ -126,7 +126,8 @@ def test_missing_extra_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "needs the postgres extra" in msg and "pip install 'llmxmr[postgres]'" in msg
 
 
-def test_advisory_lock_is_exclusive_names_its_holder_and_dies_with_its_process(pg_url: str) -> None:
+def test_advisory_lock_is_exclusive_names_its_holder_and_dies_with_its_process(
+        pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with hold_thread(pg_url, "a.b"):
         with pytest.raises(ThreadBusyError, match=f"process {os.getpid()} on .* since"):
             with hold_thread(pg_url, "a.b"):
@@ -142,6 +143,12 @@ def test_advisory_lock_is_exclusive_names_its_holder_and_dies_with_its_process(p
         with pytest.raises(ThreadBusyError, match=f"process {holder.pid} on"):
             with hold_thread(pg_url, "a.b"):
                 pass
+        # The CLI on a held thread: exit 2, the holder named, nothing paid.
+        with scripted_server() as stub:
+            code = run_cli(CORPUS, tmp_path / "out", pg_url, stub.base_url, "--thread", "a.b")
+            assert stub.chat_requests == []
+        msg = _one_line_error(capsys, code)
+        assert f"thread a.b is being worked by process {holder.pid} on" in msg and "--wait" in msg
         holder.kill()  # SIGKILL: no unlock is ever sent; the server drops the lock with the session
         holder.wait(30)
         with hold_thread(pg_url, "a.b", wait=True, poll=0.1):

@@ -122,3 +122,27 @@ def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
             pass
     with hold_thread(db, "a.b"):
         pass
+
+
+def test_surveys_opening_a_new_database_together_do_not_race(tmp_path: Path) -> None:
+    """--parallel-surveys opens one new SQLite file from several threads at once: LangGraph's table
+    migrations must run one at a time (before the setup lock: duplicate column, UNIQUE failed, locked)."""
+    from llmxmr.runs import open_database
+
+    errors: list[str] = []
+
+    def open_it(path: Path) -> None:
+        try:
+            with open_database(path) as db:
+                db.store.put(("t",), "k", {"v": 1})
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(repr(exc))
+
+    for trial in range(10):
+        path = tmp_path / f"t{trial}" / "runs.sqlite"
+        threads = [threading.Thread(target=open_it, args=(path,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--survey-index", type=int, default=0, help="which survey of a multi-survey JSONL corpus")
     ev.add_argument("--name", action="append", default=[], help="a column name per article, in order (default: file names)")
     ev.add_argument("-o", "--out", required=True, help="output folder (eval.md, eval.json, eval.sqlite)")
+    ev.add_argument("--db", help="SQLite file or postgresql:// URL of the eval's checkpoints and answers "
+                                 "(default EVALDIR/eval.sqlite)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     ev.add_argument("--judge-model", help="also rate the articles with this model (any model string `run` accepts)")
     ev.add_argument("--base-url", help="OpenAI-compatible server of an openai: judge model")
@@ -37,6 +39,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from llmxmr.corpus import CorpusError
     from llmxmr.eval.compare import load_corpus
     from llmxmr.models.errors import BudgetExceededError, ModelSetupError, ProviderError
+    from llmxmr.postgres import DatabaseError
     from llmxmr.state.context import Context, SettingsError
 
     if args.name and len(args.name) != len(args.articles):
@@ -53,8 +56,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                    "names": args.name or None, "survey_index": args.survey_index, "seed": args.seed,
                    "judge": bool(args.judge_model), "seeds": args.seeds, "price_in": args.price_in,
                    "price_out": args.price_out}
-        values = run_eval(payload, context, Path(args.out))
-    except (CorpusError, FileNotFoundError, ValueError, SettingsError, ModelSetupError) as exc:
+        values = run_eval(payload, context, Path(args.out), db=getattr(args, "db", None))
+    except (CorpusError, FileNotFoundError, ValueError, SettingsError, ModelSetupError, DatabaseError) as exc:
         return _usage(str(exc))
     except (ProviderError, BudgetExceededError) as exc:
         print(f"error: {exc}\nRe-run the same command to resume: answers already received are not paid again.",
@@ -71,19 +74,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_eval(payload: dict, context, out: Path, *, models=None) -> dict:
-    """The eval graph on EVALDIR/eval.sqlite; an unfinished thread of the same inputs resumes. `models`: an
-    injected judge (tests)."""
+def run_eval(payload: dict, context, out: Path, *, models=None, db: str | None = None) -> dict:
+    """The eval graph on EVALDIR/eval.sqlite (or `db`: a file or a postgresql:// URL); an unfinished thread of
+    the same inputs resumes. `models`: an injected judge (tests)."""
     from llmxmr.graph.evaluate import build_eval_graph
-    from llmxmr.runs import RECURSION_LIMIT, open_database
+    from llmxmr.runs import RECURSION_LIMIT, db_target, open_database
 
     out.mkdir(parents=True, exist_ok=True)
     thread = "eval-" + hashlib.sha256(json.dumps([payload, context.model, context.base_url], sort_keys=True)
                                       .encode()).hexdigest()[:12]
     config = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT,
               "max_concurrency": context.max_concurrency}
-    with open_database(out / "eval.sqlite") as db:
-        graph = build_eval_graph(models=models, checkpointer=db.checkpointer, store=db.store)
+    with open_database(db_target(db) if db else out / "eval.sqlite") as database:
+        graph = build_eval_graph(models=models, checkpointer=database.checkpointer, store=database.store)
         snapshot = graph.get_state(config)
         pending = bool(snapshot.next)
         return graph.invoke(None if pending else payload, config, context=context)
