@@ -40,6 +40,20 @@ def stage_of(messages: Sequence[Any]) -> str:
     return "unknown"
 
 
+_ANSWER_LINE = re.compile(r"\n(Answer with one JSON object only[^\n]*)")
+
+
+def seed_text(system: str, user: str) -> str:
+    """What an answer's seed hashes: the request with its answer-format line read at the user message's end,
+    wherever the prompt puts it (the system message, since the prompts were laid out for prefix caching),
+    so that moving fixed text between the messages leaves a scripted run's answers, and so its course, as
+    they were."""
+    m = _ANSWER_LINE.search(system)
+    if m is None:
+        return system + user
+    return system[:m.start()] + system[m.end():] + user + "\n\n" + m.group(1)
+
+
 def _h(text: str) -> int:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:12], 16)
 
@@ -69,7 +83,7 @@ class Responder:
         stage = stage_of(messages)
         system = _text(messages[0]) if messages else ""
         user = "\n".join(_text(m) for m in messages[1:])
-        seed = _h(system + user)
+        seed = _h(seed_text(system, user))
         handler = getattr(self, f"_{stage}", None)
         if handler is None:
             return self._any_stage(stage, seed)
@@ -148,7 +162,7 @@ class Responder:
         return self._suggestion(user, seed)
 
     def _modify(self, system: str, user: str, seed: int) -> str:
-        if '"edits"' not in user:  # reference mode: the whole outline
+        if '"edits"' not in system + user:  # reference mode: the whole outline
             return json.dumps(self._outline(user, seed))
         ids = list(dict.fromkeys(SECTION_RE.findall(user)))
         if not ids:
