@@ -11,13 +11,18 @@ keep what raised scores, drop what lowered them, resolve conflicts, keep the cit
 section ids the suggestions name, e.g. [s3]."""
 
 
+def best_first(scored: list[tuple[str, float | None, str]]) -> list[tuple[str, float | None, str]]:
+    """(text, score, rationale) best score first, unscored last, ties by text: a sampling layer draws by
+    score, so its units share their best suggestions, and shown in this one order the units that share
+    the first ones share that prompt prefix too."""
+    return sorted(scored, key=lambda x: (x[1] is None, -(x[1] or 0.0), x[0]))
+
+
 def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, str]], *, language: str = "en"):
-    """Suggestions best score first: a layer samples by score, so its units share their best suggestions,
-    and in one order (ties by text) the units that share the first ones share that prefix too."""
-    ranked = sorted(scored, key=lambda x: (x[1] is None, -(x[1] or 0.0), x[0]))
+    """The suggestions in the order given (default mode: `best_first`)."""
     items = "\n\n".join(
         f"Suggestion {i + 1} (score {'n/a' if s is None else f'{s:.1f}'}):\n{text}\nJudge: {why or '(none)'}"
-        for i, (text, s, why) in enumerate(ranked)
+        for i, (text, s, why) in enumerate(scored)
     )
     user = f"Outline:\n{outline_text}\n\n{items}"
     return messages("merge_suggestions", MERGE_SYSTEM, user, answer=json_only('{"suggestion": "<the merged suggestion>"}'),
