@@ -168,3 +168,15 @@ def test_modify_prompt_puts_titles_first_and_named_descriptions_after():
     assert merged.index("high-S") < merged.index("low-S") < merged.index("unscored-S")  # best first, unscored last
     a, b = (digest.digest_paper(titles, pid, "x", "body") for pid in ("p-1", "p-2"))
     assert a[0].content == b[0].content and a[1].content.split("<document")[0] == b[1].content.split("<document")[0]
+
+
+def test_scripted_answers_do_not_depend_on_where_the_format_line_sits():
+    """The scripted models seed an answer as if the format line ended the user message, so moving fixed text
+    into the system message leaves a benchmark run's course (and its call counts) comparable."""
+    from llmxmr.prompts.common import json_only
+    from llmxmr.testing.responder import seed_text
+
+    fmt = json_only('{"suggestion": "<one change>"}')
+    assert seed_text(f"Task: t\nDo it.\n{fmt}\nData rule.", "Outline") == seed_text("Task: t\nDo it.\nData rule.",
+                                                                                  f"Outline\n\n{fmt}")
+    assert seed_text("Task: t\nDo it.", "A") != seed_text("Task: t\nDo it.", "B")

@@ -41,17 +41,23 @@ def stage_of(messages: Sequence[Any]) -> str:
 
 
 _ANSWER_LINE = re.compile(r"\n(Answer with one JSON object only[^\n]*)")
+_CITE_LAST = re.compile(r"\nCite this paper as \[@[^\]\n]+\]\.$")
+
+
+def as_read(system: str, user: str) -> tuple[str, str]:
+    """The request as the scripted models read it: the answer-format line at the user message's end, wherever
+    the prompt puts it (the system message, since the prompts were laid out for prefix caching), so that
+    moving fixed text between the messages leaves a scripted run's answers, and so its course, as they were."""
+    m = _ANSWER_LINE.search(system)
+    if m is None:
+        return system, user
+    gap = "\n" if _CITE_LAST.search(user) else "\n\n"  # the digest's line followed its cite line directly
+    return system[:m.start()] + system[m.end():], user + gap + m.group(1)
 
 
 def seed_text(system: str, user: str) -> str:
-    """What an answer's seed hashes: the request with its answer-format line read at the user message's end,
-    wherever the prompt puts it (the system message, since the prompts were laid out for prefix caching),
-    so that moving fixed text between the messages leaves a scripted run's answers, and so its course, as
-    they were."""
-    m = _ANSWER_LINE.search(system)
-    if m is None:
-        return system + user
-    return system[:m.start()] + system[m.end():] + user + "\n\n" + m.group(1)
+    """What an answer's seed hashes (`as_read`)."""
+    return "".join(as_read(system, user))
 
 
 def _h(text: str) -> int:
@@ -83,7 +89,8 @@ class Responder:
         stage = stage_of(messages)
         system = _text(messages[0]) if messages else ""
         user = "\n".join(_text(m) for m in messages[1:])
-        seed = _h(seed_text(system, user))
+        system, user = as_read(system, user)
+        seed = _h(system + user)
         handler = getattr(self, f"_{stage}", None)
         if handler is None:
             return self._any_stage(stage, seed)
