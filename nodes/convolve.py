@@ -15,7 +15,6 @@ from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.nodes.modify import modified_outline_key
 from llmxmr.nodes.scoring import score_next
 from llmxmr.nodes.step import Step
-from llmxmr.prompts import convolve as convolve_prompts
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Suggestion
 from llmxmr.state.tasks import ConvUnitTask, FeedbackTask
@@ -80,14 +79,9 @@ def conv_unit(task: ConvUnitTask, step: Step) -> Command:
     if len(group) == 1:
         text = group[0].text
     else:
-        shown = [(s.text, s.score, s.rationale) for s in group]
-        if settings.mode == "default":
-            # Best first, for the prefix cache. Reference mode keeps the draw order: there a set drawn again in
-            # a later layer in another order is another call, as in the reference; ordered alike it would be
-            # the same request, answered from the record.
-            shown = convolve_prompts.best_first(shown)
         reply = step.calls.ask(MERGE_SUGGESTIONS, unit, MERGE_SUGGESTIONS.prompt(
-            outline_to_prompt_text(base, _detail(settings, "titles")), shown, language=settings.language))
+            outline_to_prompt_text(base, _detail(settings, "titles")), [(s.text, s.score, s.rationale) for s in group],
+            language=settings.language))
         text = reply.value.suggestion.strip() if reply is not None else ""
     key = None
     if text:

@@ -11,15 +11,10 @@ keep what raised scores, drop what lowered them, resolve conflicts, keep the cit
 section ids the suggestions name, e.g. [s3]."""
 
 
-def best_first(scored: list[tuple[str, float | None, str]]) -> list[tuple[str, float | None, str]]:
-    """(text, score, rationale) best score first, unscored last, ties by text: a sampling layer draws by
-    score, so its units share their best suggestions, and shown in this one order the units that share
-    the first ones share that prompt prefix too."""
-    return sorted(scored, key=lambda x: (x[1] is None, -(x[1] or 0.0), x[0]))
-
-
 def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, str]], *, language: str = "en"):
-    """The suggestions in the order given (default mode: `best_first`)."""
+    """The suggestions in the order the layer drew them: ordered alike (say best first, which would share
+    more prompt prefix), units that drew one set in two orders would send one request, answered once from
+    the record: fewer units than the method runs (bench/FINDINGS.md)."""
     items = "\n\n".join(
         f"Suggestion {i + 1} (score {'n/a' if s is None else f'{s:.1f}'}):\n{text}\nJudge: {why or '(none)'}"
         for i, (text, s, why) in enumerate(scored)
