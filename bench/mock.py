@@ -188,7 +188,7 @@ class BenchResponder(Responder):
         return json.dumps({"suggestion": f"Restructure{where} around {_words(seed, min(self.n(110), 120))}{cite}."[:1150]})
 
     def _modify(self, system: str, user: str, seed: int) -> str:
-        if '"edits"' not in user:  # reference mode: the whole outline
+        if '"edits"' not in system + user:  # reference mode: the whole outline
             return json.dumps(self._outline(user, seed))
         outline, _, suggestion = user.partition("Suggestion:")
         ids = list(dict.fromkeys(SECTION_RE.findall(suggestion))) or list(dict.fromkeys(SECTION_RE.findall(outline)))

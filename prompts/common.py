@@ -14,9 +14,13 @@ DATA_RULE = (
 )
 
 
-def messages(stage: str, system: str, user: str, *, language: str = "en") -> list[BaseMessage]:
+def messages(stage: str, system: str, user: str, *, answer: str = "", language: str = "en") -> list[BaseMessage]:
+    """The system message holds everything fixed for the stage (instructions, then `answer`: the answer's
+    format), the user message only the call's material: every call of a stage starts with the same bytes,
+    the prefix a provider's prompt cache reuses (docs/DESIGN.md, "Prompts and the prefix cache")."""
     lang = "" if language == "en" else f"\nWrite every text field in this language: {language}."
-    return [SystemMessage(f"Task: {stage}\n{system.strip()}\n{DATA_RULE}{lang}"), HumanMessage(user.strip())]
+    fmt = f"\n{answer.strip()}" if answer.strip() else ""
+    return [SystemMessage(f"Task: {stage}\n{system.strip()}{fmt}\n{DATA_RULE}{lang}"), HumanMessage(user.strip())]
 
 
 def document_block(paper_id: str, title: str, body: str) -> str:

@@ -12,12 +12,16 @@ section ids the suggestions name, e.g. [s3]."""
 
 
 def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, str]], *, language: str = "en"):
+    """The suggestions in the order the layer drew them: ordered alike (say best first, which would share
+    more prompt prefix), units that drew one set in two orders would send one request, answered once from
+    the record: fewer units than the method runs (bench/FINDINGS.md)."""
     items = "\n\n".join(
         f"Suggestion {i + 1} (score {'n/a' if s is None else f'{s:.1f}'}):\n{text}\nJudge: {why or '(none)'}"
         for i, (text, s, why) in enumerate(scored)
     )
-    user = f"Outline:\n{outline_text}\n\n{items}\n\n" + json_only('{"suggestion": "<the merged suggestion>"}')
-    return messages("merge_suggestions", MERGE_SYSTEM, user, language=language)
+    user = f"Outline:\n{outline_text}\n\n{items}"
+    return messages("merge_suggestions", MERGE_SYSTEM, user, answer=json_only('{"suggestion": "<the merged suggestion>"}'),
+                    language=language)
 
 
 EDIT_SYSTEM = f"""You apply a suggestion to a survey outline by returning edits. Each outline line starts with
@@ -37,11 +41,9 @@ def modify_edits(outline_text: str, suggestion: str, *, named: str = "", languag
     """`outline_text`: the base outline (titles), shared by every modify of a layer, so it comes first;
     `named`: the descriptions of the sections the suggestion names, which vary per call, after it."""
     described = f"Sections the suggestion names:\n{named}\n\n" if named else ""
-    user = (
-        f"Outline:\n{outline_text}\n\n{described}Suggestion:\n{suggestion}\n\n"
-        + json_only('{"edits": [{"op": "retitle", "section_id": "s2", "title": "<new title>"}]} (at most 12 edits)')
-    )
-    return messages("modify", EDIT_SYSTEM, user, language=language)
+    user = f"Outline:\n{outline_text}\n\n{described}Suggestion:\n{suggestion}"
+    return messages("modify", EDIT_SYSTEM, user, language=language, answer=json_only(
+        '{"edits": [{"op": "retitle", "section_id": "s2", "title": "<new title>"}]} (at most 12 edits)'))
 
 
 REWRITE_SYSTEM = f"""You apply a suggestion to a survey outline and return the whole improved outline.
@@ -49,5 +51,5 @@ REWRITE_SYSTEM = f"""You apply a suggestion to a survey outline and return the w
 
 
 def modify_rewrite(outline_text: str, suggestion: str, *, language: str = "en"):
-    user = f"Outline:\n{outline_text}\n\nSuggestion:\n{suggestion}\n\n" + json_only(OUTLINE_SHAPE)
-    return messages("modify", REWRITE_SYSTEM, user, language=language)
+    user = f"Outline:\n{outline_text}\n\nSuggestion:\n{suggestion}"
+    return messages("modify", REWRITE_SYSTEM, user, answer=json_only(OUTLINE_SHAPE), language=language)

@@ -15,8 +15,6 @@ use this paper better."""
 
 
 def digest_paper(outline_text: str, paper_id: str, title: str, body: str, *, language: str = "en"):
-    user = (
-        f"Outline:\n{outline_text}\n\n{document_block(paper_id, title, body)}\n\nCite this paper as [@{paper_id}].\n"
-        + json_only('{"sections": [{"section_id": "s3", "content": "<what this paper contributes to s3, citing it>"}], "suggestion": "<one outline change>"}')
-    )
-    return messages("digest", SYSTEM, user, language=language)
+    user = f"Outline:\n{outline_text}\n\n{document_block(paper_id, title, body)}\n\nCite this paper as [@{paper_id}]."
+    return messages("digest", SYSTEM, user, language=language, answer=json_only(
+        '{"sections": [{"section_id": "s3", "content": "<what this paper contributes to s3, citing it>"}], "suggestion": "<one outline change>"}'))

@@ -27,8 +27,9 @@ def judge_criterion(criterion: str, title: str, heading: str, body: str, *, lang
     """`criterion`: a key of ARTICLE_CRITERIA or SECTION_CRITERIA; `heading`: the section's, or "" for the article."""
     text = ARTICLE_CRITERIA.get(criterion) or SECTION_CRITERIA[criterion]
     where = f"Section: {heading}\n\n" if heading else ""
-    user = f"Survey title: {title}\n\n{where}{body}\n\n" + json_only('{"rationale": "<strengths and weaknesses>", "score": 7}')
-    return messages("eval_judge", SYSTEM.format(criterion=text), user, language=language)
+    user = f"Survey title: {title}\n\n{where}{body}"
+    return messages("eval_judge", SYSTEM.format(criterion=text), user, language=language,
+                    answer=json_only('{"rationale": "<strengths and weaknesses>", "score": 7}'))
 
 
 CLAIMS_SYSTEM = """You list the distinct factual claims a survey section makes: each one short, self-contained
@@ -37,9 +38,9 @@ repetitions. At most 40."""
 
 
 def atomic_claims(title: str, heading: str, body: str, *, language: str = "en"):
-    user = f"Survey title: {title}\n\nSection: {heading}\n\n{body}\n\n" + json_only(
-        '{"claims": ["Bounded queues give producers back-pressure.", "asyncio.Lock is not thread-safe."]}')
-    return messages("eval_claims", CLAIMS_SYSTEM, user, language=language)
+    user = f"Survey title: {title}\n\nSection: {heading}\n\n{body}"
+    return messages("eval_claims", CLAIMS_SYSTEM, user, language=language, answer=json_only(
+        '{"claims": ["Bounded queues give producers back-pressure.", "asyncio.Lock is not thread-safe."]}'))
 
 
 def prompt_hashes() -> dict[str, str]:

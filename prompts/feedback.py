@@ -12,8 +12,7 @@ section it changes by its id, e.g. [s3]: the outline is then edited by those ids
 
 def feedback(outline_text: str, merged_digest: str, suggestions: list[str], *, language: str = "en"):
     sugg = "\n".join(f"- {s}" for s in suggestions if s.strip()) or "- (none)"
-    user = (
-        f"Outline:\n{outline_text}\n\nContent of the group's papers by section:\n{merged_digest}\n\n"
-        f"Suggestions of the papers:\n{sugg}\n\n" + json_only('{"suggestion": "<one concrete outline change, with [@paper-id]>"}')
-    )
-    return messages("feedback", SYSTEM, user, language=language)
+    user = (f"Outline:\n{outline_text}\n\nContent of the group's papers by section:\n{merged_digest}\n\n"
+            f"Suggestions of the papers:\n{sugg}")
+    return messages("feedback", SYSTEM, user, language=language,
+                    answer=json_only('{"suggestion": "<one concrete outline change, with [@paper-id]>"}'))

@@ -17,5 +17,4 @@ NUMBER = "Give your reasoning first, then a score from 0 to 10."
 def judge(outline_text: str, *, digit: bool, language: str = "en"):
     system = f"You judge survey outlines.\n{RUBRIC}\n{DIGIT if digit else NUMBER}"
     shape = '{"rationale": "<strengths and weaknesses>", "score": 7}' if digit else '{"rationale": "<strengths and weaknesses>", "score": 7.5}'
-    user = f"Outline:\n{outline_text}\n\n" + json_only(shape)
-    return messages("judge", system, user, language=language)
+    return messages("judge", system, f"Outline:\n{outline_text}", answer=json_only(shape), language=language)

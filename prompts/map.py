@@ -11,8 +11,8 @@ Keep concrete figures and names. Do not invent anything that the document does n
 
 def map_chunk(topic: str, paper_id: str, title: str, text: str, *, part: str = "", language: str = "en"):
     where = f" (part {part})" if part else ""
-    user = f"{document_block(paper_id, title + where, text)}\n\n" + json_only('{"notes": ["<one finding with its figures>", "<another finding>"]} (at most 8 notes)')
-    return messages("map", SYSTEM.format(topic=topic), user, language=language)
+    return messages("map", SYSTEM.format(topic=topic), document_block(paper_id, title + where, text), language=language,
+                    answer=json_only('{"notes": ["<one finding with its figures>", "<another finding>"]} (at most 8 notes)'))
 
 
 REDUCE_SYSTEM = """You merge the notes taken from consecutive parts of one document into one set of notes
@@ -21,5 +21,5 @@ for a survey titled "{topic}". Remove repetition, keep every distinct claim, met
 
 def reduce_notes(topic: str, paper_id: str, title: str, chunk_notes: list[list[str]], *, language: str = "en"):
     parts = "\n".join(f"Part {i + 1}:\n" + "\n".join(f"- {n}" for n in notes) for i, notes in enumerate(chunk_notes))
-    user = f"{document_block(paper_id, title, parts)}\n\n" + json_only('{"notes": ["<one finding with its figures>"]} (at most 8 notes)')
-    return messages("reduce_notes", REDUCE_SYSTEM.format(topic=topic), user, language=language)
+    return messages("reduce_notes", REDUCE_SYSTEM.format(topic=topic), document_block(paper_id, title, parts),
+                    answer=json_only('{"notes": ["<one finding with its figures>"]} (at most 8 notes)'), language=language)

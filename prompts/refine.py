@@ -11,7 +11,6 @@ concrete suggestion that fixes them. Name every section it changes by its id, e.
 
 def critique(outline_text: str, score: float | None, rationale: str, *, language: str = "en"):
     s = "n/a" if score is None else f"{score:.1f}/10"
-    user = f"Outline:\n{outline_text}\n\nJudge score: {s}\nJudge rationale: {rationale or '(none)'}\n\n" + json_only(
-        '{"suggestion": "<one concrete outline change>"}'
-    )
-    return messages("critique", SYSTEM, user, language=language)
+    user = f"Outline:\n{outline_text}\n\nJudge score: {s}\nJudge rationale: {rationale or '(none)'}"
+    return messages("critique", SYSTEM, user, answer=json_only('{"suggestion": "<one concrete outline change>"}'),
+                    language=language)

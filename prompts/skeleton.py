@@ -22,8 +22,8 @@ SYSTEM = """You draft the outline of a survey titled "{topic}" from the papers b
 
 def draft_outline(topic: str, papers: list[tuple[str, str, str]], *, language: str = "en"):
     docs = "\n".join(document_block(pid, title, abstract) for pid, title, abstract in papers)
-    user = f"{docs}\n\n" + json_only(OUTLINE_SHAPE)
-    return messages("skeleton", SYSTEM.format(topic=topic, rules=RULES), user, language=language)
+    return messages("skeleton", SYSTEM.format(topic=topic, rules=RULES), docs, answer=json_only(OUTLINE_SHAPE),
+                    language=language)
 
 
 MERGE_SYSTEM = """You merge several draft outlines of a survey titled "{topic}" into one outline that covers
@@ -33,5 +33,5 @@ every draft's material without repeating itself.
 
 def merge_outlines(topic: str, outlines: list[str], *, language: str = "en"):
     drafts = "\n\n".join(f"Draft {i + 1}:\n{text}" for i, text in enumerate(outlines))
-    user = f"{drafts}\n\n" + json_only(OUTLINE_SHAPE)
-    return messages("merge_skeleton", MERGE_SYSTEM.format(topic=topic, rules=RULES), user, language=language)
+    return messages("merge_skeleton", MERGE_SYSTEM.format(topic=topic, rules=RULES), drafts, answer=json_only(OUTLINE_SHAPE),
+                    language=language)

@@ -22,10 +22,9 @@ def verify_claims(items: Sequence[tuple[str, str, str, Sequence[str]]], *, langu
     for n, (claim, paper_id, title, passages) in enumerate(items, 1):
         shown = "\n\n".join(f"Passage {i}:\n{p}" for i, p in enumerate(passages, 1))
         blocks.append(f"Claim {n}: {claim}\n{document_block(paper_id, title, shown)}")
-    user = "\n\n".join(blocks) + "\n\n" + json_only(
+    return messages("verify", VERIFY_SYSTEM, "\n\n".join(blocks), language=language, answer=json_only(
         '{"verdicts": [{"claim": 1, "passage": 2, "reason": "Passage 2 reports the same 40% latency drop.", '
-        '"verdict": 2}]}')
-    return messages("verify", VERIFY_SYSTEM, user, language=language)
+        '"verdict": 2}]}'))
 
 
 REPAIR_SYSTEM = """You repair sections of a survey. Some numbered claims are not supported by the papers they
@@ -56,7 +55,6 @@ def repair_sections(sections: Sequence[SectionToRepair], *, language: str = "en"
             part.append("Papers with evidence not cited yet: " + ", ".join(f"[@{p}]" for p in s.uncited))
         part.append(f"Evidence of [{s.section_id}]:\n{s.evidence or '(none)'}")
         parts.append("\n\n".join(part))
-    user = "\n\n---\n\n".join(parts) + "\n\n" + json_only(
+    return messages("repair", REPAIR_SYSTEM, "\n\n---\n\n".join(parts), language=language, answer=json_only(
         '{"fixes": [{"claim": 2, "text": "Caching lowers tail latency in two studies [@lee-2021-ab12cd]."}], '
-        '"additions": [{"section_id": "s4", "text": "Batching trades latency for throughput [@kim-2020-9f8e7d]."}]}')
-    return messages("repair", REPAIR_SYSTEM, user, language=language)
+        '"additions": [{"section_id": "s4", "text": "Batching trades latency for throughput [@kim-2020-9f8e7d]."}]}'))

@@ -35,7 +35,5 @@ attached to one section by its id in brackets, e.g. [s3]."""
 
 
 def charts(outline_text: str, *, language: str = "en"):
-    user = f"Outline:\n{outline_text}\n\n" + json_only(
-        '{"charts": [{"section_id": "s3", "caption": "<caption>", "mermaid": "graph TD; A-->B"}]}'
-    )
-    return messages("charts", CHARTS_SYSTEM, user, language=language)
+    return messages("charts", CHARTS_SYSTEM, f"Outline:\n{outline_text}", language=language, answer=json_only(
+        '{"charts": [{"section_id": "s3", "caption": "<caption>", "mermaid": "graph TD; A-->B"}]}'))

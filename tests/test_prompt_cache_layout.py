@@ -79,6 +79,17 @@ def test_every_stage_sends_one_byte_identical_system_message(run_log):
         assert len(systems) == 1, f"{mode}/{stage}: {len(systems)} different system messages in {len(calls)} calls"
 
 
+def test_fixed_text_is_in_the_system_message_only(run_log):
+    """Instructions and the answer's format are the stage's fixed text: the system message (shared by every
+    call) holds them; the user message, after the shared outline, holds only the call's material."""
+    mode, bodies = run_log
+    for stage, calls in _by_stage(bodies).items():
+        system = _system(calls[0])
+        assert "Answer with one JSON object only" in system or stage in ("write_section", "polish"), stage
+        for b in calls:
+            assert "Answer with one JSON object only" not in _user(b), f"{mode}/{stage}: format in the user message"
+
+
 def test_outline_comes_first_and_the_per_call_part_last(run_log):
     mode, bodies = run_log
     stages = _by_stage(bodies)
@@ -92,7 +103,7 @@ def test_outline_comes_first_and_the_per_call_part_last(run_log):
         outline, rest = user.split("\n\n<document", 1)
         pid = DOC_RE.search(user).group(1)
         assert pid not in _system(b)  # the paper id only after the shared part
-        assert rest.rstrip().split("\n")[-2] == f"Cite this paper as [@{pid}]."
+        assert rest.rstrip().split("\n")[-1] == f"Cite this paper as [@{pid}]."  # the call's part ends it
         passes.setdefault(outline, set()).add(pid)
     papers = {DOC_RE.search(_user(b)).group(1) for b in stages["digest"]}
     assert max(len(p) for p in passes.values()) == len(papers)  # one shared prefix per pass, all papers
@@ -139,3 +150,15 @@ def test_modify_prompt_puts_titles_first_and_named_descriptions_after():
                            "  construction: c2\n  analysis: a2\n\nSuggestion:\nMerge [s2] into [s1].")
     a, b = (digest.digest_paper(titles, pid, "x", "body") for pid in ("p-1", "p-2"))
     assert a[0].content == b[0].content and a[1].content.split("<document")[0] == b[1].content.split("<document")[0]
+
+
+def test_scripted_answers_do_not_depend_on_where_the_format_line_sits():
+    """The scripted models seed an answer as if the format line ended the user message, so moving fixed text
+    into the system message leaves a benchmark run's course (and its call counts) comparable."""
+    from llmxmr.prompts.common import json_only
+    from llmxmr.testing.responder import seed_text
+
+    fmt = json_only('{"suggestion": "<one change>"}')
+    assert seed_text(f"Task: t\nDo it.\n{fmt}\nData rule.", "Outline") == seed_text("Task: t\nDo it.\nData rule.",
+                                                                                  f"Outline\n\n{fmt}")
+    assert seed_text("Task: t\nDo it.", "A") != seed_text("Task: t\nDo it.", "B")

@@ -42,8 +42,8 @@ def test_every_stage_starts_with_its_task_and_carries_the_data_rule() -> None:
 
 
 def test_reference_modify_rewrites_the_whole_outline() -> None:
-    user = convolve.modify_rewrite("Title: T\n[s1] 1 Intro", "add a chapter")[1].content
-    assert '"sections"' in user and '"edits"' not in user
+    system, user = (m.content for m in convolve.modify_rewrite("Title: T\n[s1] 1 Intro", "add a chapter"))
+    assert '"sections"' in system and '"edits"' not in system + user
 
 
 def test_judge_asks_for_a_digit_in_default_mode_only() -> None:

@@ -40,6 +40,26 @@ def stage_of(messages: Sequence[Any]) -> str:
     return "unknown"
 
 
+_ANSWER_LINE = re.compile(r"\n(Answer with one JSON object only[^\n]*)")
+_CITE_LAST = re.compile(r"\nCite this paper as \[@[^\]\n]+\]\.$")
+
+
+def as_read(system: str, user: str) -> tuple[str, str]:
+    """The request as the scripted models read it: the answer-format line at the user message's end, wherever
+    the prompt puts it (the system message, since the prompts were laid out for prefix caching), so that
+    moving fixed text between the messages leaves a scripted run's answers, and so its course, as they were."""
+    m = _ANSWER_LINE.search(system)
+    if m is None:
+        return system, user
+    gap = "\n" if _CITE_LAST.search(user) else "\n\n"  # the digest's line followed its cite line directly
+    return system[:m.start()] + system[m.end():], user + gap + m.group(1)
+
+
+def seed_text(system: str, user: str) -> str:
+    """What an answer's seed hashes (`as_read`)."""
+    return "".join(as_read(system, user))
+
+
 def _h(text: str) -> int:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:12], 16)
 
@@ -69,6 +89,7 @@ class Responder:
         stage = stage_of(messages)
         system = _text(messages[0]) if messages else ""
         user = "\n".join(_text(m) for m in messages[1:])
+        system, user = as_read(system, user)
         seed = _h(system + user)
         handler = getattr(self, f"_{stage}", None)
         if handler is None:
@@ -148,7 +169,7 @@ class Responder:
         return self._suggestion(user, seed)
 
     def _modify(self, system: str, user: str, seed: int) -> str:
-        if '"edits"' not in user:  # reference mode: the whole outline
+        if '"edits"' not in system + user:  # reference mode: the whole outline
             return json.dumps(self._outline(user, seed))
         ids = list(dict.fromkeys(SECTION_RE.findall(user)))
         if not ids:
