@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_resume_kill import CORPUS, KillAfter, body_key, cli_env, delivered, llmxmr, paid_twice
+from test_resume_kill import (
+    CORPUS,
+    KillAfter,
+    body_key,
+    cli_env,
+    delivered,
+    llmxmr,
+    paid_twice,
+)
 from test_update_cli import more_jsonl
 
 from llmxmr.testing.responder import stage_of
@@ -85,7 +93,7 @@ def test_an_update_killed_midway_is_finished_by_resume_paying_nothing_twice(base
 
     with scripted_server() as stub2:  # a NEW server (new port): resume takes --base-url
         res = subprocess.run(llmxmr("resume", "t1", "--db", str(db), "-o", str(out), "-q", "--base-url", stub2.base_url),
-                             env=cli_env(), capture_output=True, text=True, timeout=120)
+                             check=False, env=cli_env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     again = paid_twice(baseline["bodies"], before, stub2.chat_requests)
     assert again == [], f"re-sent after resume: {again}"
