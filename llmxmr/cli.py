@@ -114,7 +114,13 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
     show.add_argument("-q", "--quiet", action="store_true", help="only errors and the article or table")
     pl = sub.add_parser("plan", help="expected calls, tokens (and money) per stage, before paying")
-    pl.add_argument("corpus", help="the corpus a `run` would read")
+    pl.add_argument("corpus", nargs="?", help="the corpus a `run` would read (not with --update)")
+    pl.add_argument("--update", metavar="THREAD", help="plan an update of this finished thread instead "
+                                                       "(refine=never; with --db, --add and/or --remove)")
+    pl.add_argument("--db", help="SQLite file or postgresql:// URL of the thread (with --update)")
+    pl.add_argument("--add", metavar="JSONL|DIR", help="documents the update adds (with --update)")
+    pl.add_argument("--remove", nargs="+", action="extend", default=[], metavar="ID",
+                    help="paper ids the update removes (with --update)")
     pl.add_argument("--mode", choices=["default", "reference"])
     pl.add_argument("--title", help="survey title for a folder corpus")
     pl.add_argument("--sections", type=int, help="expected sections of the outline (default: from the corpus size)")
@@ -677,34 +683,107 @@ def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections
 
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
-    from rich.table import Table
-
-    from llmxmr.plan import stage_cost
     from llmxmr.state.context import resolve_settings
 
+    if args.update is not None:
+        return cmd_plan_update(args, console)
+    if args.corpus is None or args.db or args.add or args.remove:
+        console.error("plan takes a corpus (a fresh run), or --update THREAD --db PATH with --add/--remove "
+                      "(an update)")
+        return EXIT_USAGE
     settings = resolve_settings(overrides_from(args))
     for title, plan, tokens, _, _ in corpus_plans(Path(args.corpus).expanduser().resolve(), settings, args.title,
                                                args.sections, console):
-        priced = args.price_in is not None or args.price_out is not None or args.price_cached is not None
-        pin, pout, pcached = args.price_in or 0.0, args.price_out or 0.0, args.price_cached
-        table = Table(title=f"plan: {title} ({plan.papers} papers, {sum(tokens)} tokens, ~{plan.sections} sections, "
-                            f"{settings.mode} mode, up to {plan.blocks} block(s))")
-        cols = ["stage", "calls", "prompt tok", "cached tok", "completion tok"] + (["$"] if priced else [])
-        for col in cols:
-            table.add_column(col, justify="left" if col == "stage" else "right")
-        for stage, sp in plan.stages.items():
-            row = [stage, str(sp.calls), str(sp.prompt_tokens), str(sp.cached_tokens), str(sp.completion_tokens)]
-            if priced:
-                row.append(f"{stage_cost(sp, pin, pout, pcached):.4f}")
-            table.add_row(*row)
-        total = ["total", str(plan.calls), str(plan.prompt_tokens), str(plan.cached_tokens), str(plan.completion_tokens)]
-        table.add_row(*(total + ([f"{plan.cost(pin, pout, pcached):.4f}"] if priced else [])), style="bold")
-        console.out.print(table)
-        console.out.print("Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates. "
-                          "Cached tok: prompt tokens a provider with prompt caching (OpenAI's rule) serves from its "
-                          "cache" + ("; $ bills them at --price-cached." if pcached is not None else
-                                     "; give --price-cached to bill them at the cached price."),
-                          markup=False, highlight=False)
+        _print_plan(console, args, plan, f"plan: {title} ({plan.papers} papers, {sum(tokens)} tokens, ~{plan.sections} "
+                                         f"sections, {settings.mode} mode, up to {plan.blocks} block(s))",
+                    "Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates.")
+    return EXIT_OK
+
+
+def _print_plan(console: Console, args: argparse.Namespace, plan: Any, title: str, note: str) -> None:
+    from rich.table import Table
+
+    from llmxmr.plan import stage_cost
+
+    priced = args.price_in is not None or args.price_out is not None or args.price_cached is not None
+    pin, pout, pcached = args.price_in or 0.0, args.price_out or 0.0, args.price_cached
+    table = Table(title=title)
+    cols = ["stage", "calls", "prompt tok", "cached tok", "completion tok"] + (["$"] if priced else [])
+    for col in cols:
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for stage, sp in plan.stages.items():
+        row = [stage, str(sp.calls), str(sp.prompt_tokens), str(sp.cached_tokens), str(sp.completion_tokens)]
+        if priced:
+            row.append(f"{stage_cost(sp, pin, pout, pcached):.4f}")
+        table.add_row(*row)
+    total = ["total", str(plan.calls), str(plan.prompt_tokens), str(plan.cached_tokens), str(plan.completion_tokens)]
+    table.add_row(*(total + ([f"{plan.cost(pin, pout, pcached):.4f}"] if priced else [])), style="bold")
+    console.out.print(table)
+    console.out.print(note + " Cached tok: prompt tokens a provider with prompt caching (OpenAI's rule) serves from its "
+                      "cache" + ("; $ bills them at --price-cached." if pcached is not None else
+                                 "; give --price-cached to bill them at the cached price."),
+                      markup=False, highlight=False)
+
+
+def cmd_plan_update(args: argparse.Namespace, console: Console) -> int:
+    """`llmxmr plan --update THREAD`: what an update with refine=never would cost, from the thread's final
+    outline and digests and the documents it adds; checked as `llmxmr update` checks it, no model call."""
+    from llmxmr import run_store
+    from llmxmr.citations import find_citations
+    from llmxmr.core.changes import evidence_by_section, expected_rewrites
+    from llmxmr.core.tree import section_ids
+    from llmxmr.limits import chunk_bounds
+    from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
+    from llmxmr.plan import estimate_update
+    from llmxmr.runs import graph_for, open_database, saved_settings, status
+    from llmxmr.state.context import apply_overrides, check_ranges
+    from llmxmr.updates import UpdateError, check_finished, check_overrides, plan_update
+
+    if args.corpus is not None or not args.db:
+        console.error("plan --update THREAD takes --db PATH (the thread's database) and no corpus")
+        return EXIT_USAGE
+    overrides = overrides_from(args)
+    check_ranges(overrides)
+    db_path = Path(args.db).expanduser().resolve()
+    if not db_path.is_file():
+        console.error(f"no database at {db_path}")
+        return EXIT_USAGE
+    request: dict[str, Any] = {"remove": list(args.remove), "refine": "never"}
+    if args.add:
+        request["add_path"] = str(Path(args.add).expanduser().resolve())
+    ensure_tiktoken_offline()
+    with open_database(db_path) as db:
+        values = status(graph_for(db), {"configurable": {"thread_id": args.update}}).values
+        try:
+            check_finished(values, args.update, f"llmxmr resume {args.update} --db {db_path}")
+            saved = saved_settings(db, values, need_base_url=False)
+            check_overrides(saved.model_dump(), overrides)
+            settings = apply_overrides(saved, overrides)
+            plan = plan_update(request, values["paper_refs"], settings.follow_links)
+        except UpdateError as exc:
+            console.error(str(exc))
+            return EXIT_USAGE
+        run_id, key = values["run_id"], values["final_key"]
+        outline = run_store.get_outline(db.store, run_id, key)
+        digests = run_store.get_digests(db.store, run_id, key, [r["paper_id"] for r in values["paper_refs"]])
+        removed = {d["paper_id"] for d in plan.removed}
+        cites = {sid: sorted(set(find_citations(run_store.get_section(db.store, run_id, ref))) & removed)
+                 for sid, ref in (values.get("sections") or {}).items()}
+    per_paper = sum(sum(1 for t in d.sections.values() if t.strip()) for d in digests) / max(1, len(digests))
+    rewrite = expected_rewrites(outline, evidence_by_section(digests), cites, removed, len(plan.added), per_paper)
+    sections = len(section_ids(outline))
+    tokens = [count_tokens(d.text) for d in plan.added]
+    chunks = [len(chunk_bounds(d.text, settings)) for d in plan.added] if settings.mode == "default" else None
+    for doc in plan.ignored:
+        console.say(f"ignored {doc['paper_id']} ({doc['title']}): {doc['reason']}")
+    estimate = estimate_update(settings, tokens, chunks, len(values["paper_refs"]) - len(removed) + len(plan.added),
+                               sections, rewrite)
+    version = int(values.get("version") or 1)
+    _print_plan(console, args, estimate,
+                f"plan: update of thread {args.update} to version {version + 1} ({len(plan.added)} added, "
+                f"{len(removed)} removed, ~{rewrite} of {sections} sections rewritten, refine=never)",
+                "Estimates: the sections to rewrite are known once the added documents are digested; "
+                "refine=auto adds at most the first layer of one refinement block, always one block.")
     return EXIT_OK
 
 

@@ -72,10 +72,13 @@ class ClaimCheck(BaseModel):
     status: Literal["supported", "partial", "unsupported", "unchecked"]  # its worst-supported citation
     repaired: bool = False  # written by the repair (re-cited, weakened or added)
     checks: list[CitationCheck] = Field(default_factory=list)
+    version: int | None = None  # the survey version whose check gave these verdicts (an update keeps the others')
 
 
 class VerificationReport(BaseModel):
-    """The citation check: every cited claim against the cited papers' best passages (default mode)."""
+    """The citation check: every cited claim against the cited papers' best passages (default mode). The
+    counts cover the whole article; after an update, the sections it kept count with the verdicts of the
+    version that checked them (`checked_sections`: what this version checked)."""
 
     claims_checked: int = 0
     pairs: int = 0  # (claim, cited paper) pairs
@@ -85,6 +88,7 @@ class VerificationReport(BaseModel):
     unchecked: int = 0  # the verifier's answer was unusable: reported, neither passed nor marked
     repaired_sections: int = 0
     coverage: float | None = None  # documents cited ÷ documents with evidence
+    checked_sections: list[str] | None = None  # sections whose claims this version checked (None: not recorded)
     claims: list[ClaimCheck] = Field(default_factory=list)
 
 

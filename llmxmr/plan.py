@@ -191,6 +191,38 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
     return plan
 
 
+def _scaled(sp: StagePlan, calls: int) -> StagePlan:
+    """`calls` calls of a stage at the average tokens of `sp`'s."""
+    n = max(1, sp.calls)
+    return StagePlan(calls, sp.prompt_tokens * calls // n, sp.completion_tokens * calls // n,
+                     sp.cached_tokens * max(0, calls - 1) // max(1, n - 1))
+
+
+def estimate_update(settings: Settings, added_tokens: list[int], added_chunks: list[int] | None, papers_after: int,
+                    sections: int, rewrite: int) -> Plan:
+    """Expected calls and tokens of an update with refine=never (nodes/update.py): the added documents read
+    (default mode) and digested once against the final outline of `sections` sections, then `rewrite`
+    sections written, polished and checked again (no charts). `papers_after`: the documents of the new
+    version (the evidence a section is written from)."""
+    plan = Plan(papers=len(added_tokens), sections=rewrite, blocks=0)
+    if added_tokens:
+        read = estimate(settings, added_tokens, added_chunks, sections=sections)
+        for stage in ("map", "reduce_notes"):
+            if stage in read.stages:
+                plan.stages[stage] = read.stages[stage]
+        plan.stages["digest"] = _scaled(read.stages["digest"], len(added_tokens))
+    if rewrite:
+        typical = [sum(added_tokens) // max(1, len(added_tokens))] * max(1, papers_after)
+        whole = estimate(settings, typical, sections=sections)  # a section's writing, with the whole outline's evidence
+        for stage in ("write_section", "polish"):
+            plan.stages[stage] = _scaled(whole.stages[stage], rewrite)
+        check = estimate(settings, typical, sections=rewrite)  # the check's rounds, for the rewritten sections
+        for stage in CHECK_STAGES:
+            if stage in check.stages:
+                plan.stages[stage] = check.stages[stage]
+    return plan
+
+
 def check_sizes(sections: int) -> tuple[int, int, int]:
     """(pairs checked, pairs re-checked, sections repaired) the citation check expects for `sections`."""
     pairs = round(sections * CLAIMS_PER_SECTION * CITES_PER_CLAIM)

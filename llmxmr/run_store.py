@@ -277,14 +277,28 @@ def get_verdicts(store: BaseStore, run_id: str, outline_key: str, round_: int, b
     return out
 
 
-def put_claim_checks(store: BaseStore, run_id: str, outline_key: str, section_id: str, records: list[dict[str, Any]]) -> None:
-    """A section's claims with their final verdicts (survey.json's `verification.claims`)."""
-    store.put(ns(run_id, "claims", outline_key), section_id, pack({"claims": records}))
+def put_claim_checks(store: BaseStore, run_id: str, outline_key: str, section_id: str, records: list[dict[str, Any]],
+                     counts: dict[str, int] | None = None, version: int | None = None) -> None:
+    """A section's claims with their final verdicts (survey.json's `verification.claims`), the section's
+    counts and the survey version whose check made them (an update keeps the sections it does not check)."""
+    store.put(ns(run_id, "claims", outline_key), section_id, pack({"claims": records, "counts": counts, "version": version}))
+
+
+def get_claim_record(store: BaseStore, run_id: str, outline_key: str, section_id: str) -> dict[str, Any]:
+    """{"claims", "counts", "version"} of a section (counts and version None when not recorded)."""
+    value = _get(store, ns(run_id, "claims", outline_key), section_id)
+    record = {"claims": [], "counts": None, "version": None}
+    return record if value is None else {**record, **unpack(value)}
 
 
 def get_claim_checks(store: BaseStore, run_id: str, outline_key: str, section_id: str) -> list[dict[str, Any]]:
-    value = _get(store, ns(run_id, "claims", outline_key), section_id)
-    return [] if value is None else list(unpack(value)["claims"])
+    return list(get_claim_record(store, run_id, outline_key, section_id)["claims"])
+
+
+def copy_claim_checks(store: BaseStore, run_id: str, from_key: str, to_key: str, section_id: str) -> None:
+    """A kept section's claim record, moved to a refined outline's key as it is."""
+    record = get_claim_record(store, run_id, from_key, section_id)
+    put_claim_checks(store, run_id, to_key, section_id, record["claims"], record["counts"], record["version"])
 
 
 def put_section(store: BaseStore, run_id: str, outline_key: str, section_id: str, text: str) -> str:

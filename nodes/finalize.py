@@ -12,6 +12,7 @@ from llmxmr import run_store
 from llmxmr.citations import find_citations, number_citations, validate_citations
 from llmxmr.core.sources import SourceAccount, account_sources
 from llmxmr.core.tree import iter_sections
+from llmxmr.core.verification import article_counts, section_counts
 from llmxmr.export import (
     EntropyRecord,
     IncludedPaper,
@@ -93,9 +94,19 @@ def _accounts(state: SurveyState, step: Step, order: list[str], texts: list[str]
                               cited, unwritten)
     if not step.settings.verify_citations:
         return sources, None
-    claims = [{"section_id": sid, **record} for sid in order
-              for record in run_store.get_claim_checks(step.store, step.run_id, state["final_key"], sid)]
-    return sources, VerificationReport(**(state.get("verification") or {}), coverage=sources.coverage, claims=claims)
+    # The whole article's claims and counts: an update checks only the sections it wrote again, and the
+    # kept ones come with the records of the version that checked them.
+    version = int(state.get("version") or 1)
+    claims, counts, checked = [], [], []
+    for sid in order:
+        stored = run_store.get_claim_record(step.store, step.run_id, state["final_key"], sid)
+        records = stored["claims"]
+        claims += [{"section_id": sid, **r, "version": stored["version"]} for r in records]
+        counts.append(stored["counts"] or section_counts(records))
+        if stored["version"] == version:
+            checked.append(sid)
+    return sources, VerificationReport(**article_counts(counts), coverage=sources.coverage, claims=claims,
+                                       checked_sections=checked)
 
 
 def thread_id() -> str | None:

@@ -155,7 +155,7 @@ def plan_rewrite(state: SurveyState, step: Step) -> dict[str, Any]:
         for sid in kept:
             text = run_store.get_section(store, run_id, f"{old_key}/{sid}")
             run_store.put_section(store, run_id, new_key, sid, text)
-            run_store.put_claim_checks(store, run_id, new_key, sid, run_store.get_claim_checks(store, run_id, old_key, sid))
+            run_store.copy_claim_checks(store, run_id, old_key, new_key, sid)
     titles_new = {s.section_id: s.title for s, _, _ in iter_sections(new)}
     titles_old = {s.section_id: s.title for s, _, _ in iter_sections(old)}
     old_ids = set(titles_old)

@@ -21,6 +21,7 @@ from llmxmr.core.claims import claim_text, mark_claims, replace_claims, split_cl
 from llmxmr.core.entropy import digit_distributions
 from llmxmr.core.grouping import batched
 from llmxmr.core.tree import find_section
+from llmxmr.core.verification import SUPPORTED, article_counts, section_counts, worst
 from llmxmr.limits import input_budget, output_tokens
 from llmxmr.models.specs import ModelSpec
 from llmxmr.nodes.step import Step
@@ -316,8 +317,8 @@ def finish_checks(state: WriterState, step: Step) -> dict[str, Any]:
         latest[(v["section_id"], v["claim"], v["paper_id"])] = v
         if v["round"] == 1:
             first[(v["section_id"], v["claim"])] = worst(first.get((v["section_id"], v["claim"])), v["verdict"])
-    summary = {"claims_checked": 0, "pairs": 0, "supported_before": 0, "supported_after": 0, "unsupported": 0,
-               "unchecked": 0, "repaired_sections": len(state.get("repaired") or [])}
+    repaired = {r["section_id"] for r in state.get("repaired") or []}
+    per_section = []
     for sid in written(state):
         text = section_text(step, key, sid)
         claims = split_claims(text)
@@ -334,23 +335,13 @@ def finish_checks(state: WriterState, step: Step) -> dict[str, Any]:
                             "repaired": (sid, c.text) not in first,
                             "checks": [{k: v[k] for k in ("paper_id", "verdict", "passage", "confidence", "reason", "round")}
                                        for v in checks]})
-            summary["claims_checked"] += 1
-            summary["pairs"] += len(c.cited)
-            summary["supported_after"] += status in ("supported", "partial")
-            summary["unsupported"] += status == "unsupported"
-            summary["unchecked"] += status == "unchecked"
         if bad:
             text = mark_claims(text, claims, bad, settings.unsupported_claims)
             run_store.put_section(step.store, step.run_id, key, sid, text)
-        run_store.put_claim_checks(step.store, step.run_id, key, sid, records)
-    summary["supported_before"] = sum(1 for s in first.values() if s in ("supported", "partial"))
+        before = sum(1 for (s, _), verdict in first.items() if s == sid and verdict in SUPPORTED)
+        counts = section_counts(records, supported_before=before, repaired=sid in repaired)
+        per_section.append(counts)
+        run_store.put_claim_checks(step.store, step.run_id, key, sid, records, counts, int(state.get("version") or 1))
+    summary = article_counts(per_section)  # this version's checked sections (finalize counts the whole article)
     step.progress("verify", claims=summary["claims_checked"], unsupported=summary["unsupported"])
     return {"verification": summary, "repairs": [], "repaired": Overwrite([])}
-
-
-_RANK = {"unsupported": 0, "unchecked": 1, "partial": 2, "supported": 3}
-
-
-def worst(a: str | None, b: str) -> str:
-    """A claim is as good as its worst-supported citation: a wrong citation in a group is still wrong."""
-    return b if a is None or _RANK[b] < _RANK[a] else a

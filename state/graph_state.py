@@ -119,6 +119,7 @@ class WriterInput(TypedDict):
     paper_refs: NotRequired[list[dict[str, Any]] | None]  # papers (paper_id, title, url): the parent's refs or inline
     rewrite: NotRequired[list[str] | None]  # an update: only these sections are written (None: all)
     sections: NotRequired[dict[str, str] | None]  # an update: the kept sections (children of rewritten parents)
+    version: NotRequired[int]  # the survey's version (an update's), stamped on the claim records it checks
 
 
 class WriterOutput(TypedDict):

@@ -283,3 +283,35 @@ def test_a_refined_outline_keeps_the_unchanged_sections_verbatim_under_its_new_k
     assert {sid: after[sid] for sid in kept} == {sid: before[sid] for sid in kept}
     assert any("its outline entry changed" in s["reason"] for s in entry["sections"]["rewritten"])
     assert article_problems(out) == []
+    # The kept sections' claim records moved to the new key with their counts and version.
+    v = out["report"]["verification"]
+    assert v["claims_checked"] == len(v["claims"]) and v["checked_sections"] == [s for s in v["checked_sections"] if s in changed]
+    assert {c["version"] for c in v["claims"] if c["section_id"] in kept} == {1}
+
+
+def test_an_updated_versions_verification_counts_cover_the_whole_article(thread: Thread) -> None:
+    first = thread.first["report"]["verification"]
+    out = thread.update(add_papers=CORPUS[12:], refine="never")
+    v = out["report"]["verification"]
+    (entry,) = out["changelog"]
+    rewritten = {s["section_id"] for s in entry["sections"]["rewritten"]}
+    order = [s.section_id for s, _, _ in iter_sections(Outline(**out["outline"]))]
+    claims = v["claims"]
+    assert rewritten and set(order) - rewritten  # some sections re-checked, some kept
+    assert {c["section_id"] for c in claims} - rewritten  # the kept sections' claims are reported...
+    # ... and counted: the counts describe the per-claim records of the whole article.
+    assert v["claims_checked"] == len(claims) > thread.values()["verification"]["claims_checked"]
+    assert v["pairs"] == sum(len(c["cited"]) for c in claims)
+    for name, statuses in (("supported_after", ("supported", "partial")), ("unsupported", ("unsupported",)),
+                           ("unchecked", ("unchecked",))):
+        assert v[name] == sum(c["status"] in statuses for c in claims), name
+    assert v["supported_before"] == sum(not c["repaired"] and all(k["verdict"] in ("supported", "partial") for k in c["checks"])
+                                        for c in claims)
+    # Which claims this version checked: the rewritten sections', stamped with version 2; the kept ones
+    # carry their first version's records unchanged.
+    assert v["checked_sections"] == [sid for sid in order if sid in rewritten]
+    assert {c["version"] for c in claims if c["section_id"] in rewritten} == {2}
+    kept_before = [c for c in first["claims"] if c["section_id"] not in rewritten]
+    assert [c for c in claims if c["section_id"] not in rewritten] == kept_before
+    assert kept_before and {c["version"] for c in kept_before} == {1}
+    assert first["checked_sections"] == order  # a first run checks every section

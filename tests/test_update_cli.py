@@ -109,3 +109,45 @@ def test_an_update_stopped_midway_is_finished_by_llmxmr_resume(tmp_path: Path, c
     assert len(json.loads((out / "survey.json").read_text())["papers"]["included"]) == 6
     assert cli.main(["show", "t1", "--db", str(db)]) == 0
     assert capsys.readouterr().out.count("version ") == 2
+
+
+def test_show_version_returns_that_versions_article_after_two_updates_rewrite_the_same_section(tmp_path: Path,
+                                                                                             capsys) -> None:
+    """The store keeps one text per section (a rewrite replaces it); each version's article, report and
+    changelog are in its own checkpoint, so `show --version K` gives exactly version K's files."""
+    out, db = tmp_path / "out", tmp_path / "runs.sqlite"
+    new = json.loads(more_jsonl(tmp_path / "more.jsonl").read_text())
+    saved: dict[int, dict[str, str]] = {}  # file name -> text, of each version as the update wrote it
+
+    def keep(version: int) -> None:
+        saved[version] = {name: (out / name).read_text() for name in ("survey.md", "survey.json")}
+
+    with scripted_server() as server:
+        model = ["--model", "openai:scripted", "--base-url", server.base_url]
+        assert cli.main(["run", str(CORPUS), "-o", str(out), "--db", str(db), "--thread", "t1", *model, *TINY]) == 0
+        keep(1)
+        one = tmp_path / "one.jsonl"
+        one.write_text(json.dumps({"title": new["title"], "papers": new["papers"][:1]}) + "\n")
+        assert cli.main(["update", "t1", "--db", str(db), "-o", str(out), "--add", str(one), "--refine", "never", "-q"]) == 0
+        keep(2)
+        added = json.loads(saved[2]["survey.json"])["papers"]["included"][-1]["paper_id"]
+        # ... then taken back out for another one: the sections that took it in are written again.
+        two = tmp_path / "two.jsonl"
+        two.write_text(json.dumps({"title": new["title"], "papers": new["papers"][1:2]}) + "\n")
+        assert cli.main(["update", "t1", "--db", str(db), "-o", str(out), "--add", str(two), "--remove", added,
+                         "--refine", "never", "-q"]) == 0
+        keep(3)
+    rewritten = {}
+    changelog = (out / "CHANGELOG.md").read_text()
+    for version in (2, 3):
+        part = changelog.split(f"## Version {version}\n", 1)[1].split("## Version", 1)[0]
+        rewritten[version] = {line.split()[3] for line in part.splitlines() if line.startswith("- Section rewritten: ")}
+    assert rewritten[2] & rewritten[3]  # the same section written again by both updates
+    assert len({v["survey.md"] for v in saved.values()}) == 3
+    capsys.readouterr()
+    for version in (1, 2, 3):
+        assert cli.main(["show", "t1", "--db", str(db), "--version", str(version)]) == 0
+        assert capsys.readouterr().out == saved[version]["survey.md"]
+        there = tmp_path / f"v{version}"
+        assert cli.main(["show", "t1", "--db", str(db), "--version", str(version), "-o", str(there)]) == 0
+        assert {name: (there / name).read_text() for name in ("survey.md", "survey.json")} == saved[version]

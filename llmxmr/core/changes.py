@@ -10,6 +10,7 @@ its children. Every other section keeps its text byte for byte.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -70,6 +71,24 @@ def sections_to_rewrite(old: Outline, new: Outline, old_evidence: Evidence, new_
             reasons.setdefault(parent, f"parent of rewritten {child}")
             child, parent = parent, parents.get(parent)
     return {sid: reasons[sid] for sid in after if sid in reasons}  # in outline order
+
+
+def expected_rewrites(outline: Outline, evidence: Evidence, cites_removed: Mapping[str, Iterable[str]],
+                      removed: Iterable[str], added: int, sections_per_paper: float) -> int:
+    """Sections an update with refine=never is expected to write again, before it digests anything
+    (`llmxmr plan --update`): exactly those a removal changes (the removed documents' evidence and
+    citations, with their ancestors), plus, for the added documents, whose digests are not made yet,
+    `sections_per_paper` sections each (the run's mean per digest) and one ancestor per level of the
+    outline for each, at most every section."""
+    removed = set(removed)
+    after = {sid: {p: t for p, t in papers.items() if p not in removed} for sid, papers in evidence.items()}
+    exact = sections_to_rewrite(outline, outline, evidence, after, cites_removed)
+    entries = list(iter_sections(outline))
+    inner = sum(1 for s, _, _ in entries if s.children)
+    levels = max((d for _, d, _ in entries), default=1)
+    touched = min(len(entries) - inner, math.ceil(added * sections_per_paper))
+    ancestors = min(inner, touched * (levels - 1))
+    return min(len(entries), len(exact) + touched + ancestors)
 
 
 def removed_sections(old: Outline, new: Outline) -> list[str]:
