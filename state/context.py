@@ -8,6 +8,8 @@ Fields whose default depends on the mode default to None and are filled in by `r
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -93,6 +95,15 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+_CONTEXT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Context)}
+# Examples for the settings whose default is None in every mode (no limit, per model, inherited).
+_EXAMPLES: dict[str, Any] = {
+    "base_url": "http://localhost:8000/v1", "context_window": 8192, "max_output_tokens": 1024,
+    "request_timeout": 300, "max_total_tokens": 2000000, "max_calls": 500, "requests_per_minute": 60,
+    "tokens_per_minute": 200000, **{f"{r}_model": "local" for r in ("reader", "planner", "judge", "writer", "verifier")},
+}
+
+
 class Settings(BaseModel):
     """Every knob resolved to a concrete value; saved in state and in survey.json."""
 
@@ -173,8 +184,8 @@ def resolve_settings(context: Context | dict[str, Any] | None) -> Settings:
             raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid names: {', '.join(CONTEXT_FIELDS)}")
         values = dataclasses.asdict(Context(**context))
     mode = values["mode"]
-    if mode not in MODE_DEFAULTS:
-        raise SettingsError(f"mode must be 'default' or 'reference', not {mode!r}")
+    if not isinstance(mode, str) or mode not in MODE_DEFAULTS:
+        raise SettingsError(f"mode must be 'default' or 'reference', not {mode!r}. Fix: --mode default")
     for key, default in MODE_DEFAULTS[mode].items():
         if values.get(key) is None:
             values[key] = default
@@ -206,18 +217,29 @@ def _range_text(low: float, high: float | None, optional: bool) -> str:
     return text + (" (or None: no limit / the model's default)" if optional else "")
 
 
+def setting_fix(key: str) -> str:
+    """The fix of a bad value: the setting with a valid example (its default where it has one)."""
+    example = MODE_DEFAULTS["default"].get(key, _CONTEXT_DEFAULTS.get(key))
+    if example is None:
+        example = _EXAMPLES.get(key, 1)
+    shown = json.dumps(example) if not isinstance(example, str) else example
+    return f"Fix: e.g. --set {key}={shown} (`llmxmr settings` lists every setting)"
+
+
 def _check_number(key: str, value: Any, low: float, high: float | None, optional: bool, integer: bool) -> None:
     if value is None and optional:
         return
     kind = "a whole number" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
-        raise SettingsError(f"{key} must be {kind} {_range_text(low, high, optional)}, not {value!r}")
+    fix = setting_fix(key)
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or (integer and not float(value).is_integer())):
+        raise SettingsError(f"{key} must be {kind} {_range_text(low, high, optional)}, not {value!r}. {fix}")
     if value < low or (high is not None and value > high):
         if low == 1 and high is None and not optional:
-            raise SettingsError(f"{key} must be at least 1, not {value}")
+            raise SettingsError(f"{key} must be at least 1, not {value}. {fix}")
         if low == 0 and high is None:
-            raise SettingsError(f"{key} must not be negative, not {value}")
-        raise SettingsError(f"{key} must be {_range_text(low, high, optional)}, not {value!r}")
+            raise SettingsError(f"{key} must not be negative, not {value}. {fix}")
+        raise SettingsError(f"{key} must be {_range_text(low, high, optional)}, not {value!r}. {fix}")
 
 
 def check_base_url(value: Any) -> None:
@@ -269,7 +291,8 @@ def check_ranges(values: dict[str, Any]) -> None:
     if values.get("request_timeout") is not None:
         _check_number("request_timeout", values["request_timeout"], 0.001, None, True, integer=False)
     if "digest_input" in values and values["digest_input"] not in ("fulltext", "notes"):
-        raise SettingsError(f"digest_input must be 'fulltext' or 'notes', not {values.get('digest_input')!r}")
+        raise SettingsError(f"digest_input must be 'fulltext' or 'notes', not {values.get('digest_input')!r}. "
+                            + setting_fix("digest_input"))
     check_base_url(values.get("base_url"))
 
 
@@ -279,7 +302,7 @@ def _settings(values: dict[str, Any]) -> Settings:
     except ValidationError as exc:  # one line naming the field, not pydantic's multi-line report
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ()))
-        raise SettingsError(f"{where}: {err.get('msg')} (got {err.get('input')!r})") from None
+        raise SettingsError(f"{where}: {err.get('msg')} (got {err.get('input')!r}). {setting_fix(where)}") from None
 
 
 def parse_setting_value(raw: str) -> Any:
