@@ -294,7 +294,10 @@ def _execute(console: Console, db_path: Path, out: Path, thread: str, start: dic
 def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, start: dict[str, Any] | None,
                     context: Any, overrides: dict[str, Any]) -> int:
     """Start, resume or report one thread; every error becomes a message and an exit code."""
+    import sqlite3
+
     from llmxmr.corpus import CorpusError
+    from llmxmr.environment import storage_problem
     from llmxmr.models.errors import (
         BudgetExceededError,
         ContextOverflowError,
@@ -342,6 +345,11 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
                              lambda cmd: drive(graph, cmd, config_for(thread, settings), on_event=console.event))
             if waiting is not None:
                 return waiting
+            final = status(graph, {"configurable": {"thread_id": thread}})
+            if not final.finished:
+                console.error(f"the run stopped before finishing. Resume with:\n  {hint}")
+                return EXIT_ERROR
+            return _finish(console, final.values, out)
         except KeyboardInterrupt:
             console.error(f"interrupted; progress is saved. Resume with:\n  {hint}")
             return EXIT_ERROR
@@ -354,20 +362,20 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
         except (ProviderError, ContextOverflowError, BudgetExceededError, LookupError) as exc:
             console.error(f"{exc}\nProgress is saved. Resume with:\n  {hint}")
             return EXIT_ERROR
-        except Exception as exc:  # an unexpected bug: still say how to resume
+        except Exception as exc:  # the disk filled up mid-run, or an unexpected bug: still say how to resume
+            problem = storage_problem(exc, db_path) if isinstance(exc, (sqlite3.Error, OSError)) else None
+            if problem is not None:
+                console.error(f"{problem}\nProgress is saved. Resume with:\n  {hint}")
+                return EXIT_ERROR
             console.error(f"{type(exc).__name__}: {exc}\nProgress is saved. Resume with:\n  {hint}")
             if console.verbose:
                 raise
             return EXIT_ERROR
-        final = status(graph, {"configurable": {"thread_id": thread}})
-        if not final.finished:
-            console.error(f"the run stopped before finishing. Resume with:\n  {hint}")
-            return EXIT_ERROR
-        return _finish(console, final.values, out)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from llmxmr.corpus import load_surveys
+    from llmxmr.environment import check_database_path, check_output_folder
     from llmxmr.runs import CONNECTION_SETTINGS, thread_id_for
     from llmxmr.state.context import Context, resolve_settings
 
@@ -379,6 +387,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     check_budget(settings, corpus, args.title)
     out = Path(args.out).expanduser().resolve()
     db_path = Path(args.db).expanduser().resolve() if args.db else out / "runs.sqlite"
+    check_output_folder(out)
+    check_database_path(db_path)
     connection = {k: v for k, v in overrides.items() if k in CONNECTION_SETTINGS}
     worst = EXIT_OK
     for index, survey in enumerate(surveys):
@@ -415,10 +425,12 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     check_ranges(overrides)  # a bad value is a usage error even when the thread needs no model call
     db_path = Path(args.db).expanduser().resolve()
     if not db_path.is_file():
-        console.error(f"no database at {db_path}")
+        console.error(f"no database at {db_path}. Fix: pass --db the runs.sqlite the run printed (default OUTDIR/runs.sqlite)")
         return EXIT_USAGE
-    return _execute(console, db_path, Path(args.out).expanduser().resolve(), args.thread, None, None, overrides,
-                    wait=args.wait)
+    out = Path(args.out).expanduser().resolve()
+    check_output_folder(out)
+    check_database_path(db_path)
+    return _execute(console, db_path, out, args.thread, None, None, overrides, wait=args.wait)
 
 
 def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections: int | None = None,
@@ -508,6 +520,7 @@ def cmd_settings() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from llmxmr.corpus import CorpusError
+    from llmxmr.environment import EnvironmentProblem
     from llmxmr.models.errors import ModelSetupError
     from llmxmr.state.context import SettingsError
 
@@ -526,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "plan":
                 return cmd_plan(args, console)
             return cmd_resume(args, console)
-        except (CorpusError, SettingsError, ModelSetupError) as exc:
+        except (CorpusError, SettingsError, ModelSetupError, EnvironmentProblem) as exc:
             console.error(str(exc))
             return EXIT_USAGE
         except KeyboardInterrupt:
