@@ -71,6 +71,9 @@ class Provider(ABC):
         """Fail early when the model is known not to be served. By default nothing is asked: the embedded
         server answers any name, and google's listing needs its SDK."""
 
+    def check_credentials(self, spec: ModelSpec, settings: Settings) -> None:
+        """Raise ModelSetupError when the model needs an API key that is not set (checked when a run starts)."""
+
     def preflight(self, spec: ModelSpec, settings: Settings) -> None:
         """What `llmxmr run` checks before any paid call (missing weights, a model the server does not serve);
         raises ModelSetupError or ProviderError."""
@@ -136,17 +139,19 @@ class OpenAIProvider(ChatOpenAIFamily):
     def make_client(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
         from langchain_openai import ChatOpenAI
 
+        self.check_credentials(spec, settings)
+        key = _key_for(settings.base_url, os.environ.get("OPENAI_API_KEY"))
+        return ChatOpenAI(model=spec.name, base_url=settings.base_url, api_key=key or "not-needed", max_retries=0,
+                          timeout=spec.request_timeout, use_responses_api=False)
+
+    def check_credentials(self, spec: ModelSpec, settings: Settings) -> None:
         from llmxmr.models.errors import ModelSetupError
 
-        key = os.environ.get("OPENAI_API_KEY")
-        if not key and not settings.base_url:
+        if not os.environ.get("OPENAI_API_KEY") and not settings.base_url:
             raise ModelSetupError(
                 f"model {spec.raw!r} needs an API key: set OPENAI_API_KEY, or set base_url to an "
                 "OpenAI-compatible server (vLLM, Ollama, LM Studio)"
             )
-        key = _key_for(settings.base_url, key)
-        return ChatOpenAI(model=spec.name, base_url=settings.base_url, api_key=key or "not-needed", max_retries=0,
-                          timeout=spec.request_timeout, use_responses_api=False)
 
     def check_model_exists(self, spec: ModelSpec, settings: Settings) -> None:
         """Fail early when the server lists its models and ours is not among them."""
@@ -275,9 +280,8 @@ class GoogleProvider(Provider):
     def make_client(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
         from llmxmr.models.errors import ModelSetupError
 
+        self.check_credentials(spec, settings)
         key = os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
-        if not key:
-            raise ModelSetupError(f"model {spec.raw!r} needs an API key: set GOOGLE_API_KEY")
         try:
             from langchain_google_genai import ChatGoogleGenerativeAI
         except ImportError as exc:
@@ -285,6 +289,12 @@ class GoogleProvider(Provider):
         # max_retries=1 means one attempt: the google SDK reads 0 as "use its default" (6).
         return ChatGoogleGenerativeAI(model=spec.name, google_api_key=key, max_retries=1,
                                       timeout=spec.request_timeout)
+
+    def check_credentials(self, spec: ModelSpec, settings: Settings) -> None:
+        from llmxmr.models.errors import ModelSetupError
+
+        if not (os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")):
+            raise ModelSetupError(f"model {spec.raw!r} needs an API key: set GOOGLE_API_KEY")
 
     def owns(self, model: BaseChatModel) -> bool:
         try:
