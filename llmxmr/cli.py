@@ -116,20 +116,40 @@ def check_models(settings: Any) -> None:
             raise ModelSetupError(f"{exc} (role {', '.join(used_by)}; no model call was made)") from None
 
 
+# Progress events whose count the plan knows up front (event stage -> plan stage), for totals that events
+# do not carry themselves. Refinement stages are upper bounds: their stop rules may end them early.
+PLAN_TOTALS = {"map": "map", "skeleton": "skeleton", "merge_skeleton": "merge_skeleton", "digest": "digest",
+               "feedback": "feedback", "convolution": "modify", "entropy_score": "judge", "refine": "critique"}
+HEARTBEAT_SECONDS = 60.0  # without a terminal, at least one line this often while model calls are in flight
+
+
 class Console:
-    """Progress on a terminal (rich), quiet otherwise unless -v."""
+    """Progress on a terminal (rich bars); without one, a line per finished step and a heartbeat while
+    model calls are in flight; only errors and the summary with -q. Retries and back-offs (the `llmxmr`
+    logger) are printed as they happen, except with -q."""
 
     def __init__(self, verbose: int, quiet: bool) -> None:
+        import time
+
         from rich.console import Console as RichConsole
 
         self.out = RichConsole(stderr=True)
         self.verbose, self.quiet = verbose, quiet
         self.live = self.out.is_terminal and not quiet
+        self.lines = not self.out.is_terminal and not quiet or (bool(verbose) and not quiet)
         self.counts: dict[str, int] = {}
+        self.totals: dict[str, int] = {}  # per event stage: from its own events, else from the plan
+        self.last_stage = ""
         self.progress = None
         self.tasks: dict[str, Any] = {}
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self._log_handler: Any = None
 
     def __enter__(self) -> Console:
+        import logging
+
         if self.live:
             from rich.progress import (
                 BarColumn,
@@ -142,11 +162,60 @@ class Console:
             self.progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.out)
             self.progress.start()
+        elif self.lines:
+            self._heartbeat = threading.Thread(target=self._beat, name="llmxmr-heartbeat", daemon=True)
+            self._heartbeat.start()
+        if not self.quiet:
+            console = self
+
+            class _Say(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    console.say(record.getMessage())
+
+            self._log_handler = _Say(logging.INFO)
+            logging.getLogger("llmxmr").addHandler(self._log_handler)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        import logging
+
+        self.stop_live()
+        self._stop.set()
+        if self._log_handler is not None:
+            logging.getLogger("llmxmr").removeHandler(self._log_handler)
+
+    def stop_live(self) -> None:
+        """Stop the bars before the final summary is printed, so nothing redraws below it."""
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
+
+    def plan_totals(self, plan: Any) -> None:
+        """Totals of the stages whose events carry none, from `llmxmr plan`'s estimate of this run."""
+        for event_stage, plan_stage in PLAN_TOTALS.items():
+            planned = plan.stages.get(plan_stage)
+            if planned is not None and planned.calls:
+                self.totals.setdefault(event_stage, planned.calls)
+
+    def _elapsed(self) -> str:
+        import time
+
+        seconds = int(time.monotonic() - self.started)
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+    def _count(self, stage: str) -> str:
+        total = self.totals.get(stage)
+        return f"{self.counts.get(stage, 0)}/{total}" if total else str(self.counts.get(stage, 0))
+
+    def _beat(self) -> None:
+        from llmxmr.models.metering import requests_in_flight
+
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            flying = requests_in_flight()
+            if flying:
+                stage = self.last_stage or "starting"
+                self.say(f"[{self._elapsed()}] working: {stage} {self._count(stage)} done, "
+                         f"{flying} model call(s) in flight")
 
     def event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "artifact":  # outline-b<block>.md, entropy.json: written to OUTDIR as the run goes
@@ -155,15 +224,24 @@ class Console:
             write_artifact(getattr(self, "outdir", None), event)
             return
         stage = str(event.get("stage", "?"))
-        self.counts[stage] = self.counts.get(stage, 0) + int(event.get("done", 0) or 0)
+        done = int(event.get("done", 0) or 0)
+        self.counts[stage] = self.counts.get(stage, 0) + done
+        if event.get("total"):
+            self.totals[stage] = int(event["total"])
+        if self.counts[stage] > self.totals.get(stage, self.counts[stage]):
+            self.totals[stage] = self.counts[stage]  # a plan's estimate was low: never show 9/8
+        self.last_stage = stage
         info = " ".join(f"{k}={v}" for k, v in event.items() if k in ("block", "layer", "best", "score", "entropy", "stop_reason") and v is not None)
         if self.progress is not None:
             if stage not in self.tasks:
-                self.tasks[stage] = self.progress.add_task(stage, total=event.get("total"), info="")
+                self.tasks[stage] = self.progress.add_task(stage, total=self.totals.get(stage), info="")
             self.progress.update(self.tasks[stage], completed=self.counts[stage], info=info,
-                                 **({"total": event["total"]} if event.get("total") else {}))
-        elif self.verbose:
-            self.out.print(f"{stage}: done={self.counts[stage]} {info}".rstrip(), markup=False, highlight=False)
+                                 **({"total": self.totals[stage]} if self.totals.get(stage) else {}))
+        elif self.lines and (done or info):
+            from llmxmr.models.metering import requests_in_flight
+
+            self.say(f"[{self._elapsed()}] {stage} {self._count(stage)} done, {requests_in_flight()} in flight"
+                     + (f" {info}" if info else ""))
 
     def say(self, text: str) -> None:
         # File names and titles come from outside: no markup, no terminal escapes.
@@ -222,8 +300,7 @@ def _stop_on_ctrl_c(console: Console, hint: str) -> Iterator[None]:
         return
 
     def stop(signum: int, frame: Any) -> None:
-        if console.progress is not None:
-            console.progress.stop()
+        console.stop_live()
         what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         console.error(f"{what}; progress is saved. Resume with:\n  {hint}")
         sys.stderr.flush()
@@ -258,6 +335,7 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
 
     md, js, report = write_result(values, out)
     _render_documents(console, out, report)
+    console.stop_live()
     console.out.print(usage_table(report))  # the final summary: printed with -q too
     failures = serious_failures(values["report"])
     summary = f"stop reason: {report.stop_reason}\nwrote {md} and {js}"
@@ -271,6 +349,10 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
         coverage = "n/a" if sources.coverage is None else f"{sources.coverage:.0%}"
         summary += (f"\nsources: {len(sources.cited)} of {sources.documents} documents cited (coverage {coverage}); "
                     f"{len(sources.excluded)} excluded, with reasons in survey.json `sources`")
+    for spec, limit in report.concurrency.items():
+        lowered = f", lowered {limit.decreases}× by time-outs or rate limits" if limit.decreases else ""
+        summary += (f"\nin flight: {spec} settled at {limit.settled} request(s) at once (started at {limit.start}, "
+                    f"max {limit.max}{lowered})")
     if failures:
         kinds = sorted({f"{f['stage']}/{f['kind']}" for f in failures})
         summary += f" ({len(failures)} recorded failures: {', '.join(kinds)}; see `failures` in survey.json)"
@@ -393,6 +475,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     worst = EXIT_OK
     for index, survey in enumerate(surveys):
         report_skipped(console, survey)
+        if not console.quiet:
+            console.plan_totals(plan_of(survey, settings)[0])
         folder = out if len(surveys) == 1 else out / f"{index + 1:02d}-{_slug(survey.title)}"
         thread = args.thread if args.thread and len(surveys) == 1 else (
             f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings))
@@ -419,6 +503,7 @@ def _slug(title: str) -> str:
 
 
 def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    from llmxmr.environment import check_database_path, check_output_folder
     from llmxmr.state.context import check_ranges
 
     overrides = overrides_from(args)
@@ -437,19 +522,25 @@ def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections
                  console: Console | None = None) -> list[Any]:
     """One Plan per survey of the corpus (token counts offline, chunks as the run would make them)."""
     from llmxmr.corpus import load_surveys
+
+    plans = []
+    for survey in load_surveys(corpus, title=title, follow_links=settings.follow_links):
+        if console is not None:
+            report_skipped(console, survey)
+        plans.append((survey.title, *plan_of(survey, settings, sections)))
+    return plans
+
+
+def plan_of(survey: Any, settings: Any, sections: int | None = None) -> tuple[Any, list[int], list[int]]:
+    """The plan of one survey (offline token counts, chunks as the run makes them), with its counts."""
     from llmxmr.limits import chunks_of
     from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
     from llmxmr.plan import estimate
 
     ensure_tiktoken_offline()
-    plans = []
-    for survey in load_surveys(corpus, title=title, follow_links=settings.follow_links):
-        if console is not None:
-            report_skipped(console, survey)
-        tokens = [count_tokens(d.text) for d in survey.documents]
-        chunks = [len(chunks_of(d.text, settings)) for d in survey.documents]
-        plans.append((survey.title, estimate(settings, tokens, chunks, sections=sections), tokens, chunks))
-    return plans
+    tokens = [count_tokens(d.text) for d in survey.documents]
+    chunks = [len(chunks_of(d.text, settings)) for d in survey.documents]
+    return estimate(settings, tokens, chunks, sections=sections), tokens, chunks
 
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:

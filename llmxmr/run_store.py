@@ -56,6 +56,16 @@ def put_spent(store: BaseStore, run_id: str, spent: dict[str, int]) -> None:
     store.put(ns(run_id, "meta"), "spent", spent)
 
 
+def get_concurrency(store: BaseStore, run_id: str) -> dict[str, dict[str, int]]:
+    """Per model spec, the adaptive in-flight limit (start, max, settled, lowest, decreases, increases):
+    the run report shows it, and a resumed run starts from the settled limit."""
+    return _get(store, ns(run_id, "meta"), "concurrency") or {}
+
+
+def put_concurrency(store: BaseStore, run_id: str, value: dict[str, dict[str, int]]) -> None:
+    store.put(ns(run_id, "meta"), "concurrency", value)
+
+
 # A password in a base URL (http://user:pass@host) is never written to the store: it stays in this process,
 # by run id, and a new process must be given the URL again (the CLI asks for --base-url on resume).
 _BASE_URL_SECRETS: dict[str, str] = {}

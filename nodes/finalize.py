@@ -38,6 +38,12 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _concurrency(step: Step) -> dict[str, Any]:
+    """Each model's in-flight limit: saved by earlier processes of this run, updated by this one's."""
+    saved = run_store.get_concurrency(step.store, step.run_id)
+    return {**saved, **step.calls.caller.concurrency_report()}
+
+
 def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
     run_id, store = step.run_id, step.store
     outline = run_store.get_outline(store, run_id, state["final_key"])
@@ -71,7 +77,7 @@ def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
         stop_reason=state.get("stop_reason") or "completed",
         usage={k: StageUsage(**v) for k, v in (state.get("usage") or {}).items()},
         failures=[Failure(**f) for f in all_failures], settings=settings, pandoc_markdown=pandoc,
-        sources=sources, verification=verification,
+        sources=sources, verification=verification, concurrency=_concurrency(step),
     )
     step.progress("finalize", done=1, total=1)
     return {"article": article, "outline": outline.model_dump(), "references": [r.model_dump() for r in references],

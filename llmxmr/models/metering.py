@@ -126,6 +126,12 @@ def _in_flight() -> Iterator[None]:
             _IN_FLIGHT_DONE.notify_all()
 
 
+def requests_in_flight() -> int:
+    """Model requests of this process that are waiting for their answer right now."""
+    with _IN_FLIGHT_DONE:
+        return _IN_FLIGHT
+
+
 def wait_for_requests_in_flight(timeout: float) -> bool:
     """Wait until every request already sent has been answered and recorded (or failed).
 

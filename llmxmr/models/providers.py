@@ -74,6 +74,15 @@ class Provider(ABC):
     def check_credentials(self, spec: ModelSpec, settings: Settings) -> None:
         """Raise ModelSetupError when the model needs an API key that is not set (checked when a run starts)."""
 
+    def parallel_slots(self, spec: ModelSpec, settings: Settings) -> int | None:
+        """How many requests the server works on at once, where it says so (None: unknown). The in-flight
+        limit of the model starts there and never goes above it: more requests would only queue."""
+        return None
+
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> str | None:
+        """The URL requests go to, for messages (None: the provider's SDK decides)."""
+        return None
+
     def preflight(self, spec: ModelSpec, settings: Settings) -> None:
         """What `llmxmr run` checks before any paid call (missing weights, a model the server does not serve);
         raises ModelSetupError or ProviderError."""
@@ -144,6 +153,17 @@ class OpenAIProvider(ChatOpenAIFamily):
         return ChatOpenAI(model=spec.name, base_url=settings.base_url, api_key=key or "not-needed", max_retries=0,
                           timeout=spec.request_timeout, use_responses_api=False)
 
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> str | None:
+        from llmxmr.state.context import redact_url
+
+        return redact_url(settings.base_url) or OPENAI_DEFAULT_BASE
+
+    def parallel_slots(self, spec: ModelSpec, settings: Settings) -> int | None:
+        if not settings.base_url:
+            return None
+        key = _key_for(settings.base_url, os.environ.get("OPENAI_API_KEY")) or "not-needed"
+        return _reported_slots(settings.base_url, key)
+
     def check_credentials(self, spec: ModelSpec, settings: Settings) -> None:
         from llmxmr.models.errors import ModelSetupError
 
@@ -166,7 +186,13 @@ class OpenAIProvider(ChatOpenAIFamily):
             if resp.status_code != 200:
                 return
             names = [m.get("id") for m in resp.json().get("data", []) if isinstance(m, dict)]
-        except Exception:  # listing unsupported or unreachable: the first real call will tell
+        except httpx.ConnectError as exc:  # nothing listens there: say so now, not after five retries
+            from llmxmr.models.caller import _connection_reason
+            from llmxmr.state.context import redact_url
+
+            raise ProviderError(f"cannot reach {redact_url(base)}: {_connection_reason(exc)}; is the server "
+                                "running, is `--base-url` right?") from None
+        except Exception:  # listing unsupported, or slow: the first real call will tell
             return
         if names and spec.name not in names:
             shown = ", ".join(sorted(str(n) for n in names)[:30])
@@ -179,6 +205,22 @@ class OpenAIProvider(ChatOpenAIFamily):
     def preflight(self, spec: ModelSpec, settings: Settings) -> None:
         if settings.base_url:  # a server of the user's: ask it (OpenAI itself is left to the first call)
             self.check_model_exists(spec, settings)
+
+
+@functools.lru_cache(maxsize=32)
+def _reported_slots(base_url: str, key: str) -> int | None:
+    """llama.cpp's server reports its parallel slots at /props (`total_slots`); others answer 404 or
+    nothing, and then the limit starts at max_concurrency."""
+    import httpx
+
+    root = base_url.rstrip("/")
+    root = root[: -len("/v1")] if root.endswith("/v1") else root
+    try:
+        resp = httpx.get(f"{root}/props", headers={"Authorization": f"Bearer {key}"}, timeout=5.0)
+        slots = resp.json().get("total_slots") if resp.status_code == 200 else None
+    except Exception:  # not llama.cpp, or not reachable yet: the first call will tell
+        return None
+    return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots >= 1 else None
 
 
 class EmbeddedServer(ChatOpenAIFamily):
@@ -199,6 +241,12 @@ class EmbeddedServer(ChatOpenAIFamily):
         if not self.model_path(spec).is_file():  # the bundled weights raise their own install hint
             raise ModelSetupError(f"model {spec.raw!r}: no such file {spec.name}")
 
+    def parallel_slots(self, spec: ModelSpec, settings: Settings) -> int | None:
+        return LOCAL_PARALLEL
+
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> str | None:
+        return "the embedded llama.cpp server"
+
     def running_slot_ctx(self, spec: ModelSpec) -> int | None:
         from llmxmr.models.local_server import slot_context
 
@@ -209,6 +257,7 @@ class EmbeddedServer(ChatOpenAIFamily):
         return self.running_slot_ctx(spec) or settings.context_window or LOCAL_SLOT_CTX
 
     def make_client(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
+        import httpx
         from langchain_openai import ChatOpenAI
 
         from llmxmr.models.local_server import local_base_url
@@ -219,8 +268,12 @@ class EmbeddedServer(ChatOpenAIFamily):
         base_url = local_base_url(path, n_ctx=slot * LOCAL_PARALLEL, n_parallel=LOCAL_PARALLEL,
                                   threads=max(1, os.cpu_count() or 1))
         penalty = {} if self.frequency_penalty is None else {"frequency_penalty": self.frequency_penalty}
+        # No read time-out: the server runs in this process and we never send it more requests than it has
+        # slots (metering.server_slots), so a request it holds is being worked on, however slow the machine;
+        # timing it out would throw that work away and queue it again (issue 15: the busy-laptop demo).
+        timeout = httpx.Timeout(None, connect=30.0)
         return ChatOpenAI(model=path.stem, base_url=base_url, api_key="not-needed", max_retries=0,
-                          timeout=spec.request_timeout, use_responses_api=False, **penalty)
+                          timeout=timeout, use_responses_api=False, **penalty)
 
 
 class LocalProvider(EmbeddedServer):
