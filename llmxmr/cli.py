@@ -246,7 +246,7 @@ class Console:
     def say(self, text: str) -> None:
         # File names and titles come from outside: no markup, no terminal escapes.
         if not self.quiet:
-            self.out.print(printable(text), markup=False, highlight=False)
+            self.out.print(printable(text), markup=False, highlight=False, soft_wrap=True)  # a log line stays one line
 
     def error(self, text: str) -> None:
         # soft_wrap: a printed command (the resume hint) must stay one line to copy and paste.
