@@ -20,10 +20,11 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILURES = 0, 1, 2, 3
 
 
 def _settings_epilog() -> str:
-    from llmxmr.state.context import context_help
+    from llmxmr.state.context import effective_defaults
 
-    lines = ["settings for --set FIELD=VALUE (VALUE is JSON when it parses, else a string):"]
-    lines += [f"  {name} (default {default}): {desc}" for name, default, desc in context_help()]
+    lines = ["settings for --set FIELD=VALUE (VALUE is JSON when it parses, else a string; defaults: mode=default"
+             " / mode=reference):"]
+    lines += [f"  {name} ({d if d == r else f'{d} / {r}'}): {desc}" for name, d, r, desc in effective_defaults()]
     return "\n".join(lines)
 
 
@@ -479,7 +480,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             console.plan_totals(plan_of(survey, settings)[0])
         folder = out if len(surveys) == 1 else out / f"{index + 1:02d}-{_slug(survey.title)}"
         thread = args.thread if args.thread and len(surveys) == 1 else (
-            f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings))
+            f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings, args.title))
         start = {"corpus_path": str(corpus), "survey_index": index, **({"title": args.title} if args.title else {})}
         code = _execute(console, db_path, folder, thread, start, context, connection, wait=args.wait)
         worst = code if code in (EXIT_ERROR, EXIT_USAGE) else max(worst, code)
@@ -544,17 +545,22 @@ def plan_of(survey: Any, settings: Any, sections: int | None = None) -> tuple[An
 
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
+    """The plan goes to stdout (it is the command's output); skipped files are listed with it."""
+    from rich.console import Console as RichConsole
     from rich.table import Table
 
     from llmxmr.state.context import resolve_settings
 
+    out = RichConsole()
     settings = resolve_settings(overrides_from(args))
+    listing = Console(0, False)
+    listing.out = out
     for title, plan, tokens, _ in corpus_plans(Path(args.corpus).expanduser().resolve(), settings, args.title,
-                                               args.sections, console):
+                                               args.sections, listing):
         priced = args.price_in is not None or args.price_out is not None
         pin, pout = args.price_in or 0.0, args.price_out or 0.0
-        table = Table(title=f"plan: {title} ({plan.papers} papers, {sum(tokens)} tokens, ~{plan.sections} sections, "
-                            f"{settings.mode} mode, up to {plan.blocks} block(s))")
+        table = Table(title=f"plan: {title} ({_count(plan.papers, 'paper')}, {_count(sum(tokens), 'token')}, "
+                            f"~{_count(plan.sections, 'section')}, {settings.mode} mode, up to {_count(plan.blocks, 'block')})")
         cols = ["stage", "calls", "prompt tok", "completion tok"] + (["$"] if priced else [])
         for col in cols:
             table.add_column(col, justify="left" if col == "stage" else "right")
@@ -565,10 +571,15 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
             table.add_row(*row)
         total = ["total", str(plan.calls), str(plan.prompt_tokens), str(plan.completion_tokens)]
         table.add_row(*(total + ([f"{plan.cost(pin, pout):.4f}"] if priced else [])), style="bold")
-        console.out.print(table)
-        console.out.print("Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates.",
-                          markup=False, highlight=False)
+        out.print(table)
+        out.print("Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates.",
+                  markup=False, highlight=False)
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 paper", "4 papers": counts in messages read as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def check_budget(settings: Any, corpus: Path, title: str | None) -> None:
@@ -598,13 +609,13 @@ def cmd_settings() -> int:
     from rich.console import Console as RichConsole
     from rich.table import Table
 
-    from llmxmr.state.context import context_help
+    from llmxmr.state.context import effective_defaults
 
-    table = Table(title="llmxmr settings (--set FIELD=VALUE)")
-    for col in ("field", "default", "description"):
+    table = Table(title="llmxmr settings (--set FIELD=VALUE); the defaults each mode uses")
+    for col in ("field", "mode=default", "mode=reference", "description"):
         table.add_column(col)
-    for name, default, desc in context_help():
-        table.add_row(name, default, desc)
+    for row in effective_defaults():
+        table.add_row(*row)
     RichConsole().print(table)
     return EXIT_OK
 

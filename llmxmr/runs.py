@@ -80,9 +80,12 @@ def open_database(path: str | Path) -> Iterator[Database]:
         store_conn.close()
 
 
-def thread_id_for(corpus: Path, survey_index: int, settings: Settings) -> str:
-    """Same corpus and settings -> same thread, so re-running a command resumes instead of paying again."""
+def thread_id_for(corpus: Path, survey_index: int, settings: Settings, title: str | None = None) -> str:
+    """Same corpus, title and settings -> same thread, so re-running a command resumes instead of paying
+    again; a changed title or setting that changes the article is a new thread, never silently ignored."""
     digest = hashlib.sha256()
+    if title:  # no title: the thread ids of runs from before titles counted stay as they were
+        digest.update(f"title:{title}\n".encode())
     if corpus.is_file():
         digest.update(_file_digest(corpus).encode())
     else:

@@ -65,7 +65,9 @@ class Context:
     max_concurrency: int = _f(8, "Model calls in flight at once (LangGraph max_concurrency).")
     context_window: int | None = _f(None, "Input budget in tokens of one call; defaults per model (8192 for local).")
     max_output_tokens: int | None = _f(None, "Largest completion of one call in tokens; defaults per model.")
-    request_timeout: float | None = _f(None, "Seconds before one model request times out; defaults per model.")
+    request_timeout: float | None = _f(
+        None, "Seconds before one model request times out, counted from when it is sent; defaults per model. "
+        "Requests to the embedded local/gguf server are never timed out: it works on every request it holds.")
     temperature: float = _f(0.0, "Temperature of ordinary calls.")
     candidate_temperature: float = _f(0.7, "Temperature of best-of candidates (identical prompts at 0 give identical answers).")
     max_total_tokens: int | None = _f(None, "Budget: prompt + completion tokens of the whole run (None = unlimited).")
@@ -170,6 +172,35 @@ def context_help() -> list[tuple[str, str, str]]:
     for f in fields(Context):
         out.append((f.name, repr(f.default), f.metadata.get("description", "")))
     return out
+
+
+# What a setting whose default is None in both modes means, for `llmxmr settings`.
+_NONE_MEANS: dict[str, str] = {
+    "base_url": "none (OpenAI's API)",
+    **{f"{r}_model": "= model" for r in ("reader", "planner", "judge", "writer")},
+    "verifier_model": "= judge_model",
+    "context_window": "per model: local/gguf 4096, openai 128000, google_genai 1000000",
+    "max_output_tokens": "per model: local/gguf 1024, openai 16384, google_genai 8192",
+    "request_timeout": "per model: openai and google_genai 120 s; local/gguf none (never timed out)",
+    **{k: "unlimited" for k in ("max_total_tokens", "max_calls", "requests_per_minute", "tokens_per_minute")},
+}
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (bool, type(None))) else str(value)
+
+
+def effective_defaults() -> list[tuple[str, str, str, str]]:
+    """(name, default in mode=default, default in mode=reference, description) of every setting: what a
+    run uses when the setting is not given, never a bare None."""
+    rows = []
+    for f in fields(Context):
+        values = [MODE_DEFAULTS[mode].get(f.name, f.default) for mode in ("default", "reference")]
+        shown = [_NONE_MEANS.get(f.name, "none") if v is None else _shown(v) for v in values]
+        if f.name == "mode":
+            shown = ["default", "reference"]
+        rows.append((f.name, shown[0], shown[1], f.metadata.get("description", "")))
+    return rows
 
 
 def resolve_settings(context: Context | dict[str, Any] | None) -> Settings:
