@@ -356,7 +356,8 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
                     f"max {limit.max}{lowered})")
     if failures:
         kinds = sorted({f"{f['stage']}/{f['kind']}" for f in failures})
-        summary += f" ({len(failures)} recorded failures: {', '.join(kinds)}; see `failures` in survey.json)"
+        summary += f" ({_count(len(failures), 'recorded failure')}: {', '.join(kinds)}; see `failures` in survey.json)"
+        summary += "".join(f"\nweak article: {f['message']}" for f in failures if f["kind"] == "thin_article")
     console.out.print(summary, markup=False, highlight=False, soft_wrap=True)
     return EXIT_FAILURES if failures else EXIT_OK
 

@@ -13,6 +13,7 @@ from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Digest
+from llmxmr.state.responses import digest_reply_for
 from llmxmr.state.tasks import DigestTask
 
 DIGEST = STAGES["digest"]
@@ -48,10 +49,11 @@ def outline_digest(task: DigestTask, step: Step) -> Command:
         shown = body if scale >= 1 else truncate_to_tokens(body, max(50, int(count_tokens(body) * scale)))[0]
         return DIGEST.prompt(outline_text, pid, title, shown, language=settings.language)
 
-    reply = step.calls.ask_shrinking(DIGEST, unit, build)
+    ids = tuple(section_ids(outline))
+    reply = step.calls.ask_shrinking(DIGEST, unit, build, schema=digest_reply_for(ids))
     digest = Digest(paper_id=pid, outline_key=key)
     if reply is not None:
-        known = set(section_ids(outline))
+        known = set(ids)
         for item in reply.value.sections:
             if item.section_id not in known:
                 step.calls.fail(DIGEST.name, unit, "unknown_section", f"dropped content for unknown section {item.section_id}")

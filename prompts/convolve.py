@@ -16,7 +16,8 @@ def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, s
         f"Suggestion {i + 1} (score {'n/a' if s is None else f'{s:.1f}'}):\n{text}\nJudge: {why or '(none)'}"
         for i, (text, s, why) in enumerate(scored)
     )
-    user = f"Outline:\n{outline_text}\n\n{items}\n\n" + json_only('{"suggestion": "<the merged suggestion>"}')
+    user = f"Outline:\n{outline_text}\n\n{items}\n\n" + json_only('{"suggestion": "Merge the two chapters on caching into one, and add a subsection comparing '
+                                                   'eviction policies by hit rate."} (an example: write the merged suggestion)')
     return messages("merge_suggestions", MERGE_SYSTEM, user, language=language)
 
 
@@ -35,7 +36,8 @@ Edit operations:
 def modify_edits(outline_text: str, suggestion: str, *, language: str = "en"):
     user = (
         f"Outline:\n{outline_text}\n\nSuggestion:\n{suggestion}\n\n"
-        + json_only('{"edits": [{"op": "retitle", "section_id": "s2", "title": "<new title>"}]} (at most 12 edits)')
+        + json_only('{"edits": [{"op": "retitle", "section_id": "a2", "title": "Concurrent and incremental '
+                  'marking"}]} (an example: use the section ids in brackets in the outline above; at most 12 edits)')
     )
     return messages("modify", EDIT_SYSTEM, user, language=language)
 

@@ -27,7 +27,9 @@ def judge_criterion(criterion: str, title: str, heading: str, body: str, *, lang
     """`criterion`: a key of ARTICLE_CRITERIA or SECTION_CRITERIA; `heading`: the section's, or "" for the article."""
     text = ARTICLE_CRITERIA.get(criterion) or SECTION_CRITERIA[criterion]
     where = f"Section: {heading}\n\n" if heading else ""
-    user = f"Survey title: {title}\n\n{where}{body}\n\n" + json_only('{"rationale": "<strengths and weaknesses>", "score": 7}')
+    user = f"Survey title: {title}\n\n{where}{body}\n\n" + json_only('{"rationale": "Sections follow the topic in a sensible order, '
+                                                                 'but two repeat each other and few claims are compared.", '
+                                                                 '"score": 7}')
     return messages("eval_judge", SYSTEM.format(criterion=text), user, language=language)
 
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from llmxmr.prompts.common import document_block, json_only, messages
 
+# A filled example for another survey (garbage collection), so that a small model sees real titles and
+# descriptions instead of <placeholder> sketches it would copy; the prompt says to write its own.
 OUTLINE_SHAPE = (
-    '{"title": "<survey title>", "sections": [{"title": "<chapter title>", "construction": "<what to extract>", '
-    '"analysis": "<how to compare and criticise>", "subsections": [{"title": "<subsection title>", '
-    '"construction": "<what to extract>", "analysis": "<how to compare>", "subsections": []}]}]}'
+    '{"title": "Garbage collection in managed runtimes", "sections": [{"title": "Tracing collectors", '
+    '"construction": "Which tracing algorithm the paper uses, its pause times and heap overhead.", '
+    '"analysis": "Compare mark-sweep and copying designs by pause time and throughput, citing [@paper-id].", '
+    '"subsections": [{"title": "Generational collection", "construction": "How generations are sized and '
+    'promoted.", "analysis": "Why the generational hypothesis holds or fails for each workload.", '
+    '"subsections": []}, {"title": "Concurrent marking", "construction": "How the collector marks while the '
+    'program runs.", "analysis": "Trade-offs of write barriers against pause times.", "subsections": []}]}]} '
+    "(an example for another survey: write the titles and descriptions for the papers above, with as many "
+    "chapters as they need)"
 )
 
 RULES = """An outline has at most 3 levels. Each section has one theme; chapters do not overlap; a chapter
