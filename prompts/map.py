@@ -9,9 +9,15 @@ Extract its key claims, methods, results and numbers that matter for that survey
 Keep concrete figures and names. Do not invent anything that the document does not say."""
 
 
+# A filled example from another field, not a <placeholder> a small model would copy.
+NOTES_EXAMPLE = ('{"notes": ["Concurrent marking cut the 99th-percentile pause from 120 ms to 9 ms on a 16 GB heap.", '
+                 '"Throughput fell by 4 % because of the write barrier."]} (an example: at most 8 notes, each a '
+                 'finding of this document with its figures)')
+
+
 def map_chunk(topic: str, paper_id: str, title: str, text: str, *, part: str = "", language: str = "en"):
     where = f" (part {part})" if part else ""
-    user = f"{document_block(paper_id, title + where, text)}\n\n" + json_only('{"notes": ["<one finding with its figures>", "<another finding>"]} (at most 8 notes)')
+    user = f"{document_block(paper_id, title + where, text)}\n\n" + json_only(NOTES_EXAMPLE)
     return messages("map", SYSTEM.format(topic=topic), user, language=language)
 
 
@@ -21,5 +27,5 @@ for a survey titled "{topic}". Remove repetition, keep every distinct claim, met
 
 def reduce_notes(topic: str, paper_id: str, title: str, chunk_notes: list[list[str]], *, language: str = "en"):
     parts = "\n".join(f"Part {i + 1}:\n" + "\n".join(f"- {n}" for n in notes) for i, notes in enumerate(chunk_notes))
-    user = f"{document_block(paper_id, title, parts)}\n\n" + json_only('{"notes": ["<one finding with its figures>"]} (at most 8 notes)')
+    user = f"{document_block(paper_id, title, parts)}\n\n" + json_only(NOTES_EXAMPLE)
     return messages("reduce_notes", REDUCE_SYSTEM.format(topic=topic), user, language=language)
