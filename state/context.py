@@ -67,7 +67,8 @@ class Context:
     max_output_tokens: int | None = _f(None, "Largest completion of one call in tokens; defaults per model.")
     request_timeout: float | None = _f(
         None, "Seconds before one model request times out, counted from when it is sent; defaults per model. "
-        "Requests to the embedded local/gguf server are never timed out: it works on every request it holds.")
+        "The embedded local/gguf server is asked after this long whether it is still working on the request: it is "
+        "given up only when the server says it works on nothing.")
     temperature: float = _f(0.0, "Temperature of ordinary calls.")
     candidate_temperature: float = _f(0.7, "Temperature of best-of candidates (identical prompts at 0 give identical answers).")
     max_total_tokens: int | None = _f(None, "Budget: prompt + completion tokens of the whole run (None = unlimited).")
@@ -181,7 +182,7 @@ _NONE_MEANS: dict[str, str] = {
     "verifier_model": "= judge_model",
     "context_window": "per model: local/gguf 4096, openai 128000, google_genai 1000000",
     "max_output_tokens": "per model: local/gguf 1024, openai 16384, google_genai 8192",
-    "request_timeout": "per model: openai and google_genai 120 s; local/gguf none (never timed out)",
+    "request_timeout": "per model: openai and google_genai 120 s; local/gguf 180 s between checks that the server still works",
     **{k: "unlimited" for k in ("max_total_tokens", "max_calls", "requests_per_minute", "tokens_per_minute")},
 }
 

@@ -418,7 +418,7 @@ class ModelCaller:
                         message = bound.invoke(messages)
                     else:
                         with slot:
-                            message = bound.invoke(messages)
+                            message = self._invoke_embedded(bound, messages, spec)
                 except openai.LengthFinishReasonError as exc:  # a parse-path binding (response_format=) raises on length stops
                     limit.success()
                     return self._reply_from_completion(exc.completion, "length", messages, logprobs)
@@ -473,6 +473,17 @@ class ModelCaller:
                        or (message.response_metadata or {}).get("model"))
         tokens.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
         return reply
+
+    def _invoke_embedded(self, bound: Any, messages: list[BaseMessage], spec: str) -> BaseMessage:
+        """A request to the embedded server: its client has no read time-out, and a request is given up only
+        when the server, asked every request_timeout seconds, says it is working on nothing."""
+        from llmxmr.models.local_server import invoke_while_busy, slots_busy
+
+        base = getattr(getattr(bound, "bound", bound), "openai_api_base", None)
+        if not base:  # an injected chat model (tests): no server to ask
+            return bound.invoke(messages)
+        return invoke_while_busy(lambda: bound.invoke(messages), self._timeout_of(spec) or 180.0,
+                                 lambda: slots_busy(base))
 
     def _gave_up(self, kind: str, where: str, spec: str, attempts: int, exc: BaseException,
                  timed_out: list[float], limit: AdaptiveLimit) -> str:

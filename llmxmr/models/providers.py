@@ -268,9 +268,10 @@ class EmbeddedServer(ChatOpenAIFamily):
         base_url = local_base_url(path, n_ctx=slot * LOCAL_PARALLEL, n_parallel=LOCAL_PARALLEL,
                                   threads=max(1, os.cpu_count() or 1))
         penalty = {} if self.frequency_penalty is None else {"frequency_penalty": self.frequency_penalty}
-        # No read time-out: the server runs in this process and we never send it more requests than it has
-        # slots (metering.server_slots), so a request it holds is being worked on, however slow the machine;
-        # timing it out would throw that work away and queue it again (issue 15: the busy-laptop demo).
+        # No read time-out in the client: the server runs in this process and never gets more requests than
+        # it has slots (metering.server_slots), so a request it holds is being worked on, however slow the
+        # machine. The caller asks the server (/slots) every request_timeout seconds instead, and gives a
+        # request up only when the server works on nothing (issue 15: the busy-laptop demo).
         timeout = httpx.Timeout(None, connect=30.0)
         return ChatOpenAI(model=path.stem, base_url=base_url, api_key="not-needed", max_retries=0,
                           timeout=timeout, use_responses_api=False, **penalty)
