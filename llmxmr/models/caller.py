@@ -42,6 +42,7 @@ from llmxmr.models.metering import (  # noqa: F401 - re-exported for callers and
     TokenRateLimiter,
     UsageMeter,
     _in_flight,
+    sending,
     server_slots,
     wait_for_requests_in_flight,
 )
@@ -403,22 +404,23 @@ class ModelCaller:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if self.budget_check is not None:
                 self.budget_check()  # raises BudgetExceededError before money is spent
-            requests.acquire()
-            tokens.acquire(estimate)
             # The request waits for its slot before it is sent: its time-out counts the server's work, not
-            # the time spent behind our own other requests.
+            # the time spent behind our own other requests. Rate limits pace it when it is about to go.
             with limit.slot() as sent_in:
+                requests.acquire()
+                tokens.acquire(estimate)
                 meter.add(stage, calls=1, retries=1 if attempt > 1 else 0)
                 # Counted now (parallel requests see it); written with the answer's tokens, or now under a call budget.
                 self._spend(calls=1, persist=self.settings.max_calls is not None)
                 started = time.monotonic()
                 try:
                     slot = server_slots(spec)
-                    if slot is None:
-                        message = bound.invoke(messages)
-                    else:
-                        with slot:
-                            message = self._invoke_embedded(bound, messages, spec)
+                    with sending():
+                        if slot is None:
+                            message = bound.invoke(messages)
+                        else:
+                            with slot:
+                                message = self._invoke_embedded(bound, messages, spec)
                 except openai.LengthFinishReasonError as exc:  # a parse-path binding (response_format=) raises on length stops
                     limit.success()
                     return self._reply_from_completion(exc.completion, "length", messages, logprobs)
