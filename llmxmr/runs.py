@@ -85,7 +85,7 @@ def thread_id_for(corpus: Path, survey_index: int, settings: Settings, title: st
     again; a changed title or setting that changes the article is a new thread, never silently ignored."""
     digest = hashlib.sha256()
     if title:  # no title: the thread ids of runs from before titles counted stay as they were
-        digest.update(f"title:{title}\n".encode())
+        digest.update(f"title:{title}\n".encode("utf-8", "surrogatepass"))  # a title from argv may hold lone surrogates
     if corpus.is_file():
         digest.update(_file_digest(corpus).encode())
     else:

@@ -209,6 +209,10 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if server.slots is not None:
                 if not self._work(float(reply.get("delay") or 0.0), entry):
                     return
+                if self._client_gone():  # it left as the work ended: not delivered, not counted as done
+                    entry["completed"], entry["cancelled"] = False, True
+                    self.close_connection = True
+                    return
             elif reply.get("delay"):
                 time.sleep(float(reply["delay"]))
             if reply.get("drop"):
