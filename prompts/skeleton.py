@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from llmxmr.prompts.common import document_block, json_only, messages
 
-# A filled example for another survey (garbage collection), so that a small model sees real titles and
-# descriptions instead of <placeholder> sketches it would copy; the prompt says to write its own.
+# A filled example for another survey, for a whole-outline rewrite (reference-mode modify), where the model
+# has the outline it rewrites in front of it; drafts and merges build theirs from the survey (outline_example).
 OUTLINE_SHAPE = (
     '{"title": "Garbage collection in managed runtimes", "sections": [{"title": "Tracing collectors", '
     '"construction": "Which tracing algorithm the paper uses, its pause times and heap overhead.", '
@@ -28,9 +30,24 @@ SYSTEM = """You draft the outline of a survey titled "{topic}" from the papers b
 {rules}"""
 
 
+def outline_example(topic: str, titles: list[str]) -> str:
+    """A filled outline built from this survey's topic and paper titles: the 135M demo model copied a fixed
+    example on another subject verbatim (its chapter titles became the article's), so what it copies must
+    at least be about these papers."""
+    heads = [" ".join(t.split()[:6]) for t in titles if t.strip()][:3]
+    for extra in (f"Foundations of {topic}", f"Comparison of approaches to {topic}", f"Open problems in {topic}"):
+        if len(heads) < 3:
+            heads.append(extra)
+    sections = [{"title": h, "construction": f"What each paper reports about {h}: methods, settings and figures.",
+                 "analysis": f"Compare the papers on {h}: trade-offs, agreements, gaps, citing each by its id.",
+                 "subsections": []} for h in heads]
+    example = json.dumps({"title": topic, "sections": sections}, ensure_ascii=False)
+    return f"{example} (an example: write your own titles and descriptions, with as many chapters as the material needs)"
+
+
 def draft_outline(topic: str, papers: list[tuple[str, str, str]], *, language: str = "en"):
     docs = "\n".join(document_block(pid, title, abstract) for pid, title, abstract in papers)
-    user = f"{docs}\n\n" + json_only(OUTLINE_SHAPE)
+    user = f"{docs}\n\n" + json_only(outline_example(topic, [title for _, title, _ in papers]))
     return messages("skeleton", SYSTEM.format(topic=topic, rules=RULES), user, language=language)
 
 
@@ -41,5 +58,5 @@ every draft's material without repeating itself.
 
 def merge_outlines(topic: str, outlines: list[str], *, language: str = "en"):
     drafts = "\n\n".join(f"Draft {i + 1}:\n{text}" for i, text in enumerate(outlines))
-    user = f"{drafts}\n\n" + json_only(OUTLINE_SHAPE)
+    user = f"{drafts}\n\n" + json_only(outline_example(topic, []))
     return messages("merge_skeleton", MERGE_SYSTEM.format(topic=topic, rules=RULES), user, language=language)

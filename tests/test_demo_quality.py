@@ -84,3 +84,20 @@ def test_an_article_of_two_sections_exits_3_and_says_why(tmp_path: Path, capsys:
     assert "weak article: the article has only 2 section(s) (fewer than 3)" in err
     report = json.loads((tmp_path / "out" / "survey.json").read_text())
     assert any(f["kind"] == "thin_article" for f in report["failures"])
+
+
+def test_examples_are_built_from_the_calls_own_material() -> None:
+    """The 135M demo model copied a fixed example from another field verbatim (its chapter titles and its
+    "finding" reached the article): the map, digest and outline examples now come from the call's input."""
+    from llmxmr.prompts.digest import digest_paper
+    from llmxmr.prompts.map import map_chunk
+    from llmxmr.prompts.skeleton import draft_outline, merge_outlines
+
+    text = "Locks guard shared state between threads. A second sentence follows."
+    assert '{"notes": ["Locks guard shared state between threads."]}' in map_chunk("T", "p1", "Locks", text)[1].content
+    digest = digest_paper("[s1] Locks", "p1", "Locks", "- Locks guard shared state.", )[1].content
+    assert '"content": "Locks guard shared state [@p1]."' in digest and "[@paper-id]" not in digest
+    draft = draft_outline("Python concurrency", [("p1", "threading: thread-based parallelism", "a")])[1].content
+    assert '"title": "Python concurrency"' in draft and '"title": "threading: thread-based parallelism"' in draft
+    merged = merge_outlines("Python concurrency", ["[s1] Locks"])[1].content
+    assert "Garbage collection" not in draft + merged and '"title": "Foundations of Python concurrency"' in merged
