@@ -59,6 +59,8 @@ class StepAdapter:
             saved = run_store.get_settings(store, run_id)
             settings = Settings(**saved) if saved else resolve_settings(context_of(runtime))
             if saved is None:
+                if self.models is None:
+                    check_credentials(settings)
                 run_store.put_settings(store, run_id, settings.model_dump())
             return fn(state, self._step(run_id, store, settings, runtime))
 
@@ -126,6 +128,22 @@ class StepAdapter:
         with self._lock:
             if getattr(runtime, "store", None) is None:
                 self._local_stores.pop(run_store.safe_label(run_id), None)
+
+
+def check_credentials(settings: Settings) -> None:
+    """A missing API key stops a run at its first step with the provider's message, before any task fans
+    out; the traceback is cut here (the message is the whole story)."""
+    from llmxmr.models.errors import ModelSetupError
+    from llmxmr.models.providers import provider_of
+    from llmxmr.models.specs import ModelSpec
+    from llmxmr.stages import ROLES
+
+    for raw in dict.fromkeys(settings.model_for(role) for role in ROLES):
+        spec = ModelSpec.parse(raw)
+        try:
+            provider_of(spec).check_credentials(spec, settings)
+        except ModelSetupError as exc:
+            raise ModelSetupError(str(exc)).with_traceback(None) from None
 
 
 def _named(run: Callable, fn: Callable) -> Callable:

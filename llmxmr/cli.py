@@ -20,10 +20,11 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILURES = 0, 1, 2, 3
 
 
 def _settings_epilog() -> str:
-    from llmxmr.state.context import context_help
+    from llmxmr.state.context import effective_defaults
 
-    lines = ["settings for --set FIELD=VALUE (VALUE is JSON when it parses, else a string):"]
-    lines += [f"  {name} (default {default}): {desc}" for name, default, desc in context_help()]
+    lines = ["settings for --set FIELD=VALUE (VALUE is JSON when it parses, else a string; defaults: mode=default"
+             " / mode=reference):"]
+    lines += [f"  {name} ({d if d == r else f'{d} / {r}'}): {desc}" for name, d, r, desc in effective_defaults()]
     return "\n".join(lines)
 
 
@@ -173,21 +174,41 @@ def check_models(settings: Any) -> None:
             raise ModelSetupError(f"{exc} (role {', '.join(used_by)}; no model call was made)") from None
 
 
+# Progress events whose count the plan knows up front (event stage -> plan stage), for totals that events
+# do not carry themselves. Refinement stages are upper bounds: their stop rules may end them early.
+PLAN_TOTALS = {"map": "map", "skeleton": "skeleton", "merge_skeleton": "merge_skeleton", "digest": "digest",
+               "feedback": "feedback", "convolution": "modify", "entropy_score": "judge", "refine": "critique"}
+HEARTBEAT_SECONDS = 60.0  # without a terminal, at least one line this often while model calls are in flight
+
+
 class Console:
-    """Progress on a terminal (rich), quiet otherwise unless -v."""
+    """Progress on a terminal (rich bars); without one, a line per finished step and a heartbeat while
+    model calls are in flight; only errors and the summary with -q. Retries and back-offs (the `llmxmr`
+    logger) are printed as they happen, except with -q."""
 
     def __init__(self, verbose: int, quiet: bool) -> None:
+        import time
+
         from rich.console import Console as RichConsole
 
         self.out = RichConsole(stderr=True)
         self.verbose, self.quiet = verbose, quiet
         self.prices: tuple[float, float, float | None] | None = None  # --price-in/-out/-cached of run, resume
         self.live = self.out.is_terminal and not quiet
+        self.lines = not self.out.is_terminal and not quiet or (bool(verbose) and not quiet)
         self.counts: dict[str, int] = {}
+        self.totals: dict[str, int] = {}  # per event stage: from its own events, else from the plan
+        self.last_stage = ""
         self.progress = None
         self.tasks: dict[str, Any] = {}
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self._log_handler: Any = None
 
     def __enter__(self) -> Console:
+        import logging
+
         if self.live:
             from rich.progress import (
                 BarColumn,
@@ -200,11 +221,60 @@ class Console:
             self.progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.out)
             self.progress.start()
+        elif self.lines:
+            self._heartbeat = threading.Thread(target=self._beat, name="llmxmr-heartbeat", daemon=True)
+            self._heartbeat.start()
+        if not self.quiet:
+            console = self
+
+            class _Say(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    console.say(record.getMessage())
+
+            self._log_handler = _Say(logging.INFO)
+            logging.getLogger("llmxmr").addHandler(self._log_handler)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        import logging
+
+        self.stop_live()
+        self._stop.set()
+        if self._log_handler is not None:
+            logging.getLogger("llmxmr").removeHandler(self._log_handler)
+
+    def stop_live(self) -> None:
+        """Stop the bars before the final summary is printed, so nothing redraws below it."""
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
+
+    def plan_totals(self, plan: Any) -> None:
+        """Totals of the stages whose events carry none, from `llmxmr plan`'s estimate of this run."""
+        for event_stage, plan_stage in PLAN_TOTALS.items():
+            planned = plan.stages.get(plan_stage)
+            if planned is not None and planned.calls:
+                self.totals.setdefault(event_stage, planned.calls)
+
+    def _elapsed(self) -> str:
+        import time
+
+        seconds = int(time.monotonic() - self.started)
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+    def _count(self, stage: str) -> str:
+        total = self.totals.get(stage)
+        return f"{self.counts.get(stage, 0)}/{total}" if total else str(self.counts.get(stage, 0))
+
+    def _beat(self) -> None:
+        from llmxmr.models.metering import requests_in_flight
+
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            flying = requests_in_flight()
+            if flying:
+                stage = self.last_stage or "starting"
+                self.say(f"[{self._elapsed()}] working: {stage} {self._count(stage)} done, "
+                         f"{flying} model call(s) in flight")
 
     def event(self, event: dict[str, Any], outdir: Path | None = None) -> None:
         if event.get("event") == "artifact":  # outline-b<block>.md, entropy.json: written to OUTDIR as the run goes
@@ -213,21 +283,30 @@ class Console:
             write_artifact(outdir or getattr(self, "outdir", None), event)
             return
         stage = str(event.get("stage", "?"))
-        self.counts[stage] = self.counts.get(stage, 0) + int(event.get("done", 0) or 0)
+        done = int(event.get("done", 0) or 0)
+        self.counts[stage] = self.counts.get(stage, 0) + done
+        if event.get("total"):
+            self.totals[stage] = int(event["total"])
+        if self.counts[stage] > self.totals.get(stage, self.counts[stage]):
+            self.totals[stage] = self.counts[stage]  # a plan's estimate was low: never show 9/8
+        self.last_stage = stage
         info = " ".join(f"{k}={v}" for k, v in event.items() if k in ("block", "layer", "best", "score", "entropy",
                                                                         "stop_reason", "batch", "status") and v is not None)
         if self.progress is not None:
             if stage not in self.tasks:
-                self.tasks[stage] = self.progress.add_task(stage, total=event.get("total"), info="")
+                self.tasks[stage] = self.progress.add_task(stage, total=self.totals.get(stage), info="")
             self.progress.update(self.tasks[stage], completed=self.counts[stage], info=info,
-                                 **({"total": event["total"]} if event.get("total") else {}))
-        elif self.verbose:
-            self.out.print(f"{stage}: done={self.counts[stage]} {info}".rstrip(), markup=False, highlight=False)
+                                 **({"total": self.totals[stage]} if self.totals.get(stage) else {}))
+        elif self.lines and (done or info):
+            from llmxmr.models.metering import requests_in_flight
+
+            self.say(f"[{self._elapsed()}] {stage} {self._count(stage)} done, {requests_in_flight()} in flight"
+                     + (f" {info}" if info else ""))
 
     def say(self, text: str) -> None:
         # File names and titles come from outside: no markup, no terminal escapes.
         if not self.quiet:
-            self.out.print(printable(text), markup=False, highlight=False)
+            self.out.print(printable(text), markup=False, highlight=False, soft_wrap=True)  # a log line stays one line
 
     def error(self, text: str) -> None:
         # soft_wrap: a printed command (the resume hint) must stay one line to copy and paste.
@@ -311,8 +390,7 @@ def _stop_on_ctrl_c(console: Console, hint: str) -> Iterator[None]:
         return
 
     def stop(signum: int, frame: Any) -> None:
-        if console.progress is not None:
-            console.progress.stop()
+        console.stop_live()
         what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         console.error(f"{what}; progress is saved. Resume with:\n  {hint}")
         sys.stderr.flush()
@@ -347,6 +425,7 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
 
     md, js, report = write_result(values, out)
     _render_documents(console, out, report)
+    console.stop_live()
     console.out.print(usage_table(report))  # the final summary: printed with -q too
     if console.prices is not None:
         console.out.print(bill_line(report.usage, *console.prices), markup=False, highlight=False)
@@ -370,9 +449,14 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
         coverage = "n/a" if sources.coverage is None else f"{sources.coverage:.0%}"
         summary += (f"\nsources: {len(sources.cited)} of {sources.documents} documents cited (coverage {coverage}); "
                     f"{len(sources.excluded)} excluded, with reasons in survey.json `sources`")
+    for spec, limit in report.concurrency.items():
+        lowered = f", lowered {limit.decreases}× by time-outs or rate limits" if limit.decreases else ""
+        summary += (f"\nin flight: {spec} settled at {limit.settled} request(s) at once (started at {limit.start}, "
+                    f"max {limit.max}{lowered})")
     if failures:
         kinds = sorted({f"{f['stage']}/{f['kind']}" for f in failures})
-        summary += f" ({len(failures)} recorded failures: {', '.join(kinds)}; see `failures` in survey.json)"
+        summary += f" ({_count(len(failures), 'recorded failure')}: {', '.join(kinds)}; see `failures` in survey.json)"
+        summary += "".join(f"\nweak article: {f['message']}" for f in failures if f["kind"] == "thin_article")
     console.out.print(summary, markup=False, highlight=False, soft_wrap=True)
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -428,7 +512,10 @@ def _begin_update(console: Console, db: Any, graph: Any, st: Any, thread: str, u
 def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, start: dict[str, Any] | None,
                     context: Any, overrides: dict[str, Any], update: dict[str, Any] | None = None) -> int:
     """Start, resume or report one thread; every error becomes a message and an exit code."""
+    import sqlite3
+
     from llmxmr.corpus import CorpusError
+    from llmxmr.environment import storage_problem
     from llmxmr.models.errors import (
         BudgetExceededError,
         ContextOverflowError,
@@ -483,6 +570,11 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
                              lambda cmd: drive(graph, cmd, config_for(thread, settings), on_event=on_event))
             if waiting is not None:
                 return waiting
+            final = status(graph, {"configurable": {"thread_id": thread}})
+            if not final.finished:
+                console.error(f"the run stopped before finishing. Resume with:\n  {hint}")
+                return EXIT_ERROR
+            return _finish(console, final.values, out)
         except KeyboardInterrupt:
             console.error(f"interrupted; progress is saved. Resume with:\n  {hint}")
             return EXIT_ERROR
@@ -495,20 +587,17 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
         except (ProviderError, ContextOverflowError, BudgetExceededError, LookupError) as exc:
             console.error(f"{exc}\nProgress is saved. Resume with:\n  {hint}")
             return EXIT_ERROR
-        except Exception as exc:  # the database went away, or an unexpected bug: still say how to resume
-            database = _database_failure(exc, db_path)
-            if database is not None:
-                console.error(f"{database}\nWhat was finished is saved. Resume with:\n  {hint}")
+        except Exception as exc:  # the database went away, the disk filled up, or a bug: still say how to resume
+            problem = _database_failure(exc, db_path)
+            if problem is None and isinstance(db_path, Path) and isinstance(exc, (sqlite3.Error, OSError)):
+                problem = storage_problem(exc, db_path)
+            if problem is not None:
+                console.error(f"{problem}\nProgress is saved. Resume with:\n  {hint}")
                 return EXIT_ERROR
             console.error(f"{type(exc).__name__}: {exc}\nProgress is saved. Resume with:\n  {hint}")
             if console.verbose:
                 raise
             return EXIT_ERROR
-        final = status(graph, {"configurable": {"thread_id": thread}})
-        if not final.finished:
-            console.error(f"the run stopped before finishing. Resume with:\n  {hint}")
-            return EXIT_ERROR
-        return _finish(console, final.values, out)
 
 
 def _shown(db: Path | str) -> str:
@@ -540,6 +629,7 @@ def _database_failure(exc: BaseException, db: Path | str) -> str | None:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from llmxmr.corpus import load_surveys
+    from llmxmr.environment import check_database_path, check_output_folder
     from llmxmr.models.metering import request_cap
     from llmxmr.runs import CONNECTION_SETTINGS, db_target, thread_id_for
     from llmxmr.state.context import Context, SettingsError, resolve_settings
@@ -553,13 +643,18 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     check_budget(settings, corpus, args.title)
     out = Path(args.out).expanduser().resolve()
     db_path = db_target(args.db) if args.db else out / "runs.sqlite"
+    check_output_folder(out)
+    if isinstance(db_path, Path):  # a postgresql:// URL is checked when it is opened
+        check_database_path(db_path)
     connection = {k: v for k, v in overrides.items() if k in CONNECTION_SETTINGS}
     jobs = []
     for index, survey in enumerate(surveys):
         report_skipped(console, survey)
+        if not console.quiet:
+            console.plan_totals(plan_of(survey, settings)[0])
         folder = out if len(surveys) == 1 else out / f"{index + 1:02d}-{_slug(survey.title)}"
         thread = args.thread if args.thread and len(surveys) == 1 else (
-            f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings))
+            f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings, args.title))
         start = {"corpus_path": str(corpus), "survey_index": index, **({"title": args.title} if args.title else {})}
         jobs.append(SurveyJob(thread, folder, start))
     if len(jobs) == 1:
@@ -592,6 +687,7 @@ def _slug(title: str) -> str:
 
 
 def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    from llmxmr.environment import check_database_path, check_output_folder
     from llmxmr.state.context import check_ranges
 
     overrides = overrides_from(args)
@@ -600,10 +696,12 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
 
     db_path = db_target(args.db)
     if isinstance(db_path, Path) and not db_path.is_file():
-        console.error(f"no database at {db_path}")
+        console.error(f"no database at {db_path}. Fix: pass --db the runs.sqlite the run printed (default OUTDIR/runs.sqlite)")
         return EXIT_USAGE
-    return _execute(console, db_path, Path(args.out).expanduser().resolve(), args.thread, None, None, overrides,
-                    wait=args.wait)
+    out = Path(args.out).expanduser().resolve()
+    check_output_folder(out)
+    check_database_path(db_path)
+    return _execute(console, db_path, out, args.thread, None, None, overrides, wait=args.wait)
 
 
 def cmd_update(args: argparse.Namespace, console: Console) -> int:
@@ -663,23 +761,40 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
 
 def corpus_plans(corpus: Path, settings: Any, title: str | None = None, sections: int | None = None,
                  console: Console | None = None) -> list[Any]:
-    """One Plan per survey of the corpus (token counts offline, chunks as the run would make them)."""
+    """One (title, Plan, tokens, chunks, title tokens) per survey of the corpus; skipped files are listed on
+    `console`."""
     from llmxmr.corpus import load_surveys
-    from llmxmr.limits import chunk_bounds
-    from llmxmr.models.tokens import count_tokens, ensure_tiktoken_offline
-    from llmxmr.plan import estimate
+    from llmxmr.models.tokens import ensure_tiktoken_offline
 
     ensure_tiktoken_offline()
     plans = []
     for survey in load_surveys(corpus, title=title, follow_links=settings.follow_links):
         if console is not None:
             report_skipped(console, survey)
-        tokens = [count_tokens(d.text) for d in survey.documents]
-        chunks = [len(chunk_bounds(d.text, settings)) for d in survey.documents]
-        titles = [count_tokens(d.title) for d in survey.documents]
-        plans.append((survey.title, estimate(settings, tokens, chunks, sections=sections, title_tokens=titles),
-                      tokens, chunks, titles))
+        plans.append((survey.title, *plan_of(survey, settings, sections)))
     return plans
+
+
+def plan_of(survey: Any, settings: Any, sections: int | None = None) -> tuple[Any, list[int], list[int], list[int]]:
+    """The plan of one survey (offline token counts, chunks and title lengths as the run makes them), with
+    its counts. Chunk bounds, not chunk texts: a huge document is never copied whole."""
+    from llmxmr.limits import chunk_bounds
+    from llmxmr.models.tokens import count_tokens
+    from llmxmr.plan import estimate
+
+    tokens = [count_tokens(d.text) for d in survey.documents]
+    chunks = [len(chunk_bounds(d.text, settings)) for d in survey.documents]
+    titles = [count_tokens(d.title) for d in survey.documents]
+    return estimate(settings, tokens, chunks, sections=sections, title_tokens=titles), tokens, chunks, titles
+
+
+def _stdout_console() -> Console:
+    """A Console whose output goes to stdout: a plan (and the files it would skip) is the command's result."""
+    from rich.console import Console as RichConsole
+
+    listing = Console(0, False)
+    listing.out = RichConsole()
+    return listing
 
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
@@ -692,10 +807,12 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
                       "(an update)")
         return EXIT_USAGE
     settings = resolve_settings(overrides_from(args))
+    listing = _stdout_console()
     for title, plan, tokens, _, _ in corpus_plans(Path(args.corpus).expanduser().resolve(), settings, args.title,
-                                               args.sections, console):
-        _print_plan(console, args, plan, f"plan: {title} ({plan.papers} papers, {sum(tokens)} tokens, ~{plan.sections} "
-                                         f"sections, {settings.mode} mode, up to {plan.blocks} block(s))",
+                                               args.sections, listing):
+        _print_plan(listing, args, plan,
+                    f"plan: {title} ({_count(plan.papers, 'paper')}, {_count(sum(tokens), 'token')}, "
+                    f"~{_count(plan.sections, 'section')}, {settings.mode} mode, up to {_count(plan.blocks, 'block')})",
                     "Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates.")
     return EXIT_OK
 
@@ -779,12 +896,17 @@ def cmd_plan_update(args: argparse.Namespace, console: Console) -> int:
     estimate = estimate_update(settings, tokens, chunks, len(values["paper_refs"]) - len(removed) + len(plan.added),
                                sections, rewrite)
     version = int(values.get("version") or 1)
-    _print_plan(console, args, estimate,
+    _print_plan(_stdout_console(), args, estimate,
                 f"plan: update of thread {args.update} to version {version + 1} ({len(plan.added)} added, "
                 f"{len(removed)} removed, ~{rewrite} of {sections} sections rewritten, refine=never)",
                 "Estimates: the sections to rewrite are known once the added documents are digested; "
                 "refine=auto adds at most the first layer of one refinement block, always one block.")
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 paper", "4 papers": counts in messages read as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def check_budget(settings: Any, corpus: Path, title: str | None) -> None:
@@ -814,19 +936,20 @@ def cmd_settings() -> int:
     from rich.console import Console as RichConsole
     from rich.table import Table
 
-    from llmxmr.state.context import context_help
+    from llmxmr.state.context import effective_defaults
 
-    table = Table(title="llmxmr settings (--set FIELD=VALUE)")
-    for col in ("field", "default", "description"):
+    table = Table(title="llmxmr settings (--set FIELD=VALUE); the defaults each mode uses")
+    for col in ("field", "mode=default", "mode=reference", "description"):
         table.add_column(col)
-    for name, default, desc in context_help():
-        table.add_row(name, default, desc)
+    for row in effective_defaults():
+        table.add_row(*row)
     RichConsole().print(table)
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     from llmxmr.corpus import CorpusError
+    from llmxmr.environment import EnvironmentProblem
     from llmxmr.models.errors import ModelSetupError
     from llmxmr.postgres import DatabaseError
     from llmxmr.state.context import SettingsError
@@ -852,7 +975,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "show":
                 return cmd_show(args, console)
             return cmd_resume(args, console)
-        except (CorpusError, SettingsError, ModelSetupError, DatabaseError) as exc:
+        except (CorpusError, SettingsError, ModelSetupError, DatabaseError, EnvironmentProblem) as exc:
             console.error(str(exc))
             return EXIT_USAGE
         except KeyboardInterrupt:

@@ -19,7 +19,7 @@ from llmxmr.artifacts import atomic_write
 from llmxmr.citations import Reference, find_citations, iter_prose
 from llmxmr.core.sources import SourceAccount
 from llmxmr.references import BIB_NAME, CSL_NAME, PANDOC_NAME, to_bibtex, to_csl_json
-from llmxmr.state.records import Failure, Outline, Section, SkippedDocument, StageUsage
+from llmxmr.state.records import Failure, InFlightLimit, Outline, Section, SkippedDocument, StageUsage
 
 SURVEY_SCHEMA_VERSION = "1.0"
 MD_NAME = "survey.md"
@@ -104,6 +104,8 @@ class SurveyReport(BaseModel):
     entropy_history: list[EntropyRecord] = Field(default_factory=list)
     stop_reason: str = ""
     usage: dict[str, StageUsage] = Field(default_factory=dict, description="Per stage.")
+    concurrency: dict[str, InFlightLimit] = Field(
+        default_factory=dict, description="Per model: requests in flight at once, adapted to the server's speed.")
     failures: list[Failure] = Field(default_factory=list)
     settings: dict[str, Any] = Field(
         default_factory=dict,

@@ -1,5 +1,5 @@
 """Plan before paying: the expected calls and tokens of a run per stage, from the corpus token counts and
-the settings (METHOD.md §5). Pure functions; `llmxmr plan` prints them.
+the settings (docs/METHOD.md, "What it costs"). Pure functions; `llmxmr plan` prints them.
 
 Counts are upper bounds where the method stops early: every block runs `max_layers` layers and every
 self-refine round, and default mode runs `max_blocks` blocks. Tokens are rough (prompt sizes from the

@@ -64,6 +64,14 @@ def get_batch(store: BaseStore, run_id: str, round_id: str) -> dict[str, Any] | 
 
 def put_batch(store: BaseStore, run_id: str, round_id: str, record: dict[str, Any]) -> None:
     store.put(ns(run_id, "batches"), round_id, record)
+def get_concurrency(store: BaseStore, run_id: str) -> dict[str, dict[str, int]]:
+    """Per model spec, the adaptive in-flight limit (start, max, settled, lowest, decreases, increases):
+    the run report shows it, and a resumed run starts from the settled limit."""
+    return _get(store, ns(run_id, "meta"), "concurrency") or {}
+
+
+def put_concurrency(store: BaseStore, run_id: str, value: dict[str, dict[str, int]]) -> None:
+    store.put(ns(run_id, "meta"), "concurrency", value)
 
 
 # A password in a base URL (http://user:pass@host) is never written to the store: it stays in this process,

@@ -17,11 +17,13 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.store.sqlite import SqliteStore
 
 from llmxmr import run_store
+from llmxmr.environment import storage_problem
 from llmxmr.export import SurveyReport, write_outputs
 from llmxmr.graph.build import build_graph
 from llmxmr.models.caller import wait_for_requests_in_flight
 from llmxmr.state.context import Settings, SettingsError, apply_overrides
 
+BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another connection's lock before "database is locked"
 IN_FLIGHT_GRACE = 300.0  # seconds to wait for paid answers still on their way when a run stops on an error
 RECURSION_LIMIT = 20_000  # our loops carry their own guards; this only stops a bug from spinning forever
 # Settings that do not change what a run computes: not part of the thread id, and applied when a re-run
@@ -52,7 +54,7 @@ def db_target(value: str | Path) -> str | Path:
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=30000")  # first: switching to WAL waits for other openers too
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: switching to WAL waits for a lock too
     conn.execute("PRAGMA journal_mode=WAL")  # two connections (checkpoints, store) on one file
     # WAL + NORMAL: a commit no longer waits for fsync (4.6 ms -> 0.14 ms per write, measured in bench/);
     # a power cut may lose the last commits, never corrupt the database, and resume re-runs those steps.
@@ -63,7 +65,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 @contextmanager
 def open_database(target: str | Path) -> Iterator[Database]:
     """The checkpointer and store of `target`: a SQLite file (created when missing) or a postgresql:// URL
-    (the `postgres` extra; tables are created on first use)."""
+    (the `postgres` extra; tables are created on first use). A file that is not a database, or one locked by
+    another process, raises EnvironmentProblem (one line with the fix)."""
     from llmxmr.postgres import is_postgres_url, open_postgres
 
     if is_postgres_url(target):
@@ -75,14 +78,21 @@ def open_database(target: str | Path) -> Iterator[Database]:
     from llmxmr.thread_lock import setup_lock
 
     with setup_lock(path):  # switching to WAL and creating the tables: one opener at a time
-        saver_conn, store_conn = _connect(path), _connect(path)
-        saver, store = SqliteSaver(saver_conn), SqliteStore(store_conn)
+        conns: list[sqlite3.Connection] = []
         try:
+            conns.append(_connect(path))
+            conns.append(_connect(path))
+            saver_conn, store_conn = conns
+            saver, store = SqliteSaver(saver_conn), SqliteStore(store_conn)
             saver.setup()
             store.setup()
+        except sqlite3.DatabaseError as exc:
+            for conn in conns:
+                conn.close()
+            raise (storage_problem(exc, path) or exc) from None
         except BaseException:
-            saver_conn.close()
-            store_conn.close()
+            for conn in conns:
+                conn.close()
             raise
     try:
         yield Database(path, saver, store)
@@ -109,9 +119,12 @@ async def open_async_database(target: str | Path) -> AsyncIterator[Database]:
         yield Database(None, saver, store, url=str(target))
 
 
-def thread_id_for(corpus: Path, survey_index: int, settings: Settings) -> str:
-    """Same corpus and settings -> same thread, so re-running a command resumes instead of paying again."""
+def thread_id_for(corpus: Path, survey_index: int, settings: Settings, title: str | None = None) -> str:
+    """Same corpus, title and settings -> same thread, so re-running a command resumes instead of paying
+    again; a changed title or setting that changes the article is a new thread, never silently ignored."""
     digest = hashlib.sha256()
+    if title:  # no title: the thread ids of runs from before titles counted stay as they were
+        digest.update(f"title:{title}\n".encode("utf-8", "surrogatepass"))  # a title from argv may hold lone surrogates
     if corpus.is_file():
         digest.update(_file_digest(corpus).encode())
     else:

@@ -15,6 +15,7 @@ from llmxmr.models.tokens import CHARS_PER_TOKEN_MAX, count_tokens, truncate_to_
 from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Digest, Outline
+from llmxmr.state.responses import digest_reply_for
 from llmxmr.state.tasks import DigestTask
 
 DIGEST = STAGES["digest"]
@@ -65,10 +66,12 @@ def outline_digest(task: DigestTask, step: Step) -> Command:
     if cut_to is not None:
         step.calls.fail(DIGEST.name, unit, "truncated", f"paper text cut to {cut_to} tokens to fit the reader's budget")
 
-    reply = step.calls.ask_shrinking(DIGEST, unit, build)
+    # The schema names the outline's real section ids (an enum): a grammar-enforcing server cannot invent one.
+    ids = tuple(section_ids(outline))
+    reply = step.calls.ask_shrinking(DIGEST, unit, build, schema=digest_reply_for(ids))
     digest = Digest(paper_id=pid, outline_key=key)
     if reply is not None:
-        known = set(section_ids(outline))
+        known = set(ids)
         for item in reply.value.sections:
             if item.section_id not in known:
                 step.calls.fail(DIGEST.name, unit, "unknown_section", f"dropped content for unknown section {item.section_id}")

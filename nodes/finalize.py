@@ -40,6 +40,29 @@ def versions() -> dict[str, str]:
     return out
 
 
+MIN_SECTIONS = 3
+MIN_COVERAGE = 0.5
+
+
+def thin_article(sections: int, sources: Any) -> list[str]:
+    """Why a finished article is not worth exit 0: too few sections, or most of the documents with
+    evidence left uncited. Recorded as failures, so the run ends with exit 3 and says why."""
+    problems = []
+    if sections < MIN_SECTIONS:
+        problems.append(f"the article has only {sections} section(s) (fewer than {MIN_SECTIONS}): the outline "
+                        "stages did not produce a usable structure; a larger model usually does")
+    if sources is not None and sources.coverage is not None and sources.coverage < MIN_COVERAGE:
+        problems.append(f"the article cites {len(sources.cited)} of the {sources.with_evidence} documents with "
+                        f"evidence (under half); see `sources.excluded` in survey.json for each one's reason")
+    return problems
+
+
+def _concurrency(step: Step) -> dict[str, Any]:
+    """Each model's in-flight limit: saved by earlier processes of this run, updated by this one's."""
+    saved = run_store.get_concurrency(step.store, step.run_id)
+    return {**saved, **step.calls.caller.concurrency_report()}
+
+
 def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
     run_id, store = step.run_id, step.store
     outline = run_store.get_outline(store, run_id, state["final_key"])
@@ -59,8 +82,10 @@ def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
     article = render_markdown(state["title"], outline, dict(zip(order, numbered)), references)
     unnumbered = render_markdown(state["title"], outline, dict(zip(order, texts)), [])  # pandoc adds References
     pandoc = pandoc_markdown(unnumbered, bibtex_keys(references), bibliography=BIB_NAME)
-    all_failures = list(state.get("failures") or []) + failures
     sources, verification = _accounts(state, step, order, texts)
+    failures += [Failure(stage="finalize", unit="article", kind="thin_article", message=m).model_dump()
+                 for m in thin_article(len(order), sources)]
+    all_failures = list(state.get("failures") or []) + failures
     settings = step.settings.model_dump()
     # survey.json (and the report in the checkpoint) never carry a password given in the base URL.
     settings.update(base_url=redact_url(settings.get("base_url")), versions=versions(), thread_id=thread_id(),
@@ -73,7 +98,7 @@ def finalize(state: SurveyState, step: Step) -> dict[str, Any]:
         stop_reason=state.get("stop_reason") or "completed",
         usage={k: StageUsage(**v) for k, v in (state.get("usage") or {}).items()},
         failures=[Failure(**f) for f in all_failures], settings=settings, pandoc_markdown=pandoc,
-        sources=sources, verification=verification,
+        sources=sources, verification=verification, concurrency=_concurrency(step),
     )
     step.progress("finalize", done=1, total=1)
     out = {"article": article, "outline": outline.model_dump(), "references": [r.model_dump() for r in references],

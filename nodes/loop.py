@@ -1,4 +1,4 @@
-"""Control nodes of the refinement loop (METHOD.md §4): the joins of every fan-out. They make no model calls;
+"""Control nodes of the refinement loop (docs/METHOD.md, "When the loop stops"): the joins of every fan-out. They make no model calls;
 the decisions themselves are pure functions in `llmxmr.core`."""
 
 from __future__ import annotations

@@ -32,12 +32,14 @@ class ModelCalls:
         candidate: int = 0,
         temperature: float | None = None,
         logprobs: bool = False,
+        schema: Any = None,
     ) -> CallResult | None:
-        """The result, or None when the model's output stayed malformed (recorded as a failure)."""
+        """The result, or None when the model's output stayed malformed (recorded as a failure). `schema`
+        replaces the stage's for this call (a subclass built for it, e.g. with the outline's section ids)."""
         try:
             return self.caller.call(
                 role=stage.role, stage=stage.name, unit=unit, messages=messages, meter=self.meter,
-                schema=stage.schema, max_tokens=output_tokens(self.settings, stage),
+                schema=schema or stage.schema, max_tokens=output_tokens(self.settings, stage),
                 temperature=self.settings.temperature if temperature is None else temperature,
                 candidate=candidate, logprobs=logprobs,
             )

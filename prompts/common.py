@@ -35,3 +35,10 @@ def _attr(text: str) -> str:
 
 def json_only(sketch: str) -> str:
     return f"Answer with one JSON object only, no prose, of this shape: {sketch}"
+
+
+def example_answer(example: str) -> str:
+    """A filled example built from the call's own material, placed last in the user message: it varies per
+    call, so it cannot sit in the shared system message; a small model copies what it sees, so what it may
+    copy is at least about this call (the format itself stays in the system message)."""
+    return f"Example answer for this material: {example}"

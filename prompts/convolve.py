@@ -20,8 +20,9 @@ def merge_suggestions(outline_text: str, scored: list[tuple[str, float | None, s
         for i, (text, s, why) in enumerate(scored)
     )
     user = f"Outline:\n{outline_text}\n\n{items}"
-    return messages("merge_suggestions", MERGE_SYSTEM, user, answer=json_only('{"suggestion": "<the merged suggestion>"}'),
-                    language=language)
+    return messages("merge_suggestions", MERGE_SYSTEM, user, answer=json_only(
+        '{"suggestion": "Merge the two chapters on caching into one, and add a subsection comparing eviction '
+        'policies by hit rate."} (an example: write the merged suggestion)'), language=language)
 
 
 EDIT_SYSTEM = f"""You apply a suggestion to a survey outline by returning edits. Each outline line starts with
@@ -43,7 +44,8 @@ def modify_edits(outline_text: str, suggestion: str, *, named: str = "", languag
     described = f"Sections the suggestion names:\n{named}\n\n" if named else ""
     user = f"Outline:\n{outline_text}\n\n{described}Suggestion:\n{suggestion}"
     return messages("modify", EDIT_SYSTEM, user, language=language, answer=json_only(
-        '{"edits": [{"op": "retitle", "section_id": "s2", "title": "<new title>"}]} (at most 12 edits)'))
+        '{"edits": [{"op": "retitle", "section_id": "a2", "title": "Concurrent and incremental marking"}]} '
+        "(an example: use the section ids in brackets in the outline above; at most 12 edits)"))
 
 
 REWRITE_SYSTEM = f"""You apply a suggestion to a survey outline and return the whole improved outline.

@@ -28,8 +28,9 @@ def judge_criterion(criterion: str, title: str, heading: str, body: str, *, lang
     text = ARTICLE_CRITERIA.get(criterion) or SECTION_CRITERIA[criterion]
     where = f"Section: {heading}\n\n" if heading else ""
     user = f"Survey title: {title}\n\n{where}{body}"
-    return messages("eval_judge", SYSTEM.format(criterion=text), user, language=language,
-                    answer=json_only('{"rationale": "<strengths and weaknesses>", "score": 7}'))
+    return messages("eval_judge", SYSTEM.format(criterion=text), user, language=language, answer=json_only(
+        '{"rationale": "Sections follow the topic in a sensible order, but two repeat each other and few claims '
+        'are compared.", "score": 7}'))
 
 
 CLAIMS_SYSTEM = """You list the distinct factual claims a survey section makes: each one short, self-contained

@@ -14,5 +14,6 @@ def feedback(outline_text: str, merged_digest: str, suggestions: list[str], *, l
     sugg = "\n".join(f"- {s}" for s in suggestions if s.strip()) or "- (none)"
     user = (f"Outline:\n{outline_text}\n\nContent of the group's papers by section:\n{merged_digest}\n\n"
             f"Suggestions of the papers:\n{sugg}")
-    return messages("feedback", SYSTEM, user, language=language,
-                    answer=json_only('{"suggestion": "<one concrete outline change, with [@paper-id]>"}'))
+    return messages("feedback", SYSTEM, user, language=language, answer=json_only(
+        '{"suggestion": "Add a subsection on eviction under memory pressure, which two papers measure [@paper-id]."} '
+        "(an example: write one change for this outline)"))

@@ -11,4 +11,5 @@ Every paper number must appear in exactly one topic. Papers on the same theme go
 def group_papers(topic: str, titles: list[str], *, language: str = "en"):
     listing = "\n".join(f"{i + 1}. {t}" for i, t in enumerate(titles))
     return messages("group", SYSTEM.format(topic=topic), document_block("paper-titles", "Papers", listing),
-                    answer=json_only('{"topics": [{"name": "<topic name>", "papers": [1, 4]}]}'), language=language)
+                    answer=json_only('{"topics": [{"name": "Cache eviction policies", "papers": [1, 4]}]} '
+                                     "(an example: name the topics of these papers)"), language=language)

@@ -16,5 +16,7 @@ NUMBER = "Give your reasoning first, then a score from 0 to 10."
 
 def judge(outline_text: str, *, digit: bool, language: str = "en"):
     system = f"You judge survey outlines.\n{RUBRIC}\n{DIGIT if digit else NUMBER}"
-    shape = '{"rationale": "<strengths and weaknesses>", "score": 7}' if digit else '{"rationale": "<strengths and weaknesses>", "score": 7.5}'
+    why = ("Clear pipeline order, but chapters 2 and 4 overlap on caching and the analysis descriptions "
+           "name no trade-offs.")  # a filled example rationale, not a <placeholder> to copy
+    shape = f'{{"rationale": "{why}", "score": 7}}' if digit else f'{{"rationale": "{why}", "score": 7.5}}'
     return messages("judge", system, f"Outline:\n{outline_text}", answer=json_only(shape), language=language)

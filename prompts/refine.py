@@ -12,5 +12,6 @@ concrete suggestion that fixes them. Name every section it changes by its id, e.
 def critique(outline_text: str, score: float | None, rationale: str, *, language: str = "en"):
     s = "n/a" if score is None else f"{score:.1f}/10"
     user = f"Outline:\n{outline_text}\n\nJudge score: {s}\nJudge rationale: {rationale or '(none)'}"
-    return messages("critique", SYSTEM, user, answer=json_only('{"suggestion": "<one concrete outline change>"}'),
-                    language=language)
+    return messages("critique", SYSTEM, user, answer=json_only(
+        '{"suggestion": "Move the benchmark comparison into its own chapter after the methods chapters."} '
+        "(an example: write one concrete change for this outline)"), language=language)

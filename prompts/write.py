@@ -36,4 +36,5 @@ attached to one section by its id in brackets, e.g. [s3]."""
 
 def charts(outline_text: str, *, language: str = "en"):
     return messages("charts", CHARTS_SYSTEM, f"Outline:\n{outline_text}", language=language, answer=json_only(
-        '{"charts": [{"section_id": "s3", "caption": "<caption>", "mermaid": "graph TD; A-->B"}]}'))
+        '{"charts": [{"section_id": "a2", "caption": "How a request flows through the cache tiers", '
+        '"mermaid": "graph TD; Client-->L1; L1-->L2; L2-->Disk"}]} (an example: use the section ids of this article)'))

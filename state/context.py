@@ -8,6 +8,8 @@ Fields whose default depends on the mode default to None and are filled in by `r
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -63,7 +65,10 @@ class Context:
     max_concurrency: int = _f(8, "Model calls in flight at once (LangGraph max_concurrency).")
     context_window: int | None = _f(None, "Input budget in tokens of one call; defaults per model (8192 for local).")
     max_output_tokens: int | None = _f(None, "Largest completion of one call in tokens; defaults per model.")
-    request_timeout: float | None = _f(None, "Seconds before one model request times out; defaults per model.")
+    request_timeout: float | None = _f(
+        None, "Seconds before one model request times out, counted from when it is sent; defaults per model. "
+        "The embedded local/gguf server is asked after this long whether it is still working on the request: it is "
+        "given up only when the server says it works on nothing.")
     temperature: float = _f(0.0, "Temperature of ordinary calls.")
     candidate_temperature: float = _f(0.7, "Temperature of best-of candidates (identical prompts at 0 give identical answers).")
     max_total_tokens: int | None = _f(None, "Budget: prompt + completion tokens of the whole run (None = unlimited).")
@@ -93,6 +98,15 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
         refine_rounds=3, best_of=3, epsilon=0.1, patience=2, entropy_lambda=0.7, digest_input="notes",
         charts=False, verify_citations=True,
     ),
+}
+
+
+_CONTEXT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Context)}
+# Examples for the settings whose default is None in every mode (no limit, per model, inherited).
+_EXAMPLES: dict[str, Any] = {
+    "base_url": "http://localhost:8000/v1", "context_window": 8192, "max_output_tokens": 1024,
+    "request_timeout": 300, "max_total_tokens": 2000000, "max_calls": 500, "requests_per_minute": 60,
+    "tokens_per_minute": 200000, **{f"{r}_model": "local" for r in ("reader", "planner", "judge", "writer", "verifier")},
 }
 
 
@@ -170,6 +184,35 @@ def context_help() -> list[tuple[str, str, str]]:
     return out
 
 
+# What a setting whose default is None in both modes means, for `llmxmr settings`.
+_NONE_MEANS: dict[str, str] = {
+    "base_url": "none (OpenAI's API)",
+    **{f"{r}_model": "= model" for r in ("reader", "planner", "judge", "writer")},
+    "verifier_model": "= judge_model",
+    "context_window": "per model: local/gguf 4096, openai 128000, google_genai 1000000",
+    "max_output_tokens": "per model: local/gguf 1024, openai 16384, google_genai 8192",
+    "request_timeout": "per model: openai and google_genai 120 s; local/gguf 180 s between checks that the server still works",
+    **{k: "unlimited" for k in ("max_total_tokens", "max_calls", "requests_per_minute", "tokens_per_minute")},
+}
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (bool, type(None))) else str(value)
+
+
+def effective_defaults() -> list[tuple[str, str, str, str]]:
+    """(name, default in mode=default, default in mode=reference, description) of every setting: what a
+    run uses when the setting is not given, never a bare None."""
+    rows = []
+    for f in fields(Context):
+        values = [MODE_DEFAULTS[mode].get(f.name, f.default) for mode in ("default", "reference")]
+        shown = [_NONE_MEANS.get(f.name, "none") if v is None else _shown(v) for v in values]
+        if f.name == "mode":
+            shown = ["default", "reference"]
+        rows.append((f.name, shown[0], shown[1], f.metadata.get("description", "")))
+    return rows
+
+
 def resolve_settings(context: Context | dict[str, Any] | None) -> Settings:
     """Fill mode-dependent defaults and role models; validate ranges."""
     if context is None:
@@ -182,8 +225,8 @@ def resolve_settings(context: Context | dict[str, Any] | None) -> Settings:
             raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; valid names: {', '.join(CONTEXT_FIELDS)}")
         values = dataclasses.asdict(Context(**context))
     mode = values["mode"]
-    if mode not in MODE_DEFAULTS:
-        raise SettingsError(f"mode must be 'default' or 'reference', not {mode!r}")
+    if not isinstance(mode, str) or mode not in MODE_DEFAULTS:
+        raise SettingsError(f"mode must be 'default' or 'reference', not {mode!r}. Fix: --mode default")
     for key, default in MODE_DEFAULTS[mode].items():
         if values.get(key) is None:
             values[key] = default
@@ -215,18 +258,29 @@ def _range_text(low: float, high: float | None, optional: bool) -> str:
     return text + (" (or None: no limit / the model's default)" if optional else "")
 
 
+def setting_fix(key: str) -> str:
+    """The fix of a bad value: the setting with a valid example (its default where it has one)."""
+    example = MODE_DEFAULTS["default"].get(key, _CONTEXT_DEFAULTS.get(key))
+    if example is None:
+        example = _EXAMPLES.get(key, 1)
+    shown = json.dumps(example) if not isinstance(example, str) else example
+    return f"Fix: e.g. --set {key}={shown} (`llmxmr settings` lists every setting)"
+
+
 def _check_number(key: str, value: Any, low: float, high: float | None, optional: bool, integer: bool) -> None:
     if value is None and optional:
         return
     kind = "a whole number" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
-        raise SettingsError(f"{key} must be {kind} {_range_text(low, high, optional)}, not {value!r}")
+    fix = setting_fix(key)
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or (integer and not float(value).is_integer())):
+        raise SettingsError(f"{key} must be {kind} {_range_text(low, high, optional)}, not {value!r}. {fix}")
     if value < low or (high is not None and value > high):
         if low == 1 and high is None and not optional:
-            raise SettingsError(f"{key} must be at least 1, not {value}")
+            raise SettingsError(f"{key} must be at least 1, not {value}. {fix}")
         if low == 0 and high is None:
-            raise SettingsError(f"{key} must not be negative, not {value}")
-        raise SettingsError(f"{key} must be {_range_text(low, high, optional)}, not {value!r}")
+            raise SettingsError(f"{key} must not be negative, not {value}. {fix}")
+        raise SettingsError(f"{key} must be {_range_text(low, high, optional)}, not {value!r}. {fix}")
 
 
 def check_base_url(value: Any) -> None:
@@ -278,7 +332,8 @@ def check_ranges(values: dict[str, Any]) -> None:
     if values.get("request_timeout") is not None:
         _check_number("request_timeout", values["request_timeout"], 0.001, None, True, integer=False)
     if "digest_input" in values and values["digest_input"] not in ("fulltext", "notes"):
-        raise SettingsError(f"digest_input must be 'fulltext' or 'notes', not {values.get('digest_input')!r}")
+        raise SettingsError(f"digest_input must be 'fulltext' or 'notes', not {values.get('digest_input')!r}. "
+                            + setting_fix("digest_input"))
     check_base_url(values.get("base_url"))
     if values.get("batch_poll_seconds") is not None:
         _check_number("batch_poll_seconds", values["batch_poll_seconds"], 0.0, None, False, integer=False)
@@ -314,7 +369,7 @@ def _settings(values: dict[str, Any]) -> Settings:
     except ValidationError as exc:  # one line naming the field, not pydantic's multi-line report
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ()))
-        raise SettingsError(f"{where}: {err.get('msg')} (got {err.get('input')!r})") from None
+        raise SettingsError(f"{where}: {err.get('msg')} (got {err.get('input')!r}). {setting_fix(where)}") from None
 
 
 def parse_setting_value(raw: str) -> Any:

@@ -143,3 +143,16 @@ class StageUsage(BaseModel):
     # Of the tokens above, those of Batch API answers (billed at the batch price: half, at OpenAI and Gemini).
     batched_prompt_tokens: int = 0
     batched_completion_tokens: int = 0
+
+
+class InFlightLimit(BaseModel):
+    """A model's adaptive in-flight limit over a run (llmxmr.models.adaptive): where it started (the server's
+    parallel slots where reported, else max_concurrency), its ceiling, where it settled, its lowest point,
+    and how often time-outs, 429s or 503s lowered it and sustained successes raised it."""
+
+    start: int
+    max: int
+    settled: int
+    lowest: int
+    decreases: int = 0
+    increases: int = 0

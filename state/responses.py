@@ -7,9 +7,10 @@ explicit levels instead of a recursive model because grammar compilers handle `$
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, create_model
 
 SHORT = 200
 MEDIUM = 500
@@ -45,8 +46,13 @@ class Topics(BaseModel):
     topics: Annotated[list[Topic], _cut(60)] = Field(max_length=60)
 
 
+# Titles must not be empty: on the wire only (a grammar-constrained decoder cannot answer ""); a model that
+# does anyway is handled where the outline is built, as before.
+_NON_EMPTY = {"minLength": 1}
+
+
 class LeafDraft(BaseModel):
-    title: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT)
+    title: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT, json_schema_extra=_NON_EMPTY)
     construction: Annotated[str, _cut(MEDIUM)] = Field(default="", max_length=MEDIUM)
     analysis: Annotated[str, _cut(MEDIUM)] = Field(default="", max_length=MEDIUM)
 
@@ -62,7 +68,7 @@ class SectionDraft(LeafDraft):
 class OutlineDraft(BaseModel):
     """skeleton / merge_skeleton / reference modify: a whole outline without ids."""
 
-    title: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT)
+    title: Annotated[str, _cut(SHORT)] = Field(max_length=SHORT, json_schema_extra=_NON_EMPTY)
     sections: Annotated[list[SectionDraft], _cut(10)] = Field(max_length=10)
 
 
@@ -76,6 +82,17 @@ class DigestReply(BaseModel):
 
     sections: Annotated[list[SectionContent], _cut(12)] = Field(default_factory=list, max_length=12)
     suggestion: Annotated[str, _cut(LONG)] = Field(default="", max_length=LONG)
+
+
+@functools.lru_cache(maxsize=256)
+def digest_reply_for(section_ids: tuple[str, ...]) -> type[DigestReply]:
+    """DigestReply for one outline: the wire schema lists the outline's real section ids as an `enum`, so a
+    grammar-constrained decoder (llama.cpp, vLLM) cannot name a section that does not exist. Parsing stays
+    as lenient as DigestReply's: an unknown id that still arrives is dropped and recorded by the digest step."""
+    item = create_model("SectionContent", __base__=SectionContent, section_id=(
+        Annotated[str, _cut(16)], Field(max_length=16, json_schema_extra={"enum": list(section_ids)})))
+    return create_model("DigestReply", __base__=DigestReply, sections=(
+        Annotated[list[item], _cut(12)], Field(default_factory=list, max_length=12)))  # type: ignore[valid-type]
 
 
 class SuggestionReply(BaseModel):

@@ -43,3 +43,40 @@ def test_rerun_resumes_on_the_new_base_url_then_reports_the_finished_thread(tmp_
     with scripted_server() as idle:  # finished: its outputs are written again without a model call
         assert run(idle.base_url) == 0
         assert idle.chat_requests == []
+
+
+def test_a_changed_title_is_a_new_run_not_the_old_article(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, topic in enumerate(("locks guard shared state", "queues pass work between threads")):
+        (folder / f"d{i}.md").write_text(f"# Doc {i}\n\nThis document explains how {topic}.\n")
+    out = tmp_path / "out"
+    with scripted_server() as server:
+        for title in ("Concurrency primitives", "Threads in practice"):
+            assert cli.main(["run", str(folder), "-o", str(out), "--title", title, "--model", "openai:scripted",
+                             "--base-url", server.base_url, *TINY]) == 0
+            assert (out / "survey.md").read_text().startswith(f"# {title}")
+    assert "already complete" not in capsys.readouterr().err
+
+
+def test_plan_prints_to_stdout_and_lists_skipped_files(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a.md").write_text("One document about locks.\n")
+    (tmp_path / "empty.md").write_text("")
+    (tmp_path / "notes.xyz").write_text("x")
+    assert cli.main(["plan", str(tmp_path), "--title", "T"]) == 0
+    captured = capsys.readouterr()
+    assert "plan: T (1 paper," in captured.out and "1 papers" not in captured.out
+    assert "skipped empty.md: empty document" in captured.out and "skipped notes.xyz" in captured.out
+    assert captured.err == ""
+
+
+def test_settings_shows_every_default_per_mode(capsys) -> None:
+    from llmxmr.state.context import CONTEXT_FIELDS, effective_defaults
+
+    rows = effective_defaults()
+    assert [r[0] for r in rows] == list(CONTEXT_FIELDS)
+    assert all(value and value != "None" for _, *values, _ in rows for value in values)
+    assert ("max_blocks", "3", "1") == rows[CONTEXT_FIELDS.index("max_blocks")][:3]
+    assert cli.main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "mode=reference" in out and "unlimited" in out and "= model" in out

@@ -64,7 +64,7 @@ def test_fingerprint_ignores_links_out_and_hidden_folders(linked: Path) -> None:
 
 def test_plan_lists_every_skipped_entry(linked: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["plan", str(linked), "--model", "openai:x"]) == 0
-    err = " ".join(capsys.readouterr().err.split())
+    err = " ".join(capsys.readouterr().out.split())  # the plan, skips included, is the output: stdout
     for name in ("passwd.txt", "elsewhere", "gone.md", "loop.md", "loop2.md", "inside.md"):
         assert f"skipped {name}:" in err
     assert "outside the corpus folder" in err

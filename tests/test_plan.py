@@ -83,7 +83,7 @@ def test_money_and_minimum() -> None:
 
 def test_plan_command_prints_stages_and_money(capsys: pytest.CaptureFixture) -> None:
     code = cli.main(["plan", str(CORPUS), "--set", "max_blocks=1", "--price-in", "0.15", "--price-out", "0.6"])
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out  # the plan is the output: stdout
     assert code == 0
     for word in ("map", "digest", "judge", "write_section", "total", "$", "4 papers"):
         assert word in err

@@ -4,6 +4,9 @@ outline, references and the run report; the module-level graph has neither check
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from llmxmr import Context, build_graph
 from llmxmr.export import check_article
@@ -40,3 +43,19 @@ def test_module_level_graphs_have_no_checkpointer_and_no_store() -> None:
 
     for g in (graph, writer_graph):
         assert g.checkpointer is None and g.store is None
+
+
+def test_readme_snippet_without_a_key_fails_at_once_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "from code" snippet with no OPENAI_API_KEY: the provider's message at the first step,
+    before any task fans out, and a short traceback (issue 15)."""
+    import traceback
+
+    from llmxmr import Context, build_graph
+    from llmxmr.models.errors import ModelSetupError
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    corpus = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
+    with pytest.raises(ModelSetupError, match=r"^model 'openai:gpt-4.1-mini' needs an API key: set OPENAI_API_KEY") as info:
+        build_graph().invoke({"corpus_path": str(corpus)}, context=Context(model="openai:gpt-4.1-mini", max_blocks=2))
+    frames = traceback.extract_tb(info.value.__traceback__)
+    assert frames[-1].name == "check_credentials" and len(frames) < 12

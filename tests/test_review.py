@@ -217,8 +217,11 @@ def test_cli_without_a_terminal_stops_with_the_resume_command_which_reads_the_ed
         assert (out / REVIEW_JSON).is_file() and (out / REVIEW_MD).is_file()
         assert not (out / "survey.md").exists()
         # The run's artifacts are already there for a person following it.
-        assert (out / "outline-b0.md").is_file() and (out / "outline-b1.md").is_file()
-        assert json.loads((out / "entropy.json").read_text())[-1]["kind"] == "final"
+        # (how many blocks run depends on the scripted scores, which follow the prompts' text: every block's file)
+        history = json.loads((out / "entropy.json").read_text())
+        assert history[-1]["kind"] == "final"
+        blocks = {r["block"] for r in history if isinstance(r.get("block"), int)}
+        assert 0 in blocks and all((out / f"outline-b{b}.md").is_file() for b in blocks)
         match = re.search(r"^\s*(llmxmr resume \S+ --db \S+ -o \S+)\s*$", first.stderr, re.M)
         assert match, first.stderr
         _retitle_file(out, "Edited on disk")

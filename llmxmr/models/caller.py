@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 import threading
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 from llmxmr import run_store
 from llmxmr.core.entropy import compact_logprobs
 from llmxmr.corpus import clean_text
+from llmxmr.models.adaptive import AdaptiveLimit
 from llmxmr.models.errors import (
     BudgetExceededError,
     ContextOverflowError,
@@ -40,10 +42,16 @@ from llmxmr.models.metering import (  # noqa: F401 - re-exported for callers and
     TokenRateLimiter,
     UsageMeter,
     _in_flight,
+    sending,
     server_slots,
     wait_for_requests_in_flight,
 )
-from llmxmr.models.providers import TOP_LOGPROBS, bind_for, schema_json  # noqa: F401 - TOP_LOGPROBS re-exported
+from llmxmr.models.providers import (  # noqa: F401 - TOP_LOGPROBS re-exported
+    TOP_LOGPROBS,
+    bind_for,
+    provider_of,
+    schema_json,
+)
 from llmxmr.models.specs import ModelSpec
 from llmxmr.models.tokens import count_tokens, truncate_to_tokens
 from llmxmr.stages import ROLES
@@ -60,6 +68,7 @@ REPAIR_ECHO_TOKENS = 300  # how much of a bad answer is shown back to the model
 # (a broken or hostile one): a token is 3-5 characters of English, so honest answers stay far below.
 ANSWER_CHARS_PER_TOKEN = 16
 _sleep = time.sleep  # module-level so tests can observe waits without waiting
+log = logging.getLogger("llmxmr")  # retries and back-offs, as they happen (the CLI prints them unless -q)
 
 
 
@@ -156,6 +165,41 @@ class ModelCaller:
         self._limits_lock = threading.Lock()
         self._inflight: dict[str, threading.Lock] = {}  # one paid request per key at a time (single flight)
         self._inflight_lock = threading.Lock()
+        self._adaptive: dict[str, AdaptiveLimit] = {}  # per model spec: requests in flight, adapted (AIMD)
+
+    def in_flight_limit(self, spec: str) -> AdaptiveLimit:
+        """The model's adaptive in-flight limit: it starts at the server's parallel slots where the server
+        reports them (else max_concurrency), or at the limit a stopped run had settled at."""
+        with self._limits_lock:
+            if spec not in self._adaptive:
+                ceiling = self.settings.max_concurrency
+                slots = self._server_slots(spec)
+                if slots is not None:
+                    ceiling = min(ceiling, slots)
+                saved = run_store.get_concurrency(self.store, self.run_id).get(spec) if self.run_id else None
+                start = min(ceiling, int(saved["settled"])) if saved and saved.get("max") == ceiling else ceiling
+                self._adaptive[spec] = AdaptiveLimit(start, ceiling, on_change=lambda _: self._save_concurrency())
+            return self._adaptive[spec]
+
+    def _server_slots(self, spec: str) -> int | None:
+        if self._injected is not None:  # injected chat models (tests, a parent agent): no server to ask
+            return None
+        try:
+            parsed = ModelSpec.parse(spec)
+            return provider_of(parsed).parallel_slots(parsed, self.settings)
+        except Exception:  # a bad spec fails at its first call, with its own message
+            return None
+
+    def concurrency_report(self) -> dict[str, dict[str, int]]:
+        with self._limits_lock:
+            return {spec: limit.report() for spec, limit in self._adaptive.items()}
+
+    def _save_concurrency(self) -> None:
+        if self.run_id is None:
+            return
+        saved = run_store.get_concurrency(self.store, self.run_id)
+        saved.update(self.concurrency_report())
+        run_store.put_concurrency(self.store, self.run_id, saved)
 
     def _limiters(self, spec: str) -> tuple[RateLimiter, TokenRateLimiter]:
         with self._limits_lock:
@@ -412,64 +456,128 @@ class ModelCaller:
                  meter: UsageMeter, logprobs: bool, max_tokens: int = 0) -> _Reply:
         deadline = time.monotonic() + TOTAL_DEADLINE
         requests, tokens = self._limiters(spec)
+        limit = self.in_flight_limit(spec)
         estimate = _count_messages(messages) + max_tokens if self.settings.tokens_per_minute else 0
+        timed_out: list[float] = []  # how long each attempt that timed out ran
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if self.budget_check is not None:
                 self.budget_check()  # raises BudgetExceededError before money is spent
-            requests.acquire()
-            tokens.acquire(estimate)
-            meter.add(stage, calls=1, retries=1 if attempt > 1 else 0)
-            # Counted now (parallel requests see it); written with the answer's tokens, or now under a call budget.
-            self._spend(calls=1, persist=self.settings.max_calls is not None)
-            try:
-                slot = server_slots(spec)
-                if slot is None:
-                    message = bound.invoke(messages)
+            # The request waits for its slot before it is sent: its time-out counts the server's work, not
+            # the time spent behind our own other requests. Rate limits pace it when it is about to go.
+            with limit.slot() as sent_in:
+                requests.acquire()
+                tokens.acquire(estimate)
+                meter.add(stage, calls=1, retries=1 if attempt > 1 else 0)
+                # Counted now (parallel requests see it); written with the answer's tokens, or now under a call budget.
+                self._spend(calls=1, persist=self.settings.max_calls is not None)
+                started = time.monotonic()
+                try:
+                    slot = server_slots(spec)
+                    with sending():
+                        if slot is None:
+                            message = bound.invoke(messages)
+                        else:
+                            with slot:
+                                message = self._invoke_embedded(bound, messages, spec)
+                except openai.LengthFinishReasonError as exc:  # a parse-path binding (response_format=) raises on length stops
+                    limit.success()
+                    return self._reply_from_completion(exc.completion, "length", messages, logprobs)
+                except openai.ContentFilterFinishReasonError as exc:
+                    limit.success()
+                    return self._reply_from_completion(exc.completion, "content_filter", messages, logprobs)
+                except BudgetExceededError:
+                    raise
+                except Exception as exc:
+                    failure = exc
+                    ran = time.monotonic() - started
                 else:
-                    with slot:
-                        message = bound.invoke(messages)
-            except openai.LengthFinishReasonError as exc:  # a parse-path binding (response_format=) raises on length stops
-                return self._reply_from_completion(exc.completion, "length", messages, logprobs)
-            except openai.ContentFilterFinishReasonError as exc:
-                return self._reply_from_completion(exc.completion, "content_filter", messages, logprobs)
-            except BudgetExceededError:
-                raise
-            except Exception as exc:
-                kind, retryable, after = classify(exc)
-                where = f"model {spec} (role {role}, stage {stage})"
-                if kind == "context_overflow":
-                    raise ContextOverflowError(
-                        f"{where}: the prompt does not fit the model's context window: {_short(exc)}. Fix: set "
-                        "context_window (--set context_window=N) to the server's real per-request context, or "
-                        "use a model with a larger context") from exc
-                status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
-                status = status if isinstance(status, int) else None
-                if not retryable:
-                    fix = _FIXES.get(kind, "see the error above")
-                    meter.fail(stage, unit, "provider_error", f"{kind}: {_short(exc)}")
-                    raise ProviderError(f"{kind} error from {where}: {_short(exc)}. Fix: {fix}",
-                                        status=status, retryable=False) from exc
-                wait = min(after, RETRY_AFTER_CAP) if after is not None else _backoff(attempt)
-                if attempt == MAX_ATTEMPTS or time.monotonic() + wait > deadline:
-                    meter.fail(stage, unit, "provider_error", f"{kind}: {_short(exc)}")
-                    raise ProviderError(
-                        f"{kind} error from {where} persisted after {attempt} attempts: {_short(exc)}. "
-                        "Fix: retry later, or lower max_concurrency / requests_per_minute",
-                        status=status, retryable=True) from exc
-                _sleep(wait)
-                continue
-            usage = message.usage_metadata or {}
-            text = _content_text(message)
-            lp = (message.response_metadata.get("logprobs") or {}).get("content") if logprobs else None
-            reply = _Reply(text=text, logprobs=lp,
-                           prompt_tokens=int(usage.get("input_tokens") or _count_messages(messages)),
-                           completion_tokens=int(usage.get("output_tokens") or count_tokens(text)),
-                           finish_reason=_finish_reason(message), cache_read_tokens=cache_read_tokens(usage),
-                           reported_model=(message.response_metadata or {}).get("model_name")
-                           or (message.response_metadata or {}).get("model"))
-            tokens.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
-            return reply
-        raise AssertionError("unreachable")
+                    failure = None
+            if failure is None:
+                limit.success()
+                break
+            exc = failure
+            kind, retryable, after = classify(exc)
+            where = f"model {spec} (role {role}, stage {stage})"
+            if kind == "context_overflow":
+                raise ContextOverflowError(
+                    f"{where}: the prompt does not fit the model's context window: {_short(exc)}. Fix: set "
+                    "context_window (--set context_window=N) to the server's real per-request context, or "
+                    "use a model with a larger context") from exc
+            status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+            status = status if isinstance(status, int) else None
+            if not retryable:
+                fix = _FIXES.get(kind, "see the error above")
+                meter.fail(stage, unit, "provider_error", f"{kind}: {_short(exc)}")
+                raise ProviderError(f"{kind} error from {where}: {_short(exc)}. Fix: {fix}",
+                                    status=status, retryable=False) from exc
+            if kind == "timeout":
+                timed_out.append(ran)
+            lowered = (kind in ("timeout", "rate_limit") or status == 503) and limit.congestion(sent_in)
+            wait = min(after, RETRY_AFTER_CAP) if after is not None else _backoff(attempt)
+            if attempt == MAX_ATTEMPTS or time.monotonic() + wait > deadline:
+                meter.fail(stage, unit, "provider_error", f"{kind}: {_short(exc)}")
+                raise ProviderError(self._gave_up(kind, where, spec, attempt, exc, timed_out, limit),
+                                    status=status, retryable=True) from exc
+            log.warning("%s: %s (attempt %d of %d); retrying in %.1f s%s", where, _retry_reason(kind, exc),
+                        attempt, MAX_ATTEMPTS, wait,
+                        f"; in-flight limit lowered to {limit.limit}" if lowered else "")
+            _sleep(wait)
+        usage = message.usage_metadata or {}
+        text = _content_text(message)
+        lp = (message.response_metadata.get("logprobs") or {}).get("content") if logprobs else None
+        reply = _Reply(text=text, logprobs=lp,
+                       prompt_tokens=int(usage.get("input_tokens") or _count_messages(messages)),
+                       completion_tokens=int(usage.get("output_tokens") or count_tokens(text)),
+                       finish_reason=_finish_reason(message), cache_read_tokens=cache_read_tokens(usage),
+                       reported_model=(message.response_metadata or {}).get("model_name")
+                       or (message.response_metadata or {}).get("model"))
+        tokens.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
+        return reply
+
+    def _invoke_embedded(self, bound: Any, messages: list[BaseMessage], spec: str) -> BaseMessage:
+        """A request to the embedded server: its client has no read time-out, and a request is given up only
+        when the server, asked every request_timeout seconds, says it is working on nothing."""
+        from llmxmr.models.local_server import invoke_while_busy, slots_busy
+
+        base = getattr(getattr(bound, "bound", bound), "openai_api_base", None)
+        if not base:  # an injected chat model (tests): no server to ask
+            return bound.invoke(messages)
+        return invoke_while_busy(lambda: bound.invoke(messages), self._timeout_of(spec) or 180.0,
+                                 lambda: slots_busy(base))
+
+    def _gave_up(self, kind: str, where: str, spec: str, attempts: int, exc: BaseException,
+                 timed_out: list[float], limit: AdaptiveLimit) -> str:
+        """The message of a retryable error that persisted: what to change, not only what happened."""
+        if kind == "connection":
+            endpoint = self._endpoint(spec) or "the model's server"
+            local = endpoint.startswith("the embedded")
+            fix = ("reinstall the package (pip install xllamacpp) and run again" if local else
+                   "is the server running, is `--base-url` right?" if self.settings.base_url else
+                   "is the network up?")
+            return f"cannot reach {endpoint}: {_connection_reason(exc)}; {fix} ({where}, {attempts} attempts)"
+        if kind == "timeout" and timed_out:
+            timeout = self._timeout_of(spec)
+            ran = ", ".join(f"{t:.0f} s" for t in timed_out[-3:])
+            over = f"request_timeout={timeout:g} s" if timeout else "the request time-out"
+            return (f"timeout error from {where}: {len(timed_out)} of {attempts} attempts ran out of {over} "
+                    f"(the last ran {ran} without an answer, with at most {limit.limit} request(s) in flight). "
+                    f"Fix: --set request_timeout={max(60, 2 * (timeout or 60)):g} or more: the server needs longer "
+                    f"than {timeout or 0:g} s per request; --set max_concurrency=1 if it serves one request at a time")
+        return (f"{kind} error from {where} persisted after {attempts} attempts: {_short(exc)}. "
+                "Fix: retry later, or lower max_concurrency / requests_per_minute")
+
+    def _endpoint(self, spec: str) -> str | None:
+        try:
+            parsed = ModelSpec.parse(spec)
+            return provider_of(parsed).endpoint(parsed, self.settings)
+        except Exception:
+            return None
+
+    def _timeout_of(self, spec: str) -> float | None:
+        try:
+            return self.settings.request_timeout or ModelSpec.parse(spec).request_timeout
+        except Exception:
+            return self.settings.request_timeout
 
     @staticmethod
     def _reply_from_completion(completion: Any, reason: str, messages: list[BaseMessage], logprobs: bool) -> _Reply:
@@ -494,6 +602,25 @@ def cache_read_tokens(usage: Mapping[str, Any]) -> int:
     return sum(int(v or 0) for k, v in details.items() if k == "cache_read" or k.endswith("_cache_read"))
 
 
+def _connection_reason(exc: BaseException) -> str:
+    """"connection refused", "name or service not known", ...: the operating system's words, where given."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 8:
+        seen.append(cur)
+        if isinstance(cur, OSError) and cur.strerror:
+            return cur.strerror.lower()
+        cur = cur.__cause__ or cur.__context__
+    text = " ".join(" ".join(str(e).split()) for e in seen[1:] or seen)
+    match = re.search(r"\[Errno -?\d+\] ([^\]'\"]+)", text)
+    return match.group(1).strip().lower() if match else (_short(seen[-1], 120).rstrip(".").lower() or "no answer")
+
+
+def _retry_reason(kind: str, exc: BaseException) -> str:
+    return {"timeout": "timed out", "rate_limit": "rate limited (429)",
+            "connection": f"connection failed ({_connection_reason(exc)})"}.get(kind, f"{kind} error: {_short(exc, 120)}")
+
+
 def _to_last_sentence(text: str) -> str:
     cut = max(text.rfind(". "), text.rfind(".\n"), text.rfind("]."), text.rstrip().rfind("."))
     return text[: cut + 1].rstrip() if cut > 0 else text.rstrip()
@@ -513,4 +640,5 @@ _URL_PASSWORD = re.compile(r"(//[^/\s:@]*):[^@\s/]*@")
 
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = _URL_PASSWORD.sub(r"\1:***@", " ".join(str(exc).split()))  # a base URL's password is never shown
+    text = text.rstrip(".")  # messages add their own full stop ("Request timed out.. Fix" otherwise)
     return text if len(text) <= limit else text[: limit - 3] + "..."

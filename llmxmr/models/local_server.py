@@ -95,3 +95,48 @@ def stop_all() -> None:
     """Drop the servers (xllamacpp stops a server when the object is released)."""
     with _lock:
         _servers.clear()
+
+
+def slots_busy(base_url: str) -> bool | None:
+    """Whether the embedded server is working on a request now (llama.cpp's GET /slots, `is_processing`);
+    None when it cannot say."""
+    import httpx
+
+    root = base_url.rstrip("/")
+    root = root[: -len("/v1")] if root.endswith("/v1") else root
+    try:
+        resp = httpx.get(f"{root}/slots", timeout=10.0)
+        slots = resp.json() if resp.status_code == 200 else None
+    except Exception:
+        return None
+    if not isinstance(slots, list):
+        return None
+    return any(isinstance(s, dict) and s.get("is_processing") for s in slots)
+
+
+def invoke_while_busy(call: Any, timeout: float, busy: Any) -> Any:
+    """`call()`, waited for as long as the server is working: every `timeout` seconds without an answer the
+    server is asked (`busy()`), and only a server that says it works on nothing ends the wait with a
+    TimeoutError (the request was lost). A server that cannot say is trusted to be working: on a slow or
+    busy machine a request in progress is never thrown away and queued again."""
+    import contextvars
+
+    done = threading.Event()
+    box: dict[str, Any] = {}
+    context = contextvars.copy_context()  # the caller's callbacks and config follow the call
+
+    def run() -> None:
+        try:
+            box["value"] = context.run(call)
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="llmxmr-embedded-request", daemon=True).start()
+    while not done.wait(timeout):
+        if busy() is False:
+            raise TimeoutError(f"no answer after {timeout:g} s and the embedded server reports no request at work")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -148,6 +148,29 @@ def _in_flight() -> Iterator[None]:
             cap.release()
 
 
+_SENT = 0
+_SENT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def sending() -> Iterator[None]:
+    """Around one request on the wire (not while it waits for its slot or backs off): what progress shows."""
+    global _SENT
+    with _SENT_LOCK:
+        _SENT += 1
+    try:
+        yield
+    finally:
+        with _SENT_LOCK:
+            _SENT -= 1
+
+
+def requests_in_flight() -> int:
+    """Model requests of this process sent and waiting for their answer right now."""
+    with _SENT_LOCK:
+        return _SENT
+
+
 def wait_for_requests_in_flight(timeout: float) -> bool:
     """Wait until every request already sent has been answered and recorded (or failed).
 

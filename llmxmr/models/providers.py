@@ -71,6 +71,18 @@ class Provider(ABC):
         """Fail early when the model is known not to be served. By default nothing is asked: the embedded
         server answers any name, and google's listing needs its SDK."""
 
+    def check_credentials(self, spec: ModelSpec, settings: Settings) -> None:
+        """Raise ModelSetupError when the model needs an API key that is not set (checked when a run starts)."""
+
+    def parallel_slots(self, spec: ModelSpec, settings: Settings) -> int | None:
+        """How many requests the server works on at once, where it says so (None: unknown). The in-flight
+        limit of the model starts there and never goes above it: more requests would only queue."""
+        return None
+
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> str | None:
+        """The URL requests go to, for messages (None: the provider's SDK decides)."""
+        return None
+
     def preflight(self, spec: ModelSpec, settings: Settings) -> None:
         """What `llmxmr run` checks before any paid call (missing weights, a model the server does not serve);
         raises ModelSetupError or ProviderError."""
@@ -139,17 +151,30 @@ class OpenAIProvider(ChatOpenAIFamily):
     def make_client(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
         from langchain_openai import ChatOpenAI
 
+        self.check_credentials(spec, settings)
+        key = _key_for(settings.base_url, os.environ.get("OPENAI_API_KEY"))
+        return ChatOpenAI(model=spec.name, base_url=settings.base_url, api_key=key or "not-needed", max_retries=0,
+                          timeout=spec.request_timeout, use_responses_api=False)
+
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> str | None:
+        from llmxmr.state.context import redact_url
+
+        return redact_url(settings.base_url) or OPENAI_DEFAULT_BASE
+
+    def parallel_slots(self, spec: ModelSpec, settings: Settings) -> int | None:
+        if not settings.base_url:
+            return None
+        key = _key_for(settings.base_url, os.environ.get("OPENAI_API_KEY")) or "not-needed"
+        return _reported_slots(settings.base_url, key)
+
+    def check_credentials(self, spec: ModelSpec, settings: Settings) -> None:
         from llmxmr.models.errors import ModelSetupError
 
-        key = os.environ.get("OPENAI_API_KEY")
-        if not key and not settings.base_url:
+        if not os.environ.get("OPENAI_API_KEY") and not settings.base_url:
             raise ModelSetupError(
                 f"model {spec.raw!r} needs an API key: set OPENAI_API_KEY, or set base_url to an "
                 "OpenAI-compatible server (vLLM, Ollama, LM Studio)"
             )
-        key = _key_for(settings.base_url, key)
-        return ChatOpenAI(model=spec.name, base_url=settings.base_url, api_key=key or "not-needed", max_retries=0,
-                          timeout=spec.request_timeout, use_responses_api=False)
 
     def check_model_exists(self, spec: ModelSpec, settings: Settings) -> None:
         """Fail early when the server lists its models and ours is not among them."""
@@ -164,7 +189,13 @@ class OpenAIProvider(ChatOpenAIFamily):
             if resp.status_code != 200:
                 return
             names = [m.get("id") for m in resp.json().get("data", []) if isinstance(m, dict)]
-        except Exception:  # listing unsupported or unreachable: the first real call will tell
+        except httpx.ConnectError as exc:  # nothing listens there: say so now, not after five retries
+            from llmxmr.models.caller import _connection_reason
+            from llmxmr.state.context import redact_url
+
+            raise ProviderError(f"cannot reach {redact_url(base)}: {_connection_reason(exc)}; is the server "
+                                "running, is `--base-url` right?") from None
+        except Exception:  # listing unsupported, or slow: the first real call will tell
             return
         if names and spec.name not in names:
             shown = ", ".join(sorted(str(n) for n in names)[:30])
@@ -177,6 +208,22 @@ class OpenAIProvider(ChatOpenAIFamily):
     def preflight(self, spec: ModelSpec, settings: Settings) -> None:
         if settings.base_url:  # a server of the user's: ask it (OpenAI itself is left to the first call)
             self.check_model_exists(spec, settings)
+
+
+@functools.lru_cache(maxsize=32)
+def _reported_slots(base_url: str, key: str) -> int | None:
+    """llama.cpp's server reports its parallel slots at /props (`total_slots`); others answer 404 or
+    nothing, and then the limit starts at max_concurrency."""
+    import httpx
+
+    root = base_url.rstrip("/")
+    root = root[: -len("/v1")] if root.endswith("/v1") else root
+    try:
+        resp = httpx.get(f"{root}/props", headers={"Authorization": f"Bearer {key}"}, timeout=5.0)
+        slots = resp.json().get("total_slots") if resp.status_code == 200 else None
+    except Exception:  # not llama.cpp, or not reachable yet: the first call will tell
+        return None
+    return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots >= 1 else None
 
 
 class EmbeddedServer(ChatOpenAIFamily):
@@ -197,6 +244,12 @@ class EmbeddedServer(ChatOpenAIFamily):
         if not self.model_path(spec).is_file():  # the bundled weights raise their own install hint
             raise ModelSetupError(f"model {spec.raw!r}: no such file {spec.name}")
 
+    def parallel_slots(self, spec: ModelSpec, settings: Settings) -> int | None:
+        return LOCAL_PARALLEL
+
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> str | None:
+        return "the embedded llama.cpp server"
+
     def running_slot_ctx(self, spec: ModelSpec) -> int | None:
         from llmxmr.models.local_server import slot_context
 
@@ -207,6 +260,7 @@ class EmbeddedServer(ChatOpenAIFamily):
         return self.running_slot_ctx(spec) or settings.context_window or LOCAL_SLOT_CTX
 
     def make_client(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
+        import httpx
         from langchain_openai import ChatOpenAI
 
         from llmxmr.models.local_server import local_base_url
@@ -217,8 +271,13 @@ class EmbeddedServer(ChatOpenAIFamily):
         base_url = local_base_url(path, n_ctx=slot * LOCAL_PARALLEL, n_parallel=LOCAL_PARALLEL,
                                   threads=max(1, os.cpu_count() or 1))
         penalty = {} if self.frequency_penalty is None else {"frequency_penalty": self.frequency_penalty}
+        # No read time-out in the client: the server runs in this process and never gets more requests than
+        # it has slots (metering.server_slots), so a request it holds is being worked on, however slow the
+        # machine. The caller asks the server (/slots) every request_timeout seconds instead, and gives a
+        # request up only when the server works on nothing (issue 15: the busy-laptop demo).
+        timeout = httpx.Timeout(None, connect=30.0)
         return ChatOpenAI(model=path.stem, base_url=base_url, api_key="not-needed", max_retries=0,
-                          timeout=spec.request_timeout, use_responses_api=False, **penalty)
+                          timeout=timeout, use_responses_api=False, **penalty)
 
 
 class LocalProvider(EmbeddedServer):
@@ -278,9 +337,8 @@ class GoogleProvider(Provider):
     def make_client(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
         from llmxmr.models.errors import ModelSetupError
 
+        self.check_credentials(spec, settings)
         key = os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
-        if not key:
-            raise ModelSetupError(f"model {spec.raw!r} needs an API key: set GOOGLE_API_KEY")
         try:
             from langchain_google_genai import ChatGoogleGenerativeAI
         except ImportError as exc:
@@ -288,6 +346,12 @@ class GoogleProvider(Provider):
         # max_retries=1 means one attempt: the google SDK reads 0 as "use its default" (6).
         return ChatGoogleGenerativeAI(model=spec.name, google_api_key=key, max_retries=1,
                                       timeout=spec.request_timeout)
+
+    def check_credentials(self, spec: ModelSpec, settings: Settings) -> None:
+        from llmxmr.models.errors import ModelSetupError
+
+        if not (os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")):
+            raise ModelSetupError(f"model {spec.raw!r} needs an API key: set GOOGLE_API_KEY")
 
     def owns(self, model: BaseChatModel) -> bool:
         try:

@@ -8,6 +8,12 @@ The responder receives the request JSON and returns either a reply
 (with "cached_tokens": n, the usage reports them as OpenAI does: `prompt_tokens_details.cached_tokens`)
 or a fault {"status": 429, "headers": {...}, "body": {...}}, or {"drop": True} (close the connection);
 any of them may carry "delay": seconds (sleep first).
+
+With `slots=N` the server works on at most N chat requests at once, like llama.cpp's server with N parallel
+slots: a reply's "delay" is then the work done inside a slot, the others queue, and a request whose client
+hung up (a client time-out) is dropped from the queue or cancelled mid-work, as llama.cpp does. Each entry
+of `requests` then says whether its work was "completed" or "cancelled". `report_slots` answers GET /props
+with `total_slots`, as llama.cpp does.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -40,9 +48,12 @@ class _QuietServer(ThreadingHTTPServer):
 
 class StubOpenAIServer:
     def __init__(self, responder: Responder = _default_responder, *, models: list[str] | None = None,
-                 on_delivered: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_delivered: Callable[[dict[str, Any]], None] | None = None, slots: int | None = None,
+                 report_slots: bool = False) -> None:
         self.responder = responder
         self.models = models
+        self.slots = threading.BoundedSemaphore(slots) if slots else None
+        self.props = {"total_slots": slots} if slots and report_slots else None
         # {"seq", "path", "body", "delivered", "written"}: "delivered" is set just before the reply is written
         # (a fast client never sees it unset), "written" once the whole body has been written and flushed.
         self.requests: list[dict[str, Any]] = []
@@ -209,6 +220,30 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _client_gone(self) -> bool:
+            """The client closed its connection (its time-out): readable with nothing left to read."""
+            try:
+                ready, _, _ = select.select([self.connection], [], [], 0)
+                return bool(ready) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                return True
+
+        def _work(self, seconds: float, entry: dict[str, Any]) -> bool:
+            """Hold a slot for `seconds` of work; False when the client left first (its work is dropped)."""
+            assert server.slots is not None
+            with server.slots:
+                end = time.monotonic() + seconds
+                while True:
+                    if self._client_gone():
+                        entry["cancelled"] = True
+                        self.close_connection = True
+                        return False
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        entry["completed"] = True
+                        return True
+                    time.sleep(min(0.01, left))
+
         def do_GET(self) -> None:
             server._log(self.path, {})
             parts = self.path.split("?", 1)[0].rstrip("/").split("/")
@@ -227,7 +262,9 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 self.wfile.write(data)
                 return
-            if self.path.rstrip("/").endswith("/models") and server.models is not None:
+            if self.path.rstrip("/").endswith("/props") and server.props is not None:
+                self._send_json(200, server.props)
+            elif self.path.rstrip("/").endswith("/models") and server.models is not None:
                 data = [{"id": m, "object": "model", "created": 0, "owned_by": "stub"} for m in server.models]
                 self._send_json(200, {"object": "list", "data": data})
             else:
@@ -261,7 +298,14 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 reply = server.responder(body)
             except Exception as exc:  # a broken responder shows up as a 500 with its message
                 reply = {"status": 500, "body": {"error": {"message": f"responder failed: {exc!r}"}}}
-            if reply.get("delay"):
+            if server.slots is not None:
+                if not self._work(float(reply.get("delay") or 0.0), entry):
+                    return
+                if self._client_gone():  # it left as the work ended: not delivered, not counted as done
+                    entry["completed"], entry["cancelled"] = False, True
+                    self.close_connection = True
+                    return
+            elif reply.get("delay"):
                 time.sleep(float(reply["delay"]))
             if reply.get("drop"):
                 self.close_connection = True

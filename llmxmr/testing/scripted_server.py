@@ -36,8 +36,10 @@ def scripted_reply(responder: Responder, request: dict[str, Any]) -> dict[str, A
 
 
 def scripted_server(responder: Responder | None = None, *, fault: Fault | None = None,
-                    models: list[str] | None = None) -> StubOpenAIServer:
-    """A stub server answering like `responder`; `fault(stage, request)` may replace any answer."""
+                    models: list[str] | None = None, work: float = 0.0, slots: int | None = None,
+                    report_slots: bool = False) -> StubOpenAIServer:
+    """A stub server answering like `responder`; `fault(stage, request)` may replace any answer. With
+    `slots`, it works on that many requests at once, `work` seconds each (a slow llama.cpp server)."""
     responder = responder or Responder()
 
     def answer(request: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +47,7 @@ def scripted_server(responder: Responder | None = None, *, fault: Fault | None =
             replaced = fault(stage_of(request.get("messages") or []), request)
             if replaced is not None:
                 return replaced
-        return scripted_reply(responder, request)
+        reply = scripted_reply(responder, request)
+        return {**reply, "delay": work} if work else reply
 
-    return StubOpenAIServer(answer, models=models)
+    return StubOpenAIServer(answer, models=models, slots=slots, report_slots=report_slots)

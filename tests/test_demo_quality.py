@@ -1,0 +1,103 @@
+"""What keeps a small model's article from being embarrassing (issue 15): the digest's JSON schema names
+the outline's real section ids (an enum a grammar-constrained server enforces), prompts show filled
+examples instead of <placeholder> sketches, and a thin article ends with exit 3 saying why."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from llmxmr import cli
+from llmxmr.state.responses import DigestReply, digest_reply_for
+from llmxmr.testing.scripted_server import scripted_server
+from llmxmr.nodes.finalize import thin_article
+
+CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
+TINY = ["--set", "max_layers=0", "--set", "max_blocks=1", "--set", "refine_rounds=0", "--set", "best_of=1", "-q"]
+
+pytestmark = pytest.mark.usefixtures("offline_env")
+
+
+def test_digest_schema_lists_the_outline_ids_and_parses_leniently() -> None:
+    schema = digest_reply_for(("s1", "s4")).model_json_schema()
+    assert schema["$defs"]["SectionContent"]["properties"]["section_id"]["enum"] == ["s1", "s4"]
+    assert schema["title"] == "DigestReply"
+    reply = digest_reply_for(("s1",)).model_validate_json('{"sections": [{"section_id": "s9", "content": "x"}]}')
+    assert isinstance(reply, DigestReply) and reply.sections[0].section_id == "s9"  # dropped and recorded later
+
+
+def test_requests_carry_real_ids_and_no_placeholders(tmp_path: Path) -> None:
+    with scripted_server() as server:
+        assert cli.main(["run", str(CORPUS), "-o", str(tmp_path / "out"), "--model", "openai:scripted",
+                         "--base-url", server.base_url, *TINY]) == 0
+        bodies = [r["body"] for r in server.chat_requests]
+    digests = [b for b in bodies if b["messages"][0]["content"].startswith("Task: digest")]
+    assert digests
+    for body in digests:
+        enum = body["response_format"]["json_schema"]["schema"]["$defs"]["SectionContent"]["properties"]["section_id"]["enum"]
+        shown = re.findall(r"\[(s\d+)\]", body["messages"][1]["content"])
+        assert enum and set(enum) == set(shown)  # exactly the ids of the outline in the prompt
+    skeleton = next(b for b in bodies if b["messages"][0]["content"].startswith("Task: skeleton"))
+    title = skeleton["response_format"]["json_schema"]["schema"]["$defs"]["LeafDraft"]["properties"]["title"]
+    assert title["minLength"] == 1
+    for body in bodies:
+        for message in body["messages"]:
+            text = re.sub(r"</?\s*document[^>]*>", "", message["content"])
+            assert not re.search(r"<[a-z][a-z ]*>", text), text[-300:]
+            if "of this shape: " in text:  # the filled example is itself valid JSON
+                example = text.split("of this shape: ", 1)[1]
+                example = example.split(" (an example", 1)[0].split(" (at most", 1)[0].strip()
+                json.loads(example)
+
+
+def test_thin_article_reasons() -> None:
+    assert thin_article(5, SimpleNamespace(coverage=0.75, cited=[1, 2, 3], with_evidence=4)) == []
+    assert thin_article(2, None) == ["the article has only 2 section(s) (fewer than 3): the outline stages did "
+                                     "not produce a usable structure; a larger model usually does"]
+    assert thin_article(4, SimpleNamespace(coverage=0.1, cited=[1], with_evidence=10)) == [
+        "the article cites 1 of the 10 documents with evidence (under half); see `sources.excluded` in "
+        "survey.json for each one's reason"]
+
+
+def test_an_article_of_two_sections_exits_3_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    two = {"title": "Inference cost", "sections": [
+        {"title": "Batching", "construction": "How requests are batched.", "analysis": "Compare throughput.",
+         "subsections": []},
+        {"title": "Caching", "construction": "What is cached.", "analysis": "Compare hit rates.", "subsections": []}]}
+
+    def fault(stage: str, request: dict) -> dict | None:
+        if stage in ("skeleton", "merge_skeleton"):
+            return {"content": json.dumps(two)}
+        if stage == "modify":
+            return {"content": json.dumps({"edits": []})}
+        return None
+
+    with scripted_server(fault=fault) as server:
+        code = cli.main(["run", str(CORPUS), "-o", str(tmp_path / "out"), "--model", "openai:scripted",
+                         "--base-url", server.base_url, *TINY])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "weak article: the article has only 2 section(s) (fewer than 3)" in err
+    report = json.loads((tmp_path / "out" / "survey.json").read_text())
+    assert any(f["kind"] == "thin_article" for f in report["failures"])
+
+
+def test_examples_are_built_from_the_calls_own_material() -> None:
+    """The 135M demo model copied a fixed example from another field verbatim (its chapter titles and its
+    "finding" reached the article): the map, digest and outline examples now come from the call's input."""
+    from llmxmr.prompts.digest import digest_paper
+    from llmxmr.prompts.map import map_chunk
+    from llmxmr.prompts.skeleton import draft_outline, merge_outlines
+
+    text = "Locks guard shared state between threads. A second sentence follows."
+    assert '{"notes": ["Locks guard shared state between threads."]}' in map_chunk("T", "p1", "Locks", text)[1].content
+    digest = digest_paper("[s1] Locks", "p1", "Locks", "- Locks guard shared state.", )[1].content
+    assert '"content": "Locks guard shared state [@p1]."' in digest and "[@paper-id]" not in digest
+    draft = draft_outline("Python concurrency", [("p1", "threading: thread-based parallelism", "a")])[1].content
+    assert '"title": "Python concurrency"' in draft and '"title": "threading: thread-based parallelism"' in draft
+    merged = merge_outlines("Python concurrency", ["[s1] Locks"])[1].content
+    assert "Garbage collection" not in draft + merged and '"title": "Foundations of Python concurrency"' in merged
