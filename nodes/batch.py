@@ -20,7 +20,7 @@ from langgraph.types import Command, Send
 from llmxmr import run_store
 from llmxmr.limits import output_tokens
 from llmxmr.models import batch as api
-from llmxmr.nodes.digest import digest_request
+from llmxmr.nodes.digest import digest_request, digest_schema
 from llmxmr.nodes.map import map_request
 from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES, Stage
@@ -35,14 +35,15 @@ def round_id(stage: str, keys: Sequence[str]) -> str:
     return f"{stage}-{hashlib.sha256(chr(10).join(sorted(keys)).encode()).hexdigest()[:16]}"
 
 
-def run_batch(step: Step, stage: Stage, units: Sequence[tuple[str, list]]) -> None:
-    """Submit (or find) the round's job for the `units` (unit, messages) not answered yet, wait for it,
-    record its answers. Without an OpenAI-family client the tasks simply make ordinary calls."""
+def run_batch(step: Step, stage: Stage, units: Sequence[tuple[str, list, Any]]) -> None:
+    """Submit (or find) the round's job for the `units` (unit, messages, schema or None for the stage's) not
+    answered yet, wait for it, record its answers. Without an OpenAI-family client the tasks simply make
+    ordinary calls. The schema must be the one the ordinary call sends: it is part of the request's key."""
     caller, meter = step.calls.caller, step.calls.meter
     cap = output_tokens(step.settings, stage)
     lines, keys = [], []
-    for unit, messages in units:
-        made = caller.batch_request(role=stage.role, messages=messages, schema=stage.schema, max_tokens=cap)
+    for unit, messages, schema in units:
+        made = caller.batch_request(role=stage.role, messages=messages, schema=schema or stage.schema, max_tokens=cap)
         if made is None:
             meter.note(stage.name, "batch", "batch_unavailable",
                        f"the {stage.role} model has no Batch API client: ordinary calls instead")
@@ -120,7 +121,7 @@ def batch_map(task: BatchMapTask, step: Step) -> Command:
         units: list[tuple[str, Any]] = []
         for t in tasks:
             unit, build, _, _ = map_request(t, step)
-            units.append((unit, build(1.0)))
+            units.append((unit, build(1.0), None))
         run_batch(step, STAGES["map"], units)
     return Command(update=step.update(), goto=[Send("map_chunk", t) for t in tasks])
 
@@ -132,8 +133,8 @@ def batch_digest(task: BatchDigestTask, step: Step) -> Command:
         units: list[tuple[str, Any]] = []
         for pid in task["paper_ids"]:
             if run_store.get_digest(step.store, step.run_id, key, pid) is None:
-                unit, build, _, _ = digest_request(pid, key, step)
-                units.append((unit, build(1.0)))
+                unit, build, outline, _ = digest_request(pid, key, step)
+                units.append((unit, build(1.0), digest_schema(outline)))
         run_batch(step, STAGES["digest"], units)
     return Command(update=step.update(), goto=[
         Send("outline_digest", DigestTask(run_id=task["run_id"], paper_id=pid, outline_key=key, then=task["then"]))

@@ -57,6 +57,12 @@ def digest_request(pid: str, key: str, step: Step) -> tuple[str, Callable[[float
     return f"{pid}@{key[:8]}", build, outline, max(100, room) if cut else None
 
 
+def digest_schema(outline: Outline) -> type:
+    """The digest's schema for this outline: its real section ids as an enum, so a grammar-enforcing server
+    cannot name a section that does not exist. Batch jobs send the same (it is part of the request's key)."""
+    return digest_reply_for(tuple(section_ids(outline)))
+
+
 def outline_digest(task: DigestTask, step: Step) -> Command:
     """One paper read against the outline; then the pass's join (`then`: what the digests are for)."""
     run_id, pid, key = step.run_id, task["paper_id"], task["outline_key"]
@@ -66,9 +72,8 @@ def outline_digest(task: DigestTask, step: Step) -> Command:
     if cut_to is not None:
         step.calls.fail(DIGEST.name, unit, "truncated", f"paper text cut to {cut_to} tokens to fit the reader's budget")
 
-    # The schema names the outline's real section ids (an enum): a grammar-enforcing server cannot invent one.
     ids = tuple(section_ids(outline))
-    reply = step.calls.ask_shrinking(DIGEST, unit, build, schema=digest_reply_for(ids))
+    reply = step.calls.ask_shrinking(DIGEST, unit, build, schema=digest_schema(outline))
     digest = Digest(paper_id=pid, outline_key=key)
     if reply is not None:
         known = set(ids)
