@@ -30,14 +30,11 @@ SYSTEM = """You draft the outline of a survey titled "{topic}" from the papers b
 {rules}"""
 
 
-def outline_example(topic: str, titles: list[str]) -> str:
-    """A filled outline built from this survey's topic and paper titles: the 135M demo model copied a fixed
-    example on another subject verbatim (its chapter titles became the article's), so what it copies must
-    at least be about these papers."""
-    heads = [" ".join(t.split()[:6]) for t in titles if t.strip()][:3]
-    for extra in (f"Foundations of {topic}", f"Comparison of approaches to {topic}", f"Open problems in {topic}"):
-        if len(heads) < 3:
-            heads.append(extra)
+def outline_example(topic: str) -> str:
+    """A filled outline built from the survey's topic (never from document text, which stays inside its
+    delimiters): the 135M demo model copied a fixed example on another subject verbatim (its chapter
+    titles became the article's), so what it copies must at least be about this survey."""
+    heads = [f"Foundations of {topic}", f"Comparison of approaches to {topic}", f"Open problems in {topic}"]
     sections = [{"title": h, "construction": f"What each paper reports about {h}: methods, settings and figures.",
                  "analysis": f"Compare the papers on {h}: trade-offs, agreements, gaps, citing each by its id.",
                  "subsections": []} for h in heads]
@@ -47,7 +44,7 @@ def outline_example(topic: str, titles: list[str]) -> str:
 
 def draft_outline(topic: str, papers: list[tuple[str, str, str]], *, language: str = "en"):
     docs = "\n".join(document_block(pid, title, abstract) for pid, title, abstract in papers)
-    user = f"{docs}\n\n" + json_only(outline_example(topic, [title for _, title, _ in papers]))
+    user = f"{docs}\n\n" + json_only(outline_example(topic))
     return messages("skeleton", SYSTEM.format(topic=topic, rules=RULES), user, language=language)
 
 
@@ -58,5 +55,5 @@ every draft's material without repeating itself.
 
 def merge_outlines(topic: str, outlines: list[str], *, language: str = "en"):
     drafts = "\n\n".join(f"Draft {i + 1}:\n{text}" for i, text in enumerate(outlines))
-    user = f"{drafts}\n\n" + json_only(outline_example(topic, []))
+    user = f"{drafts}\n\n" + json_only(outline_example(topic))
     return messages("merge_skeleton", MERGE_SYSTEM.format(topic=topic, rules=RULES), user, language=language)
