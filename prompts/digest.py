@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 from llmxmr.prompts.common import document_block, example_answer, json_only, messages
-from llmxmr.prompts.map import first_sentence
 
 SYSTEM = """You read one paper for a survey against its outline. Each outline line starts with a section id
 in brackets, e.g. [s3]. For every section the paper is relevant to, follow that section's construction
@@ -17,10 +16,11 @@ after the document. Skip sections it says nothing about. Then suggest one change
 use this paper better."""
 
 
-def _example(paper_id: str, body: str) -> str:
-    """Filled from this paper (its first sentence, its id): what a small model copies is then true of it.
-    The section id "a2" is not an id of any outline; the schema's enum allows only the real ones."""
-    content = f"{first_sentence(body).rstrip('.')} [@{paper_id}]."
+def _example(paper_id: str) -> str:
+    """Filled, never from the document (its text stays inside its delimiters), and citing this paper's own
+    id: the 135M demo model copies examples verbatim. The section id "a2" is not an id of any outline; the
+    schema's enum allows only the real ones."""
+    content = f"What this paper reports for that section, with its figures [@{paper_id}]."
     example = json.dumps({"sections": [{"section_id": "a2", "content": content}],
                           "suggestion": "Add a subsection for the part of this paper no section covers yet."})
     return f"{example} (an example: use only the section ids in brackets in the outline above)"
@@ -28,7 +28,7 @@ def _example(paper_id: str, body: str) -> str:
 
 def digest_paper(outline_text: str, paper_id: str, title: str, body: str, *, language: str = "en"):
     user = (f"Outline:\n{outline_text}\n\n{document_block(paper_id, title, body)}\n\nCite this paper as [@{paper_id}].\n"
-            + example_answer(_example(paper_id, body)))
+            + example_answer(_example(paper_id)))
     return messages("digest", SYSTEM, user, language=language, answer=json_only(
         '{"sections": [{"section_id": ..., "content": ...}, ...], "suggestion": ...} (section_id: an id in '
         "brackets from the outline; content: what this paper contributes to that section, citing it; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from llmxmr.prompts.common import document_block, example_answer, json_only, messages
+from llmxmr.prompts.common import document_block, json_only, messages
 
 # A filled example for another survey, for a whole-outline rewrite (reference-mode modify), where the model
 # has the outline it rewrites in front of it; drafts and merges build theirs from the survey (outline_example).
@@ -20,10 +20,6 @@ OUTLINE_SHAPE = (
     "chapters as they need)"
 )
 
-# A draft's fixed format (system message); its example, built from the batch's titles, ends the user message.
-OUTLINE_FORMAT = ('{"title": ..., "sections": [{"title": ..., "construction": ..., "analysis": ..., "subsections": '
-                  '[...]}, ...]} (subsections have the same keys)')
-
 RULES = """An outline has at most 3 levels. Each section has one theme; chapters do not overlap; a chapter
 has no subsections or 2 to 10 of them. For every section write two descriptions:
 - construction: what to extract from each source for this section;
@@ -34,14 +30,11 @@ SYSTEM = """You draft the outline of a survey titled "{topic}" from the papers b
 {rules}"""
 
 
-def outline_example(topic: str, titles: list[str]) -> str:
-    """A filled outline built from this survey's topic and paper titles: the 135M demo model copied a fixed
-    example on another subject verbatim (its chapter titles became the article's), so what it copies must
-    at least be about these papers."""
-    heads = [" ".join(t.split()[:6]) for t in titles if t.strip()][:3]
-    for extra in (f"Foundations of {topic}", f"Comparison of approaches to {topic}", f"Open problems in {topic}"):
-        if len(heads) < 3:
-            heads.append(extra)
+def outline_example(topic: str) -> str:
+    """A filled outline built from the survey's topic (never from document text, which stays inside its
+    delimiters): the 135M demo model copied a fixed example on another subject verbatim (its chapter
+    titles became the article's), so what it copies must at least be about this survey."""
+    heads = [f"Foundations of {topic}", f"Comparison of approaches to {topic}", f"Open problems in {topic}"]
     sections = [{"title": h, "construction": f"What each paper reports about {h}: methods, settings and figures.",
                  "analysis": f"Compare the papers on {h}: trade-offs, agreements, gaps, citing each by its id.",
                  "subsections": []} for h in heads]
@@ -51,8 +44,7 @@ def outline_example(topic: str, titles: list[str]) -> str:
 
 def draft_outline(topic: str, papers: list[tuple[str, str, str]], *, language: str = "en"):
     docs = "\n".join(document_block(pid, title, abstract) for pid, title, abstract in papers)
-    user = f"{docs}\n\n" + example_answer(outline_example(topic, [title for _, title, _ in papers]))
-    return messages("skeleton", SYSTEM.format(topic=topic, rules=RULES), user, answer=json_only(OUTLINE_FORMAT),
+    return messages("skeleton", SYSTEM.format(topic=topic, rules=RULES), docs, answer=json_only(outline_example(topic)),
                     language=language)
 
 
@@ -64,4 +56,4 @@ every draft's material without repeating itself.
 def merge_outlines(topic: str, outlines: list[str], *, language: str = "en"):
     drafts = "\n\n".join(f"Draft {i + 1}:\n{text}" for i, text in enumerate(outlines))
     return messages("merge_skeleton", MERGE_SYSTEM.format(topic=topic, rules=RULES), drafts,
-                    answer=json_only(outline_example(topic, [])), language=language)
+                    answer=json_only(outline_example(topic)), language=language)

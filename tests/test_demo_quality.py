@@ -88,16 +88,21 @@ def test_an_article_of_two_sections_exits_3_and_says_why(tmp_path: Path, capsys:
 
 def test_examples_are_built_from_the_calls_own_material() -> None:
     """The 135M demo model copied a fixed example from another field verbatim (its chapter titles and its
-    "finding" reached the article): the map, digest and outline examples now come from the call's input."""
+    "finding" reached the article): the map, digest and outline examples now come from the survey's topic
+    and the paper's id, never from document text (which stays inside its delimiters)."""
     from llmxmr.prompts.digest import digest_paper
     from llmxmr.prompts.map import map_chunk
     from llmxmr.prompts.skeleton import draft_outline, merge_outlines
 
     text = "Locks guard shared state between threads. A second sentence follows."
-    assert '{"notes": ["Locks guard shared state between threads."]}' in map_chunk("T", "p1", "Locks", text)[1].content
-    digest = digest_paper("[s1] Locks", "p1", "Locks", "- Locks guard shared state.", )[1].content
-    assert '"content": "Locks guard shared state [@p1]."' in digest and "[@paper-id]" not in digest
+    user = map_chunk("Python concurrency", "p1", "Locks", text)[1].content
+    assert '{"notes": ["One finding of this document about Python concurrency' in user
+    assert user.count("Locks guard") == 1  # only inside the document block
+    digest = digest_paper("[s1] Locks", "p1", "Locks", "- Locks guard shared state.")[1].content
+    assert "[@p1]." in digest and "[@paper-id]" not in digest and digest.count("Locks guard") == 1
     draft = draft_outline("Python concurrency", [("p1", "threading: thread-based parallelism", "a")])[1].content
-    assert '"title": "Python concurrency"' in draft and '"title": "threading: thread-based parallelism"' in draft
     merged = merge_outlines("Python concurrency", ["[s1] Locks"])[1].content
-    assert "Garbage collection" not in draft + merged and '"title": "Foundations of Python concurrency"' in merged
+    for user in (draft, merged):
+        assert '"title": "Python concurrency"' in user and '"title": "Foundations of Python concurrency"' in user
+        assert "Garbage collection" not in user
+    assert draft.count("thread-based parallelism") == 1  # titles stay in the document blocks
