@@ -644,8 +644,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out).expanduser().resolve()
     db_path = db_target(args.db) if args.db else out / "runs.sqlite"
     check_output_folder(out)
-    if isinstance(db_path, Path):  # a postgresql:// URL is checked when it is opened
-        check_database_path(db_path)
+    check_database_path(db_path)
     connection = {k: v for k, v in overrides.items() if k in CONNECTION_SETTINGS}
     jobs = []
     for index, survey in enumerate(surveys):

@@ -39,7 +39,9 @@ def check_output_folder(out: Path) -> None:
     check_writable_folder(out, f"the output folder -o {out}", "pass -o a folder you can write to, e.g. -o ./out")
 
 
-def check_database_path(db: Path) -> None:
+def check_database_path(db: Path | str) -> None:
+    if not isinstance(db, Path):  # a postgresql:// URL: checked when it is opened (llmxmr.postgres)
+        return
     if db.is_dir():
         raise EnvironmentProblem(f"--db {db} is a folder, not a file. Fix: pass --db a file path, e.g. "
                                  f"--db {db / 'runs.sqlite'}")

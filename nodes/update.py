@@ -177,6 +177,9 @@ def changelog_entry(state: SurveyState, references: list[dict[str, Any]]) -> dic
     log = state["update_log"]
     usage = state.get("usage") or {}
     totals = {k: sum(int(u.get(k, 0)) for u in usage.values()) for k in ("calls", "prompt_tokens", "completion_tokens")}
+    # An answer received before a stop is replayed from the run's record on resume ("cached"): paid once, by
+    # this version, so it counts; the entry is then the same whether the version ran at once or was resumed.
+    totals["calls"] += sum(int(u.get("cached", 0)) for u in usage.values())
     refs = reference_changes(state.get("references") or [], references, [d["paper_id"] for d in log["removed"]],
                              [d["paper_id"] for d in log["added"]])
     return {"version": state["version"], "from_version": state["update_base"]["version"],

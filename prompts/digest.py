@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 
-from llmxmr.prompts.common import document_block, example_answer, json_only, messages
+from llmxmr.prompts.common import document_block, example_answer, messages
 
 SYSTEM = """You read one paper for a survey against its outline. Each outline line starts with a section id
 in brackets, e.g. [s3]. For every section the paper is relevant to, follow that section's construction
 description and write the paper's relevant content, analysed critically, citing it with the marker given
 after the document. Skip sections it says nothing about. Then suggest one change to the outline that would
 use this paper better."""
+
+# The format, fixed for every call (system message); the filled example after the document cites this paper.
+ANSWER = ('Answer with one JSON object only, no prose: "sections", a list of objects each with "section_id" '
+          '(an id in brackets from the outline) and "content" (what this paper contributes to that section, '
+          'citing it), and "suggestion" (one change to the outline).')
 
 
 def _example(paper_id: str) -> str:
@@ -27,9 +32,6 @@ def _example(paper_id: str) -> str:
 
 
 def digest_paper(outline_text: str, paper_id: str, title: str, body: str, *, language: str = "en"):
-    user = (f"Outline:\n{outline_text}\n\n{document_block(paper_id, title, body)}\n\nCite this paper as [@{paper_id}].\n"
-            + example_answer(_example(paper_id)))
-    return messages("digest", SYSTEM, user, language=language, answer=json_only(
-        '{"sections": [{"section_id": ..., "content": ...}, ...], "suggestion": ...} (section_id: an id in '
-        "brackets from the outline; content: what this paper contributes to that section, citing it; "
-        "suggestion: one outline change)"))
+    user = (f"Outline:\n{outline_text}\n\n{document_block(paper_id, title, body)}\n\n"
+            f"{example_answer(_example(paper_id))}\nCite this paper as [@{paper_id}].")
+    return messages("digest", SYSTEM, user, language=language, answer=ANSWER)

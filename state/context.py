@@ -197,6 +197,8 @@ _NONE_MEANS: dict[str, str] = {
 
 
 def _shown(value: Any) -> str:
+    if value == "":
+        return "off"  # an empty list setting (batch): nothing is on
     return json.dumps(value) if isinstance(value, (bool, type(None))) else str(value)
 
 
@@ -345,14 +347,16 @@ BATCH_STAGES = ("map", "digest")  # stages that can wait for the Batch API (no a
 
 def check_batch(values: dict[str, Any]) -> None:
     raw = values.get("batch") or ""
+    if isinstance(raw, (list, tuple)) and all(isinstance(x, str) for x in raw):
+        raw = values["batch"] = ",".join(raw)
     if not isinstance(raw, str):
-        raw = ",".join(raw) if isinstance(raw, (list, tuple)) else str(raw)
-        values["batch"] = raw
+        raise SettingsError(f"batch must be a comma-separated list of stages, not {raw!r}. "
+                            "Fix: --batch map,digest, or leave it out")
     stages = [s.strip() for s in raw.split(",") if s.strip()]
     bad = [s for s in stages if s not in BATCH_STAGES]
     if bad:
         raise SettingsError(f"batch: unknown stage(s) {', '.join(map(repr, bad))}; batch mode takes "
-                            f"{' and '.join(BATCH_STAGES)}, e.g. --batch map,digest")
+                            f"{' and '.join(BATCH_STAGES)}. Fix: --batch map,digest, or leave it out")
     if stages and values.get("mode") == "reference" and "map" in stages:
         raise SettingsError("batch: mode=reference has no map stage; use --batch digest")
     if stages:

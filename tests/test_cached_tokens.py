@@ -117,5 +117,5 @@ def test_plan_estimates_cached_tokens_and_bills_them(tmp_path: Path, capsys: pyt
     assert plan.stages["map"].cached_tokens == 0  # every document differs from its first line
     assert plan.cost(2, 8, 0.5) < plan.cost(2, 8) == plan.cost(2, 8, None)
     assert cli.main(["plan", str(CORPUS), "--price-in", "2", "--price-out", "8", "--price-cached", "0.5"]) == 0
-    err = capsys.readouterr().err
-    assert "cached tok" in err and "--price-cached" in err
+    shown = capsys.readouterr().out  # the plan is the command's output: stdout
+    assert "cached tok" in shown and "--price-cached" in shown

@@ -88,7 +88,7 @@ def test_reference_changes_and_the_changelog_text() -> None:
     assert text.index("## Version 3") < text.index("## Version 2")
     assert "- Section rewritten: s3 Leaf A (evidence added from d)\n" in text
     assert "- Reference removed: `c` C (no longer cited after the rewrite)\n" in text
-    assert "- Sections kept verbatim: 5\n" in text and "7 model calls, 900 prompt tokens" in text
+    assert "- Sections kept verbatim: 5\n" in text and "7 model answers, 900 prompt tokens" in text
 
 
 REFS = [{"paper_id": "p1", "title": "One"}, {"paper_id": "p2", "title": "Two"}]

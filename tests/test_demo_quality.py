@@ -49,7 +49,7 @@ def test_requests_carry_real_ids_and_no_placeholders(tmp_path: Path) -> None:
             text = re.sub(r"</?\s*document[^>]*>", "", message["content"])
             assert not re.search(r"<[a-z][a-z ]*>", text), text[-300:]
             if "of this shape: " in text:  # the filled example is itself valid JSON
-                example = text.split("of this shape: ", 1)[1]
+                example = text.split("of this shape: ", 1)[1].split("\n", 1)[0]  # the format is one line
                 example = example.split(" (an example", 1)[0].split(" (at most", 1)[0].strip()
                 json.loads(example)
 
@@ -95,14 +95,16 @@ def test_examples_are_built_from_the_calls_own_material() -> None:
     from llmxmr.prompts.skeleton import draft_outline, merge_outlines
 
     text = "Locks guard shared state between threads. A second sentence follows."
-    user = map_chunk("Python concurrency", "p1", "Locks", text)[1].content
-    assert '{"notes": ["One finding of this document about Python concurrency' in user
-    assert user.count("Locks guard") == 1  # only inside the document block
+    system, user = (m.content for m in map_chunk("Python concurrency", "p1", "Locks", text))
+    # A topic-built example is fixed for the run: it sits in the shared system message.
+    assert '{"notes": ["One finding of this document about Python concurrency' in system
+    assert "Locks guard" not in system and user.count("Locks guard") == 1  # only inside the document block
     digest = digest_paper("[s1] Locks", "p1", "Locks", "- Locks guard shared state.")[1].content
     assert "[@p1]." in digest and "[@paper-id]" not in digest and digest.count("Locks guard") == 1
-    draft = draft_outline("Python concurrency", [("p1", "threading: thread-based parallelism", "a")])[1].content
-    merged = merge_outlines("Python concurrency", ["[s1] Locks"])[1].content
-    for user in (draft, merged):
-        assert '"title": "Python concurrency"' in user and '"title": "Foundations of Python concurrency"' in user
-        assert "Garbage collection" not in user
-    assert draft.count("thread-based parallelism") == 1  # titles stay in the document blocks
+    draft_system, draft = (m.content for m in draft_outline("Python concurrency",
+                                                            [("p1", "threading: thread-based parallelism", "a")]))
+    merged_system = merge_outlines("Python concurrency", ["[s1] Locks"])[0].content
+    for shown in (draft_system, merged_system):
+        assert '"title": "Python concurrency"' in shown and '"title": "Foundations of Python concurrency"' in shown
+        assert "Garbage collection" not in shown
+    assert draft.count("thread-based parallelism") == 1 and "thread-based" not in draft_system  # titles stay in the document blocks

@@ -108,7 +108,7 @@ def test_plan_counts_the_group_calls_the_run_makes_for_5000_papers(tmp_path: Pat
         {"title": t, "txt": f"Text {i} of a paper on queues."} for i, t in enumerate(titles)]}) + "\n")
     flags = ["--model", BIG, "--mode", mode, "--set", "max_blocks=1"]
     assert cli.main(["plan", str(corpus), *flags]) == 0
-    planned = int(re.search(r"│ group\s+│\s+(\d+) │", capsys.readouterr().err).group(1))
+    planned = int(re.search(r"│ group\s+│\s+(\d+) │", capsys.readouterr().out).group(1))
 
     settings = resolve_settings({"model": BIG, "mode": mode, "max_blocks": 1})
     store = InMemoryStore()

@@ -146,7 +146,7 @@ def render_changelog(entries: list[Mapping[str, Any]]) -> str:
                 lines.append(f"- {label}: `{r['paper_id']}` {r['title']} ({r['reason']})")
         usage = e.get("usage") or {}
         if usage:
-            lines.append(f"- Cost of this version: {usage.get('calls', 0)} model calls, "
+            lines.append(f"- Cost of this version: {usage.get('calls', 0)} model answers, "
                          f"{usage.get('prompt_tokens', 0)} prompt tokens, {usage.get('completion_tokens', 0)} "
                          "completion tokens")
         lines.append("")
