@@ -19,7 +19,14 @@ from llmxmr.artifacts import atomic_write
 from llmxmr.citations import Reference, find_citations, iter_prose
 from llmxmr.core.sources import SourceAccount
 from llmxmr.references import BIB_NAME, CSL_NAME, PANDOC_NAME, to_bibtex, to_csl_json
-from llmxmr.state.records import Failure, InFlightLimit, Outline, Section, SkippedDocument, StageUsage
+from llmxmr.state.records import (
+    Failure,
+    InFlightLimit,
+    Outline,
+    Section,
+    SkippedDocument,
+    StageUsage,
+)
 
 SURVEY_SCHEMA_VERSION = "1.0"
 MD_NAME = "survey.md"

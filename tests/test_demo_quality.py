@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from llmxmr import cli
+from llmxmr.nodes.finalize import thin_article
 from llmxmr.state.responses import DigestReply, digest_reply_for
 from llmxmr.testing.scripted_server import scripted_server
-from llmxmr.nodes.finalize import thin_article
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
 TINY = ["--set", "max_layers=0", "--set", "max_blocks=1", "--set", "refine_rounds=0", "--set", "best_of=1", "-q"]
