@@ -348,7 +348,10 @@ def test_database_gone_mid_run_then_back_loses_nothing_finished(pg_server: Any, 
         again = len(stub.chat_requests)
     assert code == 0, capsys.readouterr().err
     assert 20 <= first < whole
-    assert again <= whole - 19 + (first - 20)  # the 19 answers recorded before the stop are not paid again
+    # Answers recorded before the stop are not paid again. Answers delivered in the instant the server went
+    # down (other requests in flight when answer 20 arrived) may not have reached the database: allow those.
+    assert again <= whole - 19 + (first - 20) + 8, (again, whole, first)
+    assert again < whole
     assert json.loads((out / "survey.json").read_text())["content"] == \
         json.loads((tmp_path / "whole" / "survey.json").read_text())["content"]
 
