@@ -691,11 +691,8 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
 
     overrides = overrides_from(args)
     check_ranges(overrides)  # a bad value is a usage error even when the thread needs no model call
-    from llmxmr.runs import db_target
-
-    db_path = db_target(args.db)
-    if isinstance(db_path, Path) and not db_path.is_file():
-        console.error(f"no database at {db_path}. Fix: pass --db the runs.sqlite the run printed (default OUTDIR/runs.sqlite)")
+    db_path = _existing_db(args.db, console)
+    if db_path is None:
         return EXIT_USAGE
     out = Path(args.out).expanduser().resolve()
     check_output_folder(out)
@@ -703,14 +700,24 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     return _execute(console, db_path, out, args.thread, None, None, overrides, wait=args.wait)
 
 
+def _existing_db(value: str, console: Console) -> Path | str | None:
+    """The --db of a run that exists: a postgresql:// URL as given, or a SQLite file that is there."""
+    from llmxmr.runs import db_target
+
+    db_path = db_target(value)
+    if isinstance(db_path, Path) and not db_path.is_file():
+        console.error(f"no database at {db_path}. Fix: pass --db the runs.sqlite the run printed (default OUTDIR/runs.sqlite)")
+        return None
+    return db_path
+
+
 def cmd_update(args: argparse.Namespace, console: Console) -> int:
     from llmxmr.state.context import check_ranges
 
     overrides = overrides_from(args)
     check_ranges(overrides)
-    db_path = Path(args.db).expanduser().resolve()
-    if not db_path.is_file():
-        console.error(f"no database at {db_path}")
+    db_path = _existing_db(args.db, console)
+    if db_path is None:
         return EXIT_USAGE
     if not args.add and not args.remove:
         console.error("nothing to update: give --add JSONL|DIR (documents to add) and/or --remove ID ...")
@@ -726,9 +733,8 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
     """The versions of a thread's survey (each update is a new one), or one version written out again."""
     from llmxmr.runs import graph_for, open_database, versions, write_result
 
-    db_path = Path(args.db).expanduser().resolve()
-    if not db_path.is_file():
-        console.error(f"no database at {db_path}")
+    db_path = _existing_db(args.db, console)
+    if db_path is None:
         return EXIT_USAGE
     with open_database(db_path) as db:
         found = versions(graph_for(db), args.thread)
@@ -860,9 +866,8 @@ def cmd_plan_update(args: argparse.Namespace, console: Console) -> int:
         return EXIT_USAGE
     overrides = overrides_from(args)
     check_ranges(overrides)
-    db_path = Path(args.db).expanduser().resolve()
-    if not db_path.is_file():
-        console.error(f"no database at {db_path}")
+    db_path = _existing_db(args.db, console)
+    if db_path is None:
         return EXIT_USAGE
     request: dict[str, Any] = {"remove": list(args.remove), "refine": "never"}
     if args.add:
