@@ -137,12 +137,28 @@ def _setup(url: str) -> None:
             return
         with probe(url) as conn:
             try:
-                conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+                _wait_for_setup_lock(conn, url)
                 PostgresSaver(conn).setup()
                 PostgresStore(conn).setup()
             except psycopg.Error as exc:
                 raise explain(exc, url) from None
         _SET_UP.add(url)
+
+
+SETUP_WAIT = 600.0  # seconds another process may spend migrating before we give up
+
+
+def _wait_for_setup_lock(conn: Any, url: str, *, poll: float = 0.1) -> None:
+    """Take the setup lock by polling, never by a blocking `pg_advisory_lock`: the store's migrations run
+    `CREATE INDEX CONCURRENTLY`, which waits for every open transaction to end, and a statement blocked on
+    the lock is such a transaction, so the holder and the waiter would deadlock (seen with two workers
+    starting on one new database). Between polls this connection has no transaction open."""
+    deadline = time.monotonic() + SETUP_WAIT
+    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (SETUP_LOCK_KEY,)).fetchone()["got"]:
+        if time.monotonic() > deadline:
+            raise DatabaseError(f"another process has been creating llmxmr's tables in {redact(url)} for "
+                                f"{SETUP_WAIT:.0f} s. Fix: check that process (pg_stat_activity), then retry")
+        time.sleep(poll)
 
 
 @contextmanager

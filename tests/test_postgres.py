@@ -158,6 +158,44 @@ def test_advisory_lock_is_exclusive_names_its_holder_and_dies_with_its_process(
         holder.wait(30)
 
 
+def test_waiting_for_another_process_setting_up_the_tables_cannot_deadlock(pg_url: str) -> None:
+    """Two workers starting on one new database: the first migrates (the store's migrations include CREATE
+    INDEX CONCURRENTLY, which waits for every open transaction) while the second waits for the setup lock.
+    A wait made inside one blocking statement was such a transaction, and PostgreSQL reported a deadlock
+    (seen in CI). Here connection A holds the lock and builds an index concurrently while _setup waits."""
+    import psycopg
+
+    from llmxmr import postgres
+
+    with psycopg.connect(pg_url, autocommit=True) as a:
+        a.execute("SELECT pg_advisory_lock(%s)", (postgres.SETUP_LOCK_KEY,))
+        a.execute("CREATE TABLE t (x int)")
+        failure: list[BaseException] = []
+
+        def set_up() -> None:
+            try:
+                postgres._setup(pg_url)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                failure.append(exc)
+
+        waiter = threading.Thread(target=set_up)
+        waiter.start()
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'llmxmr' AND pid <> pg_backend_pid()"
+        for _ in range(100):  # until the waiter is connected and polling
+            if a.execute(waiting).fetchone()[0]:
+                break
+            threading.Event().wait(0.05)
+        threading.Event().wait(0.3)
+        a.execute("SET statement_timeout = '20s'")
+        a.execute("CREATE INDEX CONCURRENTLY t_x ON t (x)")  # finishes: the waiter holds no transaction open
+        assert waiter.is_alive() and not failure  # still waiting for the lock
+        a.execute("SELECT pg_advisory_unlock(%s)", (postgres.SETUP_LOCK_KEY,))
+        waiter.join(60)
+    assert not waiter.is_alive() and not failure, failure
+    with psycopg.connect(pg_url) as conn:  # the waiter went on to create the tables
+        assert conn.execute("SELECT to_regclass('checkpoints'), to_regclass('store')").fetchone() == ("checkpoints", "store")
+
+
 def test_sigkill_then_resume_from_another_folder_and_home_pays_nothing_twice(
         baseline: dict[str, Any], pg_url: str, tmp_path: Path) -> None:
     """Process 1 (cwd A, HOME A) is SIGKILLed inside refinement; process 2 (cwd B, HOME B, another model
