@@ -384,13 +384,26 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
+# Corpora are sized in characters ÷ 4, the unit of the reference implementation's measurement, so that
+# "60 × 3,000" means what it meant there; every table gives tokens in tiktoken o200k as well.
+UNIT = "chars4"
+
+
 def make_corpus(work: Path, n: int, tokens: int) -> tuple[Path, int]:
+    """The corpus file and its size in o200k tokens (the unit of the run's usage)."""
     from bench.corpus import corpus_tokens, write_corpus
 
-    path = work / f"corpus-{n}x{tokens}.jsonl"
+    path = work / f"corpus-{n}x{tokens}-{UNIT}.jsonl"
     if not path.exists():
-        write_corpus(path, n, tokens, seed=0)
+        write_corpus(path, n, tokens, seed=0, unit=UNIT)
     return path, corpus_tokens(path)
+
+
+def corpus_units(path: Path) -> dict[str, Any]:
+    """A corpus's size in both units, for the report's headers."""
+    from bench.corpus import corpus_tokens
+
+    return {"unit": UNIT, "corpus_chars4": corpus_tokens(path, "chars4"), "corpus_o200k": corpus_tokens(path)}
 
 
 def part_overhead(work: Path, quick: bool, repeats: int) -> dict[str, Any]:
@@ -401,7 +414,7 @@ def part_overhead(work: Path, quick: bool, repeats: int) -> dict[str, Any]:
         print(f"[overhead] {mode} {n}x{t} at zero latency", flush=True)
         out[mode] = measure(f"overhead-{mode}", corpus=corpus, mode=mode, repeats=repeats, log_dir=work,
                             corpus_tokens=ctoks, sets=QUICK_SET if quick else None)
-    return {"n": n, "tokens": t, "modes": out}
+    return {"n": n, "tokens": t, **corpus_units(corpus), "modes": out}
 
 
 def part_latency(work: Path, quick: bool, repeats: int) -> dict[str, Any]:
@@ -413,7 +426,7 @@ def part_latency(work: Path, quick: bool, repeats: int) -> dict[str, Any]:
         print(f"[latency] {mode} {n}x{t} at {lat} s per call, {CAP} in flight", flush=True)
         out[mode] = measure(f"latency-{mode}", corpus=corpus, mode=mode, latency=lat, repeats=repeats, log_dir=work,
                             corpus_tokens=ctoks, sets=QUICK_SET if quick else None)
-    return {"n": n, "tokens": t, "latency": lat, "modes": out}
+    return {"n": n, "tokens": t, **corpus_units(corpus), "latency": lat, "modes": out}
 
 
 def part_decode(work: Path, quick: bool, repeats: int, modes: tuple[str, ...] = ("default",)) -> dict[str, Any]:
@@ -425,7 +438,7 @@ def part_decode(work: Path, quick: bool, repeats: int, modes: tuple[str, ...] = 
         print(f"[decode] {mode} {n}x{t} at {lat} s + {per * 1000:g} ms/token", flush=True)
         out[mode] = measure(f"decode-{mode}", corpus=corpus, mode=mode, latency=lat, per_token=per, repeats=repeats,
                             log_dir=work, corpus_tokens=ctoks, sets=QUICK_SET if quick else None)
-    return {"n": n, "tokens": t, "latency": lat, "per_token": per, "modes": out}
+    return {"n": n, "tokens": t, **corpus_units(corpus), "latency": lat, "per_token": per, "modes": out}
 
 
 def part_verify(work: Path, quick: bool) -> dict[str, Any]:
@@ -439,7 +452,7 @@ def part_verify(work: Path, quick: bool) -> dict[str, Any]:
         sets = {**(QUICK_SET if quick else {}), "verify_citations": on}
         out[label] = measure(f"verify-{label}", corpus=corpus, mode="default", latency=lat, log_dir=work,
                              corpus_tokens=ctoks, sets=sets)
-    return {"n": n, "tokens": t, "latency": lat, "modes": out}
+    return {"n": n, "tokens": t, **corpus_units(corpus), "latency": lat, "modes": out}
 
 
 def part_cache(work: Path, quick: bool, sizes: list[tuple[int, int]] | None = None,
@@ -474,7 +487,8 @@ def part_scale(work: Path, quick: bool, sizes: list[int], mode: str = "default")
         out[str(n)] = measure(f"scale-{n}", corpus=corpus, mode=mode, log_dir=work, corpus_tokens=ctoks,
                               sets=QUICK_SET if quick else None, timeout=7200)
         out[str(n)]["corpus_bytes"] = corpus.stat().st_size
-    return {"tokens": t, "mode": mode, "sizes": out}
+        out[str(n)].update(corpus_units(corpus))
+    return {"tokens": t, "unit": UNIT, "mode": mode, "sizes": out}
 
 
 def part_local(work: Path, corpus: Path) -> dict[str, Any]:

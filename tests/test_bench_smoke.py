@@ -47,8 +47,13 @@ def test_quick_benchmark_writes_figures(tmp_path):
         assert run["critical_path"]["bound"] > 0
         assert run["usage"]["write_section"]["calls"] >= 1
         assert run["stop_reason"]
+    overhead = results["overhead"]
+    assert overhead["unit"] == "chars4" and 0 < overhead["corpus_o200k"] != overhead["corpus_chars4"] > 0
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "Framework overhead" in text and "Calls and tokens per stage" in text
+    # Every figure names its unit: the corpus in characters ÷ 4 (with o200k), per-stage tokens in both.
+    assert f"3 papers × 400 tokens in characters ÷ 4, the reference's unit (the corpus: {overhead['corpus_chars4']:,}" in text
+    assert "| prompt o200k | prompt chars ÷ 4 |" in text and "in characters ÷ 4." in text
 
 
 @pytest.mark.timeout(300)
