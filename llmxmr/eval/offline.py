@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from llmxmr.citations import iter_prose
 from llmxmr.core.claims import claim_text, split_claims
@@ -52,44 +52,45 @@ def passage_index(doc: Document) -> PassageIndex:
     return index_for("eval", doc.paper_id, lambda: (doc.text, passage_spans(doc.text)))
 
 
-def lexical_support(article: Article, corpus: Sequence[Document], passages: int = 2) -> list[float]:
-    """Per cited claim (a sentence naming mapped sources): the best share of its content words found in one
-    of the best passages of a source it cites."""
+def _cited_sentences(article: Article, corpus: Sequence[Document]) -> Iterator[tuple[str, list[Document]]]:
+    """Every sentence of the article with the corpus documents it cites (in citation order, each once);
+    sentences that cite no mapped document are skipped."""
     docs = {d.paper_id: d for d in corpus}
     by_label = {r.label: r.paper_id for r in article.references}
-    scores = []
     for section in article.sections:
         for sentence in sentences(section.text):
             labels, _ = _cited_labels(sentence, article.references)
-            cited = [by_label[x] for x in labels if by_label.get(x) in docs]
-            if not cited:
-                continue
-            query = _plain(sentence)
-            need = content_words(query)
-            if not need:
-                continue
-            best = 0.0
-            for pid in dict.fromkeys(cited):
-                for p in passage_index(docs[pid]).best(query, passages):
-                    best = max(best, len(need & content_words(p.text)) / len(need))
-            scores.append(best)
+            cited = [docs[pid] for pid in dict.fromkeys(by_label.get(x) for x in labels) if pid in docs]
+            if cited:
+                yield sentence, cited
+
+
+def lexical_support(article: Article, corpus: Sequence[Document], passages: int = 2) -> list[float]:
+    """Per cited claim (a sentence naming mapped sources): the best share of its content words found in one
+    of the best passages of a source it cites."""
+    scores = []
+    for sentence, cited in _cited_sentences(article, corpus):
+        query = _plain(sentence)
+        need = content_words(query)
+        if not need:
+            continue
+        best = 0.0
+        for doc in cited:
+            for p in passage_index(doc).best(query, passages):
+                best = max(best, len(need & content_words(p.text)) / len(need))
+        scores.append(best)
     return scores
 
 
 def numeric_support(article: Article, corpus: Sequence[Document]) -> list[float]:
     """Per cited sentence that states numbers: the share of its numbers that appear in a source it cites
     (a number attributed to a paper the paper does not contain is the commonest unfaithful claim)."""
-    docs = {d.paper_id: d for d in corpus}
-    by_label = {r.label: r.paper_id for r in article.references}
     scores = []
-    for section in article.sections:
-        for sentence in sentences(section.text):
-            labels, _ = _cited_labels(sentence, article.references)
-            texts = [docs[by_label[x]].text for x in labels if by_label.get(x) in docs]
-            numbers = _NUMBER.findall(_AUTHOR_YEAR.sub(" ", _plain(sentence)))
-            if texts and numbers:
-                found = [any(re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", t) for t in texts) for n in numbers]
-                scores.append(sum(found) / len(found))
+    for sentence, cited in _cited_sentences(article, corpus):
+        numbers = _NUMBER.findall(_AUTHOR_YEAR.sub(" ", _plain(sentence)))
+        if numbers:
+            found = [any(re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", d.text) for d in cited) for n in numbers]
+            scores.append(sum(found) / len(found))
     return scores
 
 
