@@ -299,8 +299,8 @@ class BenchMock:
         self.log: list[dict[str, Any]] = []
         self._log_file = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
         self.t0 = time.time()
-        # Off: no `cached_tokens` in usage, and no tokenising of every prompt for the lookup (a third of the
-        # mock's CPU per request, taken from the cores the client under test runs on).
+        # Off: no `cached_tokens` in usage, and no second tokenising of every prompt for the lookup (for a
+        # 4.5 k-token prompt the answer's CPU went from 1.9 to 1.0 ms, HTTP aside: CPU the client shares).
         self.prefix_cache = PrefixCache() if prefix_cache else None
         self.server = StubOpenAIServer(self._answer, models=["mock", "scripted"])
 
