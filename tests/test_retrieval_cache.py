@@ -51,6 +51,9 @@ def test_the_number_of_runs_kept_is_bounded_and_a_finished_run_is_forgotten() ->
         index_for(f"run{r}", "p", counting_loader(built, f"run{r}", "p"))
     index_for("run0", "p", counting_loader(built, "run0", "p"))  # the least recently used run went
     assert built.count(("run0", "p")) == 2
-    retrieval.forget("run1")
-    index_for("run1", "p", counting_loader(built, "run1", "p"))
-    assert built.count(("run1", "p")) == 2
+    last = f"run{retrieval.INDEX_RUNS}"  # the most recently used run: kept until it is forgotten
+    index_for(last, "p", counting_loader(built, last, "p"))
+    assert built.count((last, "p")) == 1
+    retrieval.forget(last)
+    index_for(last, "p", counting_loader(built, last, "p"))
+    assert built.count((last, "p")) == 2
