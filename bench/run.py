@@ -235,13 +235,14 @@ class Mock:
     """bench/mock.py as a subprocess with its own request log."""
 
     def __init__(self, *, latency: float, per_token: float = 0.0, cap: int = CAP, log_dir: Path,
-                 shape: str | None = None) -> None:
+                 shape: str | None = None, prefix_cache: bool = True) -> None:
         fd, name = tempfile.mkstemp(prefix="requests-", suffix=".jsonl", dir=log_dir)
         os.close(fd)
         self.log = Path(name)
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "mock.py"), "--latency", str(latency), "--per-token", str(per_token),
-             "--max-inflight", str(cap), "--log", str(self.log), *(["--shape", shape] if shape else [])],
+             "--max-inflight", str(cap), "--log", str(self.log), *(["--shape", shape] if shape else []),
+             *([] if prefix_cache else ["--no-prefix-cache"])],
             stdout=subprocess.PIPE, text=True, env=_env())
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         if not line:

@@ -6,9 +6,16 @@ Parts (each a fresh worker subprocess per run, against bench/mock.py over loopba
 - `async`: sync `stream` vs async `astream` (AsyncPostgresSaver + AsyncPostgresStore) at zero latency on
   PostgreSQL, 60 x 3,000: the framework's overhead per call.
 - `surveys`: 8 surveys of 60 x 3,000 at 1 s per call through the CLI: `--parallel-surveys 8` vs one after
-  another, and one survey alone (goal: parallel <= 1.3 x one survey, the request cap not binding).
+  another, and one survey alone (goal: parallel <= 1.3 x one survey, the request cap not binding). The mock
+  runs without its prefix-cache accounting here (`--no-prefix-cache`: tokenising every prompt for it cost
+  CPU on the cores the client under test shares, and this part reads no cached tokens).
 - `ten`: ten million tokens (2,500 x 4,000) vs 1M (250 x 4,000) at zero latency on SQLite: completes, peak
   RSS, database / corpus, calls and wall ratios, and the largest prompt of each stage (must not grow with N).
+
+Every result of `db` and `ten` records its calls per stage (`calls_by_stage`, from the mock's request log)
+and the refinement's last block index (`last_block`, from the final state), and `ten` the ratio per stage,
+so that the 1M -> 10M calls ratio can be split: map grows with the corpus alone, digest with the corpus
+times the blocks run, the refinement stages with the blocks run before the stop rule fired.
 
 PostgreSQL runs use a throw-away server (llmxmr.testing.postgres_server). Results go to
 bench/results/scale_out.json (or --out); `--quick` shrinks every size for a smoke check. Wall-clock figures
@@ -101,7 +108,8 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     shutil.rmtree(tmp, ignore_errors=True)
     return {"wall_s": wall, "cpu_s": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "db_bytes": db_bytes,
-            "stop_reason": report.get("stop_reason"), "article_chars": len(values.get("article") or "")}
+            "stop_reason": report.get("stop_reason"), "last_block": values.get("block"),
+            "article_chars": len(values.get("article") or "")}
 
 
 def run_worker(cfg: dict[str, Any], timeout: float = 14400) -> dict[str, Any]:
@@ -134,10 +142,15 @@ def measure(label: str, path: Path, *, db: str, latency: float = 0.0, use_async:
     finally:
         entries = mock.stop()
     log = log_summary(entries)
-    res.update(calls=log["calls"], max_prompt_by_stage=log["max_prompt_by_stage"], max_inflight=log["max_inflight"])
+    res.update(calls=log["calls"], calls_by_stage=calls_by_stage(log), max_prompt_by_stage=log["max_prompt_by_stage"],
+               max_inflight=log["max_inflight"])
     print(f"  {label}: wall {res['wall_s']:.2f} s, calls {res['calls']}, rss {res['peak_rss_mb']:.0f} MB, "
           f"db {res['db_bytes'] / 1e6:.1f} MB", flush=True)
     return res
+
+
+def calls_by_stage(log: dict[str, Any]) -> dict[str, int]:
+    return {stage: v["calls"] for stage, v in log["stages"].items()}
 
 
 def part_db(work: Path, quick: bool, pg: Any) -> dict[str, Any]:
@@ -191,7 +204,7 @@ def part_surveys(work: Path, quick: bool) -> dict[str, Any]:
                                 "--max-in-flight", str(CAP * k)]))
     for label, path, extra in runs:
         cap = CAP * k if label == "parallel" else CAP  # the server serves what the client may send
-        mock = Mock(latency=lat, cap=cap, log_dir=work, shape="2,1" if quick else None)
+        mock = Mock(latency=lat, cap=cap, log_dir=work, shape="2,1" if quick else None, prefix_cache=False)
         try:
             wall = cli_run(path, work / f"out-{label.replace(' ', '-')}", mock.base_url, *extra, *quick_sets)
         finally:
@@ -215,6 +228,8 @@ def part_ten(work: Path, quick: bool) -> dict[str, Any]:
     small, big = out[str(sizes[0])], out[str(sizes[1])]
     out["ratios"] = {"tokens": big["corpus_tokens"] / small["corpus_tokens"], "calls": big["calls"] / small["calls"],
                      "wall": big["wall_s"] / small["wall_s"],
+                     "calls_by_stage": {st: big["calls_by_stage"].get(st, 0) / v
+                                        for st, v in small["calls_by_stage"].items() if v},
                      "max_prompt": {st: big["max_prompt_by_stage"].get(st, 0) / v
                                     for st, v in small["max_prompt_by_stage"].items() if v}}
     return out

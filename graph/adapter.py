@@ -20,7 +20,7 @@ from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
-from llmxmr import run_store
+from llmxmr import retrieval, run_store
 from llmxmr.models.caller import ModelCaller
 from llmxmr.nodes.model_calls import ModelCalls
 from llmxmr.nodes.step import Step
@@ -123,8 +123,9 @@ class StepAdapter:
                 del self._callers[key]
 
     def release(self, runtime: Any, run_id: str) -> None:
-        """Drop a finished run's callers (its spending is in the store) and its local store."""
+        """Drop a finished run's callers (its spending is in the store), its passage indexes and its local store."""
         self.release_callers(run_id)
+        retrieval.forget(run_id)
         with self._lock:
             if getattr(runtime, "store", None) is None:
                 self._local_stores.pop(run_store.safe_label(run_id), None)

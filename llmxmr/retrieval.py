@@ -62,19 +62,24 @@ class PassageIndex:
                 for i, s in ranked]
 
 
-# Indexes by (run id, paper id): a section's claims cite the same few papers, and a paper's index is built
-# once per process instead of once per claim. Bounded: a million-token corpus has thousands of papers.
-_INDEXES: OrderedDict[tuple[str, str], PassageIndex] = OrderedDict()
+# Indexes by run, then paper: a section's claims cite the same few papers, and a paper's index is built
+# once per process instead of once per claim. Bounded per run (a million-token corpus has thousands of
+# papers) and in runs: surveys run at once in one process (`--parallel-surveys`) each keep their own room,
+# where one shared bound let them evict each other's indexes and rebuild them claim after claim.
+_INDEXES: OrderedDict[str, OrderedDict[str, PassageIndex]] = OrderedDict()
 _LOCK = threading.Lock()
-INDEX_CACHE = 64
+INDEX_CACHE = 64  # papers per run
+INDEX_RUNS = 16  # runs; a finished run's indexes are dropped at its end (`forget`)
 
 
 def cached_index(run_id: str, paper_id: str) -> PassageIndex | None:
     """The paper's index when this process built it already (its text need not be read again)."""
     with _LOCK:
-        index = _INDEXES.get((run_id, paper_id))
+        papers = _INDEXES.get(run_id)
+        index = papers.get(paper_id) if papers is not None else None
         if index is not None:
-            _INDEXES.move_to_end((run_id, paper_id))
+            _INDEXES.move_to_end(run_id)
+            papers.move_to_end(paper_id)  # type: ignore[union-attr]
         return index
 
 
@@ -92,7 +97,22 @@ def index_for(run_id: str, paper_id: str, load: Callable[[], tuple[str, list[tup
             return index
         index = PassageIndex(*load())
         with _LOCK:
-            _INDEXES[(run_id, paper_id)] = index
-            while len(_INDEXES) > INDEX_CACHE:
+            papers = _INDEXES.setdefault(run_id, OrderedDict())
+            _INDEXES.move_to_end(run_id)
+            papers[paper_id] = index
+            while len(papers) > INDEX_CACHE:
+                papers.popitem(last=False)
+            while len(_INDEXES) > INDEX_RUNS:
                 _INDEXES.popitem(last=False)
     return index
+
+
+def forget(run_id: str) -> None:
+    """Drop a run's indexes (its run ended; a resume builds them again from the store)."""
+    with _LOCK:
+        _INDEXES.pop(run_id, None)
+
+
+def forget_all() -> None:
+    with _LOCK:
+        _INDEXES.clear()

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from langgraph.store.memory import InMemoryStore
 
-from llmxmr import run_store
+from llmxmr import retrieval, run_store
 from llmxmr.graph.adapter import StepAdapter
 from llmxmr.state.context import resolve_settings
 from llmxmr.testing.fake_model import ScriptedChatModel
@@ -30,6 +30,19 @@ def test_release_drops_the_runs_callers_and_local_store_only():
     adapter.release(no_store, "run-c")
     assert StepAdapter().store(no_store, "run-c") is not adapter.store(no_store, "run-c"), \
         "local stores belong to one graph, not to the process"
+
+
+def test_release_drops_the_runs_passage_indexes_only():
+    def load(text):
+        return lambda: (text, [(0, len(text))])
+
+    a = retrieval.index_for("run-d", "p1", load("caches cut latency"))
+    b = retrieval.index_for("run-e", "p1", load("queues add latency"))
+    StepAdapter(ScriptedChatModel()).release(SimpleNamespace(store=InMemoryStore()), "run-d")
+    assert retrieval.cached_index("run-d", "p1") is None, "a finished run's indexes are dropped"
+    assert retrieval.cached_index("run-e", "p1") is b
+    assert a is not b
+    retrieval.forget("run-e")
 
 
 def test_a_step_gets_the_runs_saved_settings_store_and_events():
