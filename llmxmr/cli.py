@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -80,8 +80,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--parallel-surveys", type=int, default=1, metavar="K",
                      help="a corpus of several surveys: work K of them at once (default 1)")
     run.add_argument("--max-in-flight", type=int, metavar="N",
-                     help="one limit on model requests in flight across all surveys of this process "
+                     help="one limit on model requests in flight across all surveys of this run "
                           "(default: max_concurrency)")
+    run.add_argument("--processes", type=int, default=1, metavar="P",
+                     help="work the --parallel-surveys in P processes of this machine, one core each for the "
+                          "client's work (default 1; the limits are shared out between them)")
+    run.add_argument("--worker-slot", help=argparse.SUPPRESS)  # "I/P": a helper process of --processes
     _add_model_flags(run)
     _add_price_flags(run)
     _add_batch_flag(run)
@@ -378,7 +382,7 @@ def _resume_hint(thread: str, db: Path | str, out: Path) -> str:
 
 
 @contextmanager
-def _stop_on_ctrl_c(console: Console, hint: str) -> Iterator[None]:
+def _stop_on_ctrl_c(console: Console, hint: str, before_exit: Callable[[], None] | None = None) -> Iterator[None]:
     """Ctrl-C stops the process at once, like a crash, and prints the resume command.
 
     Everything a resume needs is already on disk: each response is recorded as it arrives and each finished
@@ -393,6 +397,8 @@ def _stop_on_ctrl_c(console: Console, hint: str) -> Iterator[None]:
         console.stop_live()
         what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         console.error(f"{what}; progress is saved. Resume with:\n  {hint}")
+        if before_exit is not None:  # helper processes stop with this one
+            before_exit()
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(EXIT_ERROR)
@@ -633,7 +639,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from llmxmr.models.metering import request_cap
     from llmxmr.runs import CONNECTION_SETTINGS, db_target, thread_id_for
     from llmxmr.state.context import Context, SettingsError, resolve_settings
-    from llmxmr.surveys import SurveyJob, run_surveys
+    from llmxmr.survey_processes import (
+        Helpers,
+        failure_text,
+        parse_slot,
+        rotated,
+        shares,
+    )
+    from llmxmr.surveys import FATAL, SurveyJob, run_surveys, worst
 
     overrides = overrides_from(args)
     settings = resolve_settings(overrides)
@@ -659,16 +672,37 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if len(jobs) == 1:
         return _execute(console, db_path, jobs[0].out, jobs[0].thread, jobs[0].start, context, connection,
                         wait=args.wait)
-    if args.parallel_surveys < 1 or (args.max_in_flight is not None and args.max_in_flight < 1):
-        raise SettingsError("--parallel-surveys and --max-in-flight must be at least 1")
+    if args.parallel_surveys < 1 or args.processes < 1 or (args.max_in_flight is not None and args.max_in_flight < 1):
+        raise SettingsError("--parallel-surveys, --processes and --max-in-flight must be at least 1")
 
     def work(job: SurveyJob, wait: bool) -> int:
         return _execute(console, db_path, job.out, job.thread, job.start, context, connection, wait=wait,
                         busy_ok=not wait)
 
     again = "the same `llmxmr run` command (finished surveys are kept, the others resume)"
-    with request_cap(args.max_in_flight or settings.max_concurrency), _stop_on_ctrl_c(console, again):
-        return run_surveys(jobs, work, parallel=args.parallel_surveys, wait=args.wait)
+    limit = args.max_in_flight or settings.max_concurrency
+    if args.worker_slot:  # a helper of another process's --processes: its share, the list from its own start
+        index, processes = parse_slot(args.worker_slot)
+        with request_cap(limit), _stop_on_ctrl_c(console, again):
+            return run_surveys(rotated(jobs, index, processes), work, parallel=args.parallel_surveys,
+                               wait=args.wait, come_back=False)
+    plan = shares(args.processes, args.parallel_surveys, limit)
+    helpers = Helpers()
+    with request_cap(plan[0][1]), _stop_on_ctrl_c(console, again, before_exit=helpers.stop):
+        try:
+            helpers.start(args.argv, out, plan)
+            code = run_surveys(jobs, work, parallel=plan[0][0], wait=args.wait)
+        finally:
+            if sys.exc_info()[0] is not None:
+                helpers.stop()
+        if code in FATAL:
+            helpers.stop()
+        codes = [code]
+        for helper, helper_code in helpers.wait():
+            if helper_code not in (EXIT_OK, EXIT_FAILURES):
+                console.error(failure_text(helper, helper_code))
+            codes.append(helper_code)
+        return worst(codes)
 
 
 def report_skipped(console: Console, survey: Any) -> None:
@@ -959,6 +993,7 @@ def main(argv: list[str] | None = None) -> int:
     from llmxmr.state.context import SettingsError
 
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # --processes starts helpers with the same command
     if args.command == "settings":
         return cmd_settings()
     if args.command == "eval":

@@ -29,11 +29,12 @@ class SurveyJob:
 
 
 def run_surveys(jobs: list[SurveyJob], work: Callable[[SurveyJob, bool], int], *, parallel: int = 1,
-                wait: bool = False) -> int:
+                wait: bool = False, come_back: bool = True) -> int:
     """Run `work(job, wait)` for every job, `parallel` at once; the worst exit code (a fatal one wins).
 
     `work` returns BUSY when another worker holds the job's thread (only asked when `wait` is False); those
-    jobs are worked again after the rest with `wait=True`."""
+    jobs are worked again after the rest with `wait=True`, unless `come_back` is False (a helper process of
+    `--processes`, whose parent comes back to them)."""
     stop = threading.Event()
 
     def one(job: SurveyJob, wait_now: bool) -> int | None:
@@ -46,7 +47,7 @@ def run_surveys(jobs: list[SurveyJob], work: Callable[[SurveyJob, bool], int], *
 
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="survey") as pool:
         codes = list(pool.map(lambda job: one(job, wait), jobs))
-        deferred = [job for job, code in zip(jobs, codes, strict=True) if code == BUSY]
+        deferred = [job for job, code in zip(jobs, codes, strict=True) if code == BUSY and come_back]
         codes = [c for c in codes if c != BUSY]
         codes += list(pool.map(lambda job: one(job, True), deferred))
     return worst(codes)

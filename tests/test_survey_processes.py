@@ -1,0 +1,122 @@
+"""`llmxmr run JOB --parallel-surveys K --processes P`: the shares of the limits, and a job of three surveys
+worked by two processes on one SQLite database: every survey once, the same articles as one process."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmxmr import cli
+from llmxmr.survey_processes import helper_argv, parse_slot, rotated, shares
+from llmxmr.testing.scripted_server import scripted_server
+
+pytestmark = [pytest.mark.usefixtures("offline_env"), pytest.mark.timeout(300)]
+
+CORPUS = Path(__file__).parent.parent / "examples" / "mini.jsonl"
+TINY = ["--set", "max_layers=0", "--set", "max_blocks=1", "--set", "refine_rounds=0", "--set", "best_of=1", "-q"]
+
+
+def test_shares_add_up_to_the_limits_and_never_leave_a_process_without_work() -> None:
+    assert shares(2, 8, 160) == [(4, 80), (4, 80)]
+    assert shares(3, 8, 20) == [(3, 7), (3, 7), (2, 6)]
+    assert shares(4, 2, 20) == [(1, 10), (1, 10)]  # two surveys at once: two processes
+    assert shares(4, 8, 3) == [(3, 1), (3, 1), (2, 1)]  # three requests in flight: three processes
+    assert shares(1, 5, 7) == [(5, 7)]
+    for p, k, n in ((2, 3, 5), (5, 17, 33), (8, 8, 8)):
+        plan = shares(p, k, n)
+        assert sum(a for a, _ in plan) == k and sum(b for _, b in plan) == n and min(min(x) for x in plan) >= 1
+
+
+def test_each_process_starts_at_a_different_survey() -> None:
+    jobs = list("abcdefgh")
+    assert [rotated(jobs, i, 2)[0] for i in range(2)] == ["a", "e"]
+    assert rotated(jobs, 1, 3) == list("cdefghab")
+    assert sorted(rotated(jobs, 2, 3)) == jobs
+
+
+def test_a_helper_runs_the_users_command_with_its_shares_last() -> None:
+    argv = helper_argv(["run", "job.jsonl", "-o", "out", "--parallel-surveys", "8", "--processes", "2"], 1, 2, 4, 80)
+    tail = argv[argv.index("job.jsonl") - 1:]
+    assert tail[:7] == ["run", "job.jsonl", "-o", "out", "--parallel-surveys", "8", "--processes"]
+    parsed = cli.parser().parse_args(tail)  # the later flags win
+    assert (parsed.processes, parsed.parallel_surveys, parsed.max_in_flight, parsed.quiet) == (1, 4, 80, True)
+    assert parse_slot(parsed.worker_slot) == (1, 2)
+
+
+def three_surveys(path: Path) -> Path:
+    base = json.loads(CORPUS.read_text().splitlines()[0])
+    lines = []
+    for i in range(3):
+        papers = [{**p, "title": f"{p['title']} ({i})", "txt": f"Survey {i}. {p['txt']}"} for p in base["papers"]]
+        lines.append(json.dumps({**base, "title": f"{base['title']} {i}", "papers": papers}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(corpus: Path, out: Path, base_url: str, *extra: str) -> int:
+    return cli.main(["run", str(corpus), "-o", str(out), "--model", "openai:scripted", "--base-url", base_url,
+                     *TINY, "--parallel-surveys", "3", *extra])
+
+
+def slow(stage: str, request: dict[str, Any]) -> None:
+    threading.Event().wait(0.1)  # each survey lasts longer than a helper takes to start
+
+
+def test_two_processes_work_every_survey_once_with_the_articles_of_one(tmp_path: Path) -> None:
+    corpus = three_surveys(tmp_path / "job.jsonl")
+    with scripted_server(fault=slow) as stub:
+        assert run(corpus, tmp_path / "one", stub.base_url) == 0
+        one_calls = len(stub.chat_requests)
+    with scripted_server(fault=slow) as stub:
+        assert run(corpus, tmp_path / "two", stub.base_url, "--processes", "2") == 0
+        two_calls = len(stub.chat_requests)
+    assert two_calls == one_calls  # no survey worked twice
+    folders = sorted(p.parent.name for p in (tmp_path / "one").glob("*/survey.json"))
+    assert len(folders) == 3
+    for name in folders:  # every survey's outputs, in the folder the user named, as one process writes them
+        one = json.loads((tmp_path / "one" / name / "survey.json").read_text())
+        two = json.loads((tmp_path / "two" / name / "survey.json").read_text())
+        assert two["content"] == one["content"]
+    log = (tmp_path / "two" / "worker-1.log").read_text()
+    worked = [name for name in folders if f"{name}/survey.md" in log]
+    assert worked, log  # the helper process worked at least one survey itself
+    assert not (tmp_path / "two" / "worker-2.log").exists()
+
+
+def test_stopping_the_run_stops_its_helper_processes(tmp_path: Path) -> None:
+    """SIGTERM to the command (a container stop, kill): its helpers stop with it, none works on unattended."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus = three_surveys(tmp_path / "job.jsonl")
+    out = tmp_path / "out"
+
+    def slower(stage: str, request: dict[str, Any]) -> None:
+        threading.Event().wait(0.5)
+
+    with scripted_server(fault=slower) as stub:
+        parent = subprocess.Popen([sys.executable, "-m", "llmxmr.cli", "run", str(corpus), "-o", str(out),
+                                   "--model", "openai:scripted", "--base-url", stub.base_url, *TINY,
+                                   "--parallel-surveys", "3", "--processes", "2"],
+                                  env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120  # until both processes ask: three surveys' first requests
+            while time.monotonic() < deadline and len(stub.chat_requests) < 12:
+                time.sleep(0.2)
+            assert (out / "worker-1.log").is_file() and len(stub.chat_requests) >= 12
+            parent.send_signal(signal.SIGTERM)
+            _, err = parent.communicate(timeout=60)
+        finally:
+            parent.kill()
+        assert parent.returncode == 1 and "Resume with" in err, err
+        time.sleep(1.5)  # answers in flight when it stopped may still arrive
+        seen = len(stub.chat_requests)
+        time.sleep(3)
+        assert len(stub.chat_requests) == seen  # nothing asks any more: the helper stopped too
