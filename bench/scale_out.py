@@ -5,7 +5,8 @@ Parts (each a fresh worker subprocess per run, against bench/mock.py over loopba
   calls, and database size / corpus size (PostgreSQL: the llmxmr tables' total relation size).
 - `async`: sync `stream` vs async `astream` (AsyncPostgresSaver + AsyncPostgresStore) at zero latency on
   PostgreSQL, 60 x 3,000: the framework's overhead per call.
-- `surveys`: 8 surveys of 60 x 3,000 at 1 s per call through the CLI: `--parallel-surveys 8` vs one after
+- `surveys`: 8 surveys of 60 x 3,000 at 1 s per call through the CLI: `--parallel-surveys 8` (in one process,
+  and in two with `--processes 2`) vs one after
   another, and one survey alone (goal: parallel <= 1.3 x one survey, the request cap not binding). The mock
   runs without its prefix-cache accounting here (`--no-prefix-cache`: tokenising every prompt for it cost
   CPU on the cores the client under test shares, and this part reads no cached tokens).
@@ -201,9 +202,12 @@ def part_surveys(work: Path, quick: bool) -> dict[str, Any]:
             ("sequential", many, ["--set", f"max_concurrency={CAP}", "--parallel-surveys", "1",
                                   "--max-in-flight", str(CAP)]),
             ("parallel", many, ["--set", f"max_concurrency={CAP}", "--parallel-surveys", str(k),
-                                "--max-in-flight", str(CAP * k)]))
+                                "--max-in-flight", str(CAP * k)]),
+            # The same, the client's work on both cores: two processes with 4 surveys and 80 requests each.
+            ("parallel, 2 processes", many, ["--set", f"max_concurrency={CAP}", "--parallel-surveys", str(k),
+                                             "--max-in-flight", str(CAP * k), "--processes", "2"]))
     for label, path, extra in runs:
-        cap = CAP * k if label == "parallel" else CAP  # the server serves what the client may send
+        cap = CAP * k if label.startswith("parallel") else CAP  # the server serves what the client may send
         mock = Mock(latency=lat, cap=cap, log_dir=work, shape="2,1" if quick else None, prefix_cache=False)
         try:
             wall = cli_run(path, work / f"out-{label.replace(' ', '-')}", mock.base_url, *extra, *quick_sets)
@@ -213,6 +217,7 @@ def part_surveys(work: Path, quick: bool) -> dict[str, Any]:
         print(f"  surveys {label}: wall {wall:.1f} s, calls {log['calls']}, max in flight {log['max_inflight']}",
               flush=True)
     out["parallel_over_one"] = out["parallel"]["wall_s"] / out["one survey"]["wall_s"]
+    out["processes_over_one"] = out["parallel, 2 processes"]["wall_s"] / out["one survey"]["wall_s"]
     return out
 
 
