@@ -13,11 +13,13 @@ from llmxmr.core.tree import (
     outline_from_draft_keeping_ids,
     outline_key,
     outline_to_prompt_text,
+    section_ids,
 )
 from llmxmr.nodes.model_calls import ModelCalls
 from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Outline
+from llmxmr.state.responses import edits_reply_for
 
 EDITS, REWRITE = STAGES["modify"], STAGES["modify_rewrite"]
 
@@ -56,7 +58,8 @@ def modify_outline(
     else:
         text, named = outline_to_prompt_text(base), ""
     reply = calls.ask(EDITS, unit, EDITS.prompt(text, suggestion, named=named, language=settings.language),
-                      candidate=candidate, temperature=temperature)
+                      candidate=candidate, temperature=temperature,
+                      schema=edits_reply_for(tuple(section_ids(base))))  # only ids that exist
     if reply is None:
         return None
     outline, rejected = apply_edits(base, edits_from_drafts(reply.value.edits))
