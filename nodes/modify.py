@@ -14,9 +14,12 @@ from llmxmr.core.tree import (
     outline_key,
     outline_to_prompt_text,
     section_ids,
+    with_usable_headings,
 )
 from llmxmr.nodes.model_calls import ModelCalls
 from llmxmr.nodes.step import Step
+from llmxmr.prompts.convolve import EDIT_EXAMPLE_TITLE
+from llmxmr.prompts.skeleton import SHAPE_TITLES
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Outline
 from llmxmr.state.responses import edits_reply_for
@@ -46,7 +49,10 @@ def modify_outline(
                           candidate=candidate, temperature=temperature)
         if reply is None or not reply.value.sections:
             return None
-        return outline_from_draft_keeping_ids(reply.value, base)
+        outline, notes = with_usable_headings(outline_from_draft_keeping_ids(reply.value, base), SHAPE_TITLES)
+        for note in notes:
+            calls.fail(REWRITE.name, unit, "heading", note)
+        return outline if outline.sections else None
     # Edits touch the sections the suggestion names; the rest of the outline only needs its ids and titles
     # (to place, move or remove). At S = 38 this is ~1.5 k prompt tokens instead of ~6.5 k per modify call.
     # The titles come first (every modify of a layer shares them: a prompt-cache prefix), the named
@@ -62,7 +68,7 @@ def modify_outline(
                       schema=edits_reply_for(tuple(section_ids(base))))  # only ids that exist
     if reply is None:
         return None
-    outline, rejected = apply_edits(base, edits_from_drafts(reply.value.edits))
+    outline, rejected = apply_edits(base, edits_from_drafts(reply.value.edits), not_headings=[EDIT_EXAMPLE_TITLE])
     for r in rejected:
         calls.fail(EDITS.name, unit, "edit_rejected", f"{r.edit.op} {r.edit.section_id or ''}: {r.reason}".strip())
     return outline
