@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("offline_env")
 def _unsupported(stage: str, request: dict) -> dict | None:
     # Every claim of the first check round unsupported: the repair stage runs on flagged claims.
     if stage == "verify":
-        claims = len(re.findall(r"^Claim \d+:", request["messages"][1]["content"], re.M))
+        claims = len(re.findall(r"^Claim \d+:", request["messages"][1]["content"], re.MULTILINE))
         return {"content": json.dumps({"verdicts": [
             {"claim": n, "passage": 0, "reason": "not stated", "verdict": 0} for n in range(1, claims + 1)]})}
     return None
@@ -83,10 +83,10 @@ def test_verify_numbers_are_the_claims_and_passages_shown(bodies: dict[str, list
     assert bodies.get("verify")
     for body in bodies["verify"]:
         text = body["messages"][1]["content"]
-        claims = len(re.findall(r"^Claim \d+:", text, re.M))
+        claims = len(re.findall(r"^Claim \d+:", text, re.MULTILINE))
         verdict = _schema(body)["$defs"]["Verdict"]["properties"]
         assert (verdict["claim"]["minimum"], verdict["claim"]["maximum"]) == (1, claims)
-        assert verdict["passage"]["maximum"] >= max(int(n) for n in re.findall(r"^Passage (\d+):", text, re.M))
+        assert verdict["passage"]["maximum"] >= max(int(n) for n in re.findall(r"^Passage (\d+):", text, re.MULTILINE))
         assert _schema(body)["properties"]["verdicts"]["maxItems"] == claims
 
 
@@ -94,10 +94,10 @@ def test_repair_names_only_the_sections_and_claims_it_was_given(bodies: dict[str
     assert bodies.get("repair"), "the scripted verdicts flagged every claim: a repair must run"
     for body in bodies["repair"]:
         text = body["messages"][1]["content"]
-        given = set(re.findall(r"^Section \[(s\d+)\]", text, re.M))
+        given = set(re.findall(r"^Section \[(s\d+)\]", text, re.MULTILINE))
         defs = _schema(body)["$defs"]
         assert given and set(_enum(defs["Addition"]["properties"]["section_id"])) == given
-        flagged = re.findall(r"^(\d+)\. ", text.split("Claims to fix:", 1)[1], re.M) if "Claims to fix:" in text else []
+        flagged = re.findall(r"^(\d+)\. ", text.split("Claims to fix:", 1)[1], re.MULTILINE) if "Claims to fix:" in text else []
         assert defs["ClaimFix"]["properties"]["claim"]["maximum"] == max(1, len(flagged))
         assert _schema(body)["properties"]["fixes"]["maxItems"] == len(flagged)
 
@@ -106,7 +106,7 @@ def test_charts_and_group_name_only_what_exists(bodies: dict[str, list[dict]]) -
     (charts,) = bodies["charts"]
     assert set(_enum(_schema(charts)["$defs"]["Chart"]["properties"]["section_id"])) == _ids_in_prompt(charts)
     for body in bodies["group"]:
-        shown = len(re.findall(r"^\d+\. ", body["messages"][1]["content"], re.M))
+        shown = len(re.findall(r"^\d+\. ", body["messages"][1]["content"], re.MULTILINE))
         topic = _schema(body)["$defs"]["Topic"]["properties"]
         assert topic["papers"]["items"]["maximum"] == shown > 0 and topic["name"]["minLength"] == 1
 

@@ -86,7 +86,12 @@ def test_the_prompts_example_headings_are_known_so_a_copy_is_dropped() -> None:
     import json
 
     from llmxmr.core.tree import with_usable_headings
-    from llmxmr.prompts.skeleton import OUTLINE_SHAPE, SHAPE_TITLES, draft_outline, example_titles
+    from llmxmr.prompts.skeleton import (
+        OUTLINE_SHAPE,
+        SHAPE_TITLES,
+        draft_outline,
+        example_titles,
+    )
 
     shape = json.loads(OUTLINE_SHAPE.split(" (an example", 1)[0])
     assert set(SHAPE_TITLES) == {shape["title"], *(t for _, t in titles([Section(section_id="s0", **_sections(s)) for s in shape["sections"]]))}
