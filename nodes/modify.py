@@ -3,6 +3,7 @@ with the pure `apply_edits`; reference mode asks for the whole outline and keeps
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from llmxmr import run_store
@@ -29,7 +30,8 @@ EDITS, REWRITE = STAGES["modify"], STAGES["modify_rewrite"]
 
 def modified_outline_key(step: Step, base: Outline, suggestion: str, unit: str, **kwargs: Any) -> str | None:
     """`modify_outline`, stored under its content key; None when the answer was unusable (recorded)."""
-    outline = modify_outline(step.calls, base, suggestion, unit, **kwargs)
+    papers = run_store.get_paper_titles(step.store, step.run_id)
+    outline = modify_outline(step.calls, base, suggestion, unit, not_headings=papers, **kwargs)
     if outline is None:
         return None
     key = outline_key(outline)
@@ -39,9 +41,10 @@ def modified_outline_key(step: Step, base: Outline, suggestion: str, unit: str, 
 
 def modify_outline(
     calls: ModelCalls, base: Outline, suggestion: str, unit: str, *, candidate: int = 0,
-    temperature: float | None = None,
+    temperature: float | None = None, not_headings: Sequence[str] = (),
 ) -> Outline | None:
-    """The modified outline, or None when the model's answer was unusable (recorded)."""
+    """The modified outline, or None when the model's answer was unusable (recorded). `not_headings`: titles
+    (the papers') no section may take, besides the survey's and the prompt example's."""
     settings = calls.settings
     if settings.mode == "reference":
         text = outline_to_prompt_text(base)  # it rewrites the whole outline: it must see all of it
@@ -49,7 +52,8 @@ def modify_outline(
                           candidate=candidate, temperature=temperature)
         if reply is None or not reply.value.sections:
             return None
-        outline, notes = with_usable_headings(outline_from_draft_keeping_ids(reply.value, base), SHAPE_TITLES)
+        outline, notes = with_usable_headings(outline_from_draft_keeping_ids(reply.value, base),
+                                              [*SHAPE_TITLES, *not_headings])
         for note in notes:
             calls.fail(REWRITE.name, unit, "heading", note)
         return outline if outline.sections else None
@@ -68,7 +72,7 @@ def modify_outline(
                       schema=edits_reply_for(tuple(section_ids(base))))  # only ids that exist
     if reply is None:
         return None
-    outline, rejected = apply_edits(base, edits_from_drafts(reply.value.edits), not_headings=[EDIT_EXAMPLE_TITLE])
+    outline, rejected = apply_edits(base, edits_from_drafts(reply.value.edits), not_headings=[EDIT_EXAMPLE_TITLE, *not_headings])
     for r in rejected:
         calls.fail(EDITS.name, unit, "edit_rejected", f"{r.edit.op} {r.edit.section_id or ''}: {r.reason}".strip())
     return outline

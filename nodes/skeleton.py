@@ -85,8 +85,9 @@ def merge_batch(task: MergeTask, step: Step) -> dict[str, Any]:
     reply = step.calls.ask(MERGE, unit, MERGE.prompt(task["topic"], texts, language=step.settings.language))
     key = keys[0]
     if reply is not None and reply.value.sections:
-        outline, notes = with_usable_headings(outline_from_draft(reply.value, title=task["topic"]),
-                                              example_titles(task["topic"]), renumber=True)
+        not_headings = [*example_titles(task["topic"]), *run_store.get_paper_titles(step.store, step.run_id)]
+        outline, notes = with_usable_headings(outline_from_draft(reply.value, title=task["topic"]), not_headings,
+                                              renumber=True)
         for note in notes:
             step.calls.fail(MERGE.name, unit, "heading", note)
         if outline.sections:
