@@ -154,7 +154,7 @@ def verify_claims(task: CheckTask, step: Step) -> Command:
     if items:
         logprobs = ModelSpec.parse(settings.model_for(VERIFY.role)).supports_logprobs
         reply = step.calls.ask(VERIFY, unit, VERIFY.prompt(items, language=settings.language), logprobs=logprobs,
-                               schema=verdicts_reply_for(len(items), settings.verify_passages))
+                               schema=verdicts_reply_for(len(items), max(len(ps) for *_, ps in items)))
         _read_verdicts(reply, shown)
     run_store.put_verdicts(step.store, step.run_id, task["final_key"], task["round"], task["batch"], records)
     step.progress("verify", done=len(records), unit=unit)
