@@ -10,6 +10,7 @@ from langgraph.types import Overwrite
 
 from llmxmr import run_store
 from llmxmr.core.grouping import merge_level_batches
+from llmxmr.core.headings import group_heading
 from llmxmr.core.tree import (
     outline_from_draft,
     outline_key,
@@ -59,7 +60,7 @@ def skeleton_batch(task: SkeletonTask, step: Step) -> dict[str, Any]:
 def fallback_outline(title: str, groups: list[list[str]], titles: dict[str, str]) -> Outline:
     """When no draft survived: one section per group, so the pipeline can still refine and write."""
     sections = [
-        Section(section_id=f"s{i + 1}", title=f"Theme {i + 1}: {titles[g[0]]}"[:150],
+        Section(section_id=f"s{i + 1}", title=group_heading([titles[p] for p in g], list(titles.values()))[:150],
                 construction="Extract the problem, method and results of each paper.",
                 analysis="Compare the papers' approaches and evidence.")
         for i, g in enumerate(groups) if g

@@ -107,3 +107,19 @@ def test_the_prompts_example_headings_are_known_so_a_copy_is_dropped() -> None:
 
 def _sections(draft: dict) -> dict:
     return {"title": draft["title"], "children": [Section(section_id="s0", **_sections(c)) for c in draft["subsections"]]}
+
+
+def test_a_fallback_group_is_headed_by_what_tells_its_papers_apart() -> None:
+    from llmxmr.core.headings import group_heading
+    from llmxmr.nodes.skeleton import fallback_outline
+
+    stdlib = ["Python module threading", "Python module queue", "Python module asyncio", "Python module sched"]
+    assert group_heading(stdlib[:3], stdlib) == "threading, queue and asyncio"
+    assert group_heading(stdlib[3:], stdlib) == "sched"
+    papers = ["Weight Quantization for Cheaper Inference", "Continuous Batching for Model Serving"]
+    assert group_heading(papers[:1], papers) == "Work on Weight Quantization for Cheaper Inference"  # not the title
+    assert group_heading(papers, papers, words=2) == "Weight Quantization and Continuous Batching"
+    outline = fallback_outline("Python concurrency", [["a", "b"], ["c", "d"]], dict(zip("abcd", stdlib)))
+    assert [s.title for s in outline.sections] == ["threading and queue", "asyncio and sched"]
+    banned = not_heading_keys(["Python concurrency", *stdlib])
+    assert all(heading_clash(s.title, [], "", banned) is None for s in outline.sections)

@@ -85,3 +85,20 @@ def _clean(sections: list[Section], banned: frozenset[str], parent_title: str, n
     for s in kept:
         s.children = _clean(s.children, banned, s.title, notes)
     return kept
+
+
+def group_heading(group_titles: Sequence[str], all_titles: Sequence[str], *, words: int = 6) -> str:
+    """A heading for a group of papers when no drafted outline survived (the fallback outline): what tells
+    the group's titles apart, joined ("threading, queue and asyncio" for "Python module threading", ...),
+    never one paper's title verbatim. Words every title of the run starts with ("Python module") are left
+    out; each part is cut to `words` words."""
+    split = [t.split() for t in all_titles if t.split()]
+    shared = 0
+    while split and all(len(s) > shared + 1 and s[shared].casefold() == split[0][shared].casefold() for s in split):
+        shared += 1
+    parts = list(dict.fromkeys(" ".join(t.split()[shared:][:words]) for t in group_titles if t.split()[shared:]))
+    if not parts:
+        return "Other work"
+    joined = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    # One paper whose title shares nothing with the others' would be its own title again.
+    return f"Work on {joined}" if normalize_title(joined) in not_heading_keys(all_titles) else joined
