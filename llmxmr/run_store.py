@@ -194,6 +194,18 @@ def get_chunk_notes(store: BaseStore, run_id: str, paper_id: str, chunk: int) ->
     return [] if value is None else list(value["notes"])
 
 
+def add_paper_titles(store: BaseStore, run_id: str, titles: list[str]) -> None:
+    """The run's paper titles, which are never section headings (llmxmr.core.headings); an update adds its
+    new papers' to the run's."""
+    known = get_paper_titles(store, run_id)
+    store.put(ns(run_id, "meta"), "paper_titles", {"titles": list(dict.fromkeys([*known, *titles]))})
+
+
+def get_paper_titles(store: BaseStore, run_id: str) -> list[str]:
+    value = _get(store, ns(run_id, "meta"), "paper_titles")
+    return [] if value is None else list(value["titles"])
+
+
 def put_notes(store: BaseStore, run_id: str, paper_id: str, notes: list[str]) -> None:
     store.put(ns(run_id, "notes"), paper_id, {"notes": notes})
 

@@ -31,7 +31,7 @@ RECURSION_LIMIT = 20_000  # our loops carry their own guards; this only stops a 
 CONNECTION_SETTINGS = ("base_url", "max_concurrency", "request_timeout", "requests_per_minute", "tokens_per_minute",
                        "review_outline")
 # Failure kinds that are notes rather than failures: they do not turn exit code 0 into 3.
-NOTICE_KINDS = {"truncated", "citation", "edit_rejected", "unknown_section",
+NOTICE_KINDS = {"truncated", "citation", "edit_rejected", "unknown_section", "heading",
                 "batch_lines", "batch_unavailable"}  # batch mode: those lines went as ordinary calls
 
 

@@ -18,6 +18,7 @@ from llmxmr.models.tokens import count_tokens
 from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES
 from llmxmr.state.graph_state import SurveyState
+from llmxmr.state.responses import topics_for
 
 GROUP = STAGES["group"]
 
@@ -31,7 +32,8 @@ def group(state: SurveyState, step: Step) -> dict[str, Any]:
     failed = False
     for b, batch in enumerate(batches):
         reply = step.calls.ask(GROUP, f"batch{b}", GROUP.prompt(
-            state["title"], [refs[i]["title"] for i in batch], language=settings.language))
+            state["title"], [refs[i]["title"] for i in batch], language=settings.language),
+            schema=topics_for(len(batch)))  # only the numbers shown
         if reply is None:
             failed = True
             topics.append(list(batch))

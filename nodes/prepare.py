@@ -58,6 +58,7 @@ def store_documents(step: Step, docs: list[Document]) -> list[dict[str, Any]]:
         run_store.put_document(step.store, step.run_id, doc, bounds)
         refs.append(PaperRef(paper_id=doc.paper_id, title=doc.title, url=doc.url, tokens=tokens,
                              chunks=len(bounds)).model_dump())
+    run_store.add_paper_titles(step.store, step.run_id, [doc.title for doc in docs])
     return refs
 
 

@@ -10,15 +10,18 @@ from langgraph.types import Overwrite
 
 from llmxmr import run_store
 from llmxmr.core.grouping import merge_level_batches
+from llmxmr.core.headings import group_heading
 from llmxmr.core.tree import (
     outline_from_draft,
     outline_key,
     outline_to_prompt_text,
     section_ids,
+    with_usable_headings,
 )
 from llmxmr.limits import input_budget
 from llmxmr.models.tokens import CHARS_PER_TOKEN_MAX, count_tokens, truncate_to_tokens
 from llmxmr.nodes.step import Step
+from llmxmr.prompts.skeleton import example_titles
 from llmxmr.stages import STAGES
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import SurveyState
@@ -39,7 +42,11 @@ def skeleton_batch(task: SkeletonTask, step: Step) -> dict[str, Any]:
     reply = step.calls.ask(SKELETON, unit, SKELETON.prompt(task["topic"], papers, language=settings.language))
     results = []
     if reply is not None:
-        outline = outline_from_draft(reply.value, title=task["topic"])
+        # A chapter titled as one of these papers, or as the prompt's example, is no chapter (core.headings).
+        outline, notes = with_usable_headings(outline_from_draft(reply.value, title=task["topic"]),
+                                              [*example_titles(task["topic"]), *(t for _, t, _ in papers)], renumber=True)
+        for note in notes:
+            step.calls.fail(SKELETON.name, unit, "heading", note)
         if outline.sections:
             key = outline_key(outline)
             run_store.put_outline(step.store, step.run_id, key, outline)
@@ -53,7 +60,7 @@ def skeleton_batch(task: SkeletonTask, step: Step) -> dict[str, Any]:
 def fallback_outline(title: str, groups: list[list[str]], titles: dict[str, str]) -> Outline:
     """When no draft survived: one section per group, so the pipeline can still refine and write."""
     sections = [
-        Section(section_id=f"s{i + 1}", title=f"Theme {i + 1}: {titles[g[0]]}"[:150],
+        Section(section_id=f"s{i + 1}", title=group_heading([titles[p] for p in g], list(titles.values()))[:150],
                 construction="Extract the problem, method and results of each paper.",
                 analysis="Compare the papers' approaches and evidence.")
         for i, g in enumerate(groups) if g
@@ -79,9 +86,17 @@ def merge_batch(task: MergeTask, step: Step) -> dict[str, Any]:
     reply = step.calls.ask(MERGE, unit, MERGE.prompt(task["topic"], texts, language=step.settings.language))
     key = keys[0]
     if reply is not None and reply.value.sections:
-        outline = outline_from_draft(reply.value, title=task["topic"])
-        key = outline_key(outline)
-        run_store.put_outline(step.store, step.run_id, key, outline)
+        not_headings = [*example_titles(task["topic"]), *run_store.get_paper_titles(step.store, step.run_id)]
+        outline, notes = with_usable_headings(outline_from_draft(reply.value, title=task["topic"]), not_headings,
+                                              renumber=True)
+        for note in notes:
+            step.calls.fail(MERGE.name, unit, "heading", note)
+        if outline.sections:
+            key = outline_key(outline)
+            run_store.put_outline(step.store, step.run_id, key, outline)
+        else:
+            step.calls.fail(MERGE.name, unit, "output_wrong_shape", "no usable heading in the merged outline: "
+                            "its first draft goes on")
     step.progress("merge_skeleton", done=1, unit=unit)
     return step.update(results=[{"kind": "merged_outline", "level": task["level"], "batch": task["batch"],
                                  "outline_key": key}])

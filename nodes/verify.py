@@ -32,6 +32,7 @@ from llmxmr.retrieval import PASSAGE_WORDS, index_for, passage_spans
 from llmxmr.stages import STAGES
 from llmxmr.state.context import Settings
 from llmxmr.state.graph_state import WriterState
+from llmxmr.state.responses import repair_reply_for, verdicts_reply_for
 from llmxmr.state.tasks import CheckTask, RepairTask
 
 VERIFY, REPAIR = STAGES["verify"], STAGES["repair"]
@@ -152,7 +153,8 @@ def verify_claims(task: CheckTask, step: Step) -> Command:
     unit = f"r{task['round']}:batch{task['batch']}"
     if items:
         logprobs = ModelSpec.parse(settings.model_for(VERIFY.role)).supports_logprobs
-        reply = step.calls.ask(VERIFY, unit, VERIFY.prompt(items, language=settings.language), logprobs=logprobs)
+        reply = step.calls.ask(VERIFY, unit, VERIFY.prompt(items, language=settings.language), logprobs=logprobs,
+                               schema=verdicts_reply_for(len(items), max(len(ps) for *_, ps in items)))
         _read_verdicts(reply, shown)
     run_store.put_verdicts(step.store, step.run_id, task["final_key"], task["round"], task["batch"], records)
     step.progress("verify", done=len(records), unit=unit)
@@ -257,7 +259,8 @@ def repair_sections(task: RepairTask, step: Step) -> dict[str, Any]:
                       SectionToRepair(sid, find_section(outline, sid).title, text, [(n, c.text, why) for n, c, why in flagged],
                                       item["uncited"], evidence)))
     unit = f"batch{task['batch']}"
-    reply = step.calls.ask(REPAIR, unit, REPAIR.prompt([s[-1] for s in shown], language=settings.language))
+    reply = step.calls.ask(REPAIR, unit, REPAIR.prompt([s[-1] for s in shown], language=settings.language),
+                           schema=repair_reply_for(tuple(s[0]["section_id"] for s in shown), number))
     repaired = []
     for item, text, claims, flagged, allowed, _ in shown:
         sid = item["section_id"]

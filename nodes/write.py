@@ -13,6 +13,7 @@ from llmxmr.core.tree import (
     height_schedule,
     outline_key,
     outline_to_prompt_text,
+    section_ids,
     section_numbers,
 )
 from llmxmr.limits import input_budget
@@ -23,6 +24,7 @@ from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES
 from llmxmr.state.graph_state import WriterState
 from llmxmr.state.records import Digest, Outline
+from llmxmr.state.responses import charts_reply_for
 from llmxmr.state.tasks import SectionTask
 
 WRITE, POLISH, CHARTS = STAGES["write_section"], STAGES["polish"], STAGES["charts"]
@@ -191,7 +193,8 @@ def charts(state: WriterState, step: Step) -> dict[str, Any]:
     """One call proposing mermaid charts; each is appended to the section it names."""
     store, run_id, key = step.store, step.run_id, state["final_key"]
     outline = run_store.get_outline(store, run_id, key)
-    reply = step.calls.ask(CHARTS, "article", CHARTS.prompt(outline_to_prompt_text(outline), language=step.settings.language))
+    reply = step.calls.ask(CHARTS, "article", CHARTS.prompt(outline_to_prompt_text(outline), language=step.settings.language),
+                           schema=charts_reply_for(tuple(sid for sid in section_ids(outline) if sid in state["sections"])))
     for chart in reply.value.charts if reply else []:
         ref = state["sections"].get(chart.section_id)
         if ref is None or not chart.mermaid.strip():

@@ -38,13 +38,16 @@ Edit operations:
 {RULES}"""
 
 
+EDIT_EXAMPLE_TITLE = "Concurrent and incremental marking"  # a heading no survey of ours should copy
+
+
 def modify_edits(outline_text: str, suggestion: str, *, named: str = "", language: str = "en"):
     """`outline_text`: the base outline (titles), shared by every modify of a layer, so it comes first;
     `named`: the descriptions of the sections the suggestion names, which vary per call, after it."""
     described = f"Sections the suggestion names:\n{named}\n\n" if named else ""
     user = f"Outline:\n{outline_text}\n\n{described}Suggestion:\n{suggestion}"
     return messages("modify", EDIT_SYSTEM, user, language=language, answer=json_only(
-        '{"edits": [{"op": "retitle", "section_id": "a2", "title": "Concurrent and incremental marking"}]} '
+        f'{{"edits": [{{"op": "retitle", "section_id": "a2", "title": "{EDIT_EXAMPLE_TITLE}"}}]}} '
         "(an example: use the section ids in brackets in the outline above; at most 12 edits)"))
 
 

@@ -30,11 +30,26 @@ SYSTEM = """You draft the outline of a survey titled "{topic}" from the papers b
 {rules}"""
 
 
+def _example_heads(topic: str) -> list[str]:
+    return [f"Foundations of {topic}", f"Comparison of approaches to {topic}", f"Open problems in {topic}"]
+
+
+# The fixed example's headings (OUTLINE_SHAPE): copied, they would be another survey's chapters.
+SHAPE_TITLES = ("Garbage collection in managed runtimes", "Tracing collectors", "Generational collection",
+                "Concurrent marking")
+
+
+def example_titles(topic: str) -> list[str]:
+    """Every heading an outline prompt of this survey shows as an example: never a heading of its own
+    (llmxmr.core.headings drops one a model copied)."""
+    return [*_example_heads(topic), *SHAPE_TITLES]
+
+
 def outline_example(topic: str) -> str:
     """A filled outline built from the survey's topic (never from document text, which stays inside its
     delimiters): the 135M demo model copied a fixed example on another subject verbatim (its chapter
     titles became the article's), so what it copies must at least be about this survey."""
-    heads = [f"Foundations of {topic}", f"Comparison of approaches to {topic}", f"Open problems in {topic}"]
+    heads = _example_heads(topic)
     sections = [{"title": h, "construction": f"What each paper reports about {h}: methods, settings and figures.",
                  "analysis": f"Compare the papers on {h}: trade-offs, agreements, gaps, citing each by its id.",
                  "subsections": []} for h in heads]

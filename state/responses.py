@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, create_model
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, create_model
 
 SHORT = 200
 MEDIUM = 500
@@ -179,3 +179,89 @@ class ChartsReply(BaseModel):
     """charts: mermaid charts or tables proposed for sections."""
 
     charts: Annotated[list[Chart], _cut(6)] = Field(default_factory=list, max_length=6)
+
+
+# --- schemas built for one call -----------------------------------------------------------------------
+# Each lists what the call may name (the outline's section ids, the numbers of the claims it was shown) so a
+# grammar-constrained decoder (llama.cpp, vLLM) cannot name anything else. The wire schema only: parsing stays
+# as lenient as the base class's, and the node still drops (and records) what does not exist. llama.cpp reads
+# `anyOf` before `enum`, so a nullable id carries its enum inside the string branch.
+
+
+def _id_wire(ids: tuple[str, ...], *, nullable: bool = False) -> dict[str, Any]:
+    one = {"type": "string", "enum": list(ids)}
+    return {"anyOf": [one, {"type": "null"}]} if nullable else one
+
+
+def _at_most(items: int) -> dict[str, Any]:
+    # On the wire only: a longer list that still arrives is cut or checked by the node, never rejected whole.
+    return {"maxItems": max(0, items)}
+
+
+def _number_wire(low: int, high: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+@functools.lru_cache(maxsize=256)
+def edits_reply_for(section_ids: tuple[str, ...]) -> type[EditsReply]:
+    """EditsReply for one outline: section_id and parent_id are its real ids (or null: top level / an add),
+    a title given is not empty, a position is within a sibling list's bounds."""
+    if not section_ids:
+        return EditsReply  # an empty enum is no grammar
+    text = {"type": "string", "minLength": 1, "maxLength": SHORT}
+    item = create_model(
+        "EditDraft", __base__=EditDraft,
+        section_id=(Annotated[str | None, _cut(16), WithJsonSchema(_id_wire(section_ids, nullable=True))], None),
+        parent_id=(Annotated[str | None, _cut(16), WithJsonSchema(_id_wire(section_ids, nullable=True))], None),
+        title=(Annotated[str | None, _cut(SHORT), WithJsonSchema({"anyOf": [text, {"type": "null"}]})], None),
+        position=(Annotated[int | None, WithJsonSchema({"anyOf": [_number_wire(0, 10), {"type": "null"}]})], None))
+    return create_model("EditsReply", __base__=EditsReply, edits=(
+        Annotated[list[item], _cut(12)], Field(default_factory=list, max_length=12)))  # type: ignore[valid-type]
+
+
+@functools.lru_cache(maxsize=256)
+def repair_reply_for(section_ids: tuple[str, ...], claims: int) -> type[RepairReply]:
+    """RepairReply for one batch of sections: fixes name one of the `claims` numbered flagged claims (none
+    when nothing was flagged), additions one of these sections."""
+    fix = create_model("ClaimFix", __base__=ClaimFix, claim=(
+        Annotated[int, WithJsonSchema(_number_wire(1, max(1, claims)))], ...))
+    addition = create_model("Addition", __base__=Addition, section_id=(
+        Annotated[str, _cut(16), WithJsonSchema(_id_wire(section_ids))], ...))
+    return create_model(
+        "RepairReply", __base__=RepairReply,
+        fixes=(Annotated[list[fix], _cut(40)], Field(default_factory=list, max_length=40, json_schema_extra=_at_most(claims))),  # type: ignore[valid-type]
+        additions=(Annotated[list[addition], _cut(12)], Field(default_factory=list, max_length=12)))  # type: ignore[valid-type]
+
+
+@functools.lru_cache(maxsize=256)
+def verdicts_reply_for(claims: int, passages: int) -> type[VerdictsReply]:
+    """VerdictsReply for one batch: a verdict per shown claim (1..claims), relying on a shown passage."""
+    verdict = create_model(
+        "Verdict", __base__=Verdict,
+        claim=(Annotated[int, WithJsonSchema(_number_wire(1, max(1, claims)))], ...),
+        passage=(Annotated[int, WithJsonSchema(_number_wire(0, passages))], 0))
+    return create_model("VerdictsReply", __base__=VerdictsReply, verdicts=(
+        Annotated[list[verdict], _cut(60)], Field(default_factory=list, max_length=60, json_schema_extra=_at_most(claims))))  # type: ignore[valid-type]
+
+
+@functools.lru_cache(maxsize=256)
+def charts_reply_for(section_ids: tuple[str, ...]) -> type[ChartsReply]:
+    """ChartsReply for one outline: a chart names one of its real (written) sections."""
+    if not section_ids:
+        return ChartsReply
+    chart = create_model("Chart", __base__=Chart, section_id=(
+        Annotated[str, _cut(16), WithJsonSchema(_id_wire(section_ids))], ...))
+    return create_model("ChartsReply", __base__=ChartsReply, charts=(
+        Annotated[list[chart], _cut(6)], Field(default_factory=list, max_length=6)))  # type: ignore[valid-type]
+
+
+@functools.lru_cache(maxsize=256)
+def topics_for(papers: int) -> type[Topics]:
+    """Topics for one batch of `papers` titles: a topic lists their numbers (1..papers) and has a name."""
+    topic = create_model(
+        "Topic", __base__=Topic,
+        name=(Annotated[str, _cut(SHORT)], Field(max_length=SHORT, json_schema_extra=_NON_EMPTY)),
+        papers=(Annotated[list[Annotated[int, WithJsonSchema(_number_wire(1, max(1, papers)))]], _cut(400)],
+                Field(max_length=400, json_schema_extra=_at_most(papers))))
+    return create_model("Topics", __base__=Topics, topics=(
+        Annotated[list[topic], _cut(60)], Field(max_length=60)))  # type: ignore[valid-type]

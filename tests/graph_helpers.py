@@ -120,7 +120,7 @@ def outline_draft(chapters: list[int], *, tag: str = "") -> dict[str, Any]:
 
     sections = []
     for i, k in enumerate(chapters):
-        chapter = leaf(f"Chapter {i + 1} theme")
+        chapter = leaf(f"Theme {i + 1} chapter")  # "Chapter 1 theme", "Chapter 2 theme" are one heading, "theme"
         chapter["subsections"] = [leaf(f"Topic {i + 1}.{j + 1} detail") for j in range(k)]
         sections.append(chapter)
     return {"title": "Fixed survey", "sections": sections}

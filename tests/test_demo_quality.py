@@ -108,3 +108,36 @@ def test_examples_are_built_from_the_calls_own_material() -> None:
         assert '"title": "Python concurrency"' in shown and '"title": "Foundations of Python concurrency"' in shown
         assert "Garbage collection" not in shown
     assert draft.count("thread-based parallelism") == 1 and "thread-based" not in draft_system  # titles stay in the document blocks
+
+
+def test_copied_paper_and_example_titles_never_become_headings(tmp_path: Path) -> None:
+    """The 135M demo model made one paper's title three chapters and the example's "Foundations of <topic>"
+    another; such chapters are dropped (their subsections kept), a repeated sibling merged, each recorded."""
+    topic = "Reducing the cost of language model inference"
+
+    def leaf(title: str, subsections: list | None = None) -> dict:
+        return {"title": title, "construction": f"What each paper reports on {title.lower()}.",
+                "analysis": f"Compare the papers on {title.lower()}.", "subsections": subsections or []}
+
+    copied = {"title": topic, "sections": [
+        leaf("Weight Quantization for Cheaper Inference", [leaf("Group-wise scaling"), leaf("Accuracy loss")]),
+        leaf("1. Weight quantization for cheaper inference"),
+        leaf(f"Foundations of {topic}"),
+        leaf("Batching requests"), leaf("batching requests"), leaf("Caching prefixes"), leaf(topic)]}
+
+    def fault(stage: str, request: dict) -> dict | None:
+        if stage in ("skeleton", "merge_skeleton"):
+            return {"content": json.dumps(copied)}
+        if stage == "modify":
+            return {"content": json.dumps({"edits": []})}
+        return None
+
+    with scripted_server(fault=fault) as server:
+        code = cli.main(["run", str(CORPUS), "-o", str(tmp_path / "out"), "--model", "openai:scripted",
+                         "--base-url", server.base_url, *TINY])
+    assert code == 0
+    article = (tmp_path / "out" / "survey.md").read_text()
+    headings = re.findall(r"^##+ [\d.]+ (.*)$", article, re.MULTILINE)  # numbered: the outline's sections
+    assert headings == ["Group-wise scaling", "Accuracy loss", "Batching requests", "Caching prefixes"]
+    report = json.loads((tmp_path / "out" / "survey.json").read_text())
+    assert sum(f["kind"] == "heading" for f in report["failures"]) >= 5

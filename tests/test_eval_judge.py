@@ -97,6 +97,12 @@ def test_the_cli_judges_over_http_and_a_repeated_eval_pays_nothing(inputs, tmp_p
     with scripted_server() as server:
         assert cli.main([*cmd, "--base-url", server.base_url]) == 0
         first = len(server.chat_requests)
+        verifies = [r["body"] for r in server.chat_requests if r["body"]["messages"][0]["content"].startswith("Task: verify")]
+        assert verifies
+        for body in verifies:  # faithfulness: only the claims it was shown
+            claims = body["messages"][1]["content"].count("\nClaim ") + body["messages"][1]["content"].startswith("Claim ")
+            verdict = body["response_format"]["json_schema"]["schema"]["$defs"]["Verdict"]["properties"]
+            assert claims and verdict["claim"]["maximum"] == claims
         result = json.loads((tmp_path / "ev" / "eval.json").read_text())
         assert result["judge"]["model"] == "openai:scripted" and result["judge"]["calls"] == first
         assert result["judge"]["cost"] > 0

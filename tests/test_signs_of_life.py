@@ -107,3 +107,49 @@ def test_quiet_prints_no_progress_and_no_retries(tmp_path: Path, capsys: pytest.
         retry = r"^model openai:scripted \(role reader, stage map\): server error: .*busy.* \(attempt 1 of 5\); retrying in"
         assert bool(re.search(retry, err, re.M)) is not quiet
         assert (" done, " in err) is not quiet
+
+
+def _terminal_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, stop_live_first: bool = True) -> str:
+    """What a terminal shows for a whole run: the CLI's rich console made a terminal writing to a buffer, its
+    bars redrawn every 10 ms so that a redraw after the summary, if the bars still ran, would be caught."""
+    import io
+
+    import rich.console
+    import rich.progress
+
+    screen = io.StringIO()
+    real_console, real_progress = rich.console.Console, rich.progress.Progress
+
+    def console(*args, **kwargs):
+        kwargs.pop("stderr", None)
+        return real_console(*args, file=screen, force_terminal=True, width=120, color_system=None, **kwargs)
+
+    def progress(*args, **kwargs):
+        return real_progress(*args, refresh_per_second=100, **kwargs)
+
+    monkeypatch.setattr(rich.console, "Console", console)
+    monkeypatch.setattr(rich.progress, "Progress", progress)
+    if not stop_live_first:  # the wrong order: bars stopped only when the console closes, after the summary
+        monkeypatch.setattr(cli.Console, "stop_live", lambda self: None)
+    with scripted_server() as server:
+        assert cli.main(["run", str(CORPUS), "-o", str(tmp_path / "out"), "--model", "openai:scripted",
+                         "--base-url", server.base_url, *TINY]) == 0
+    return screen.getvalue()
+
+
+def _redrawn_after_summary(screen: str) -> bool:
+    # A live display redraws by moving the cursor up and erasing lines (ESC [ ... A / ESC [ 2K), or shows a bar.
+    after = screen[screen.rindex("stop reason:"):]
+    return bool(re.search(r"\x1b\[\d*A|\x1b\[2K|━", after))
+
+
+def test_the_live_bars_never_redraw_below_the_final_summary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    screen = _terminal_output(monkeypatch, tmp_path)
+    assert "━" in screen[:screen.index("stop reason:")]  # the bars were shown while the run went
+    assert "stop reason:" in screen and "wrote " in screen
+    assert not _redrawn_after_summary(screen), repr(screen[screen.rindex("stop reason:"):][:500])
+
+
+def test_the_redraw_check_sees_bars_stopped_after_the_summary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The check above can fail: with the bars stopped after the summary is printed, they redraw below it.
+    assert _redrawn_after_summary(_terminal_output(monkeypatch, tmp_path, stop_live_first=False))

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from llmxmr.core.tree import ID_RE, MAX_DEPTH, iter_sections, section_ids, subtree_depth
+from llmxmr.core.headings import heading_clash, not_heading_keys
+from llmxmr.core.tree import (
+    ID_RE,
+    MAX_DEPTH,
+    find_section,
+    iter_sections,
+    parent_of,
+    section_ids,
+    subtree_depth,
+)
 from llmxmr.state.records import Edit, Outline, RejectedEdit, Section
 from llmxmr.state.responses import EditDraft
 
@@ -18,13 +27,16 @@ class _Rejected(Exception):
     """Raised inside one edit's application; its message is the recorded reason."""
 
 
-def apply_edits(outline: Outline, edits: Iterable[Edit]) -> tuple[Outline, list[RejectedEdit]]:
-    """Apply `edits` in order to a copy of `outline`; return it and the rejected edits with reasons."""
+def apply_edits(outline: Outline, edits: Iterable[Edit], not_headings: Iterable[str] = ()) -> tuple[Outline, list[RejectedEdit]]:
+    """Apply `edits` in order to a copy of `outline`; return it and the rejected edits with reasons. An
+    edit that would title a section as a sibling, its parent, the survey or one of `not_headings` (paper or
+    example titles) is rejected (llmxmr.core.headings)."""
     work = outline.model_copy(deep=True)
+    banned = not_heading_keys([outline.title, *not_headings])
     rejected: list[RejectedEdit] = []
     for edit in edits:
         try:
-            _APPLY[edit.op](work, edit)
+            _APPLY[edit.op](work, edit, banned)
         except _Rejected as exc:
             rejected.append(RejectedEdit(edit=edit, reason=str(exc)))
     return work, rejected
@@ -68,6 +80,18 @@ def _target_children(outline: Outline, parent_id: str | None) -> tuple[list[Sect
     return siblings[i].children, d + 1
 
 
+def _parent_title(outline: Outline, parent_id: str | None) -> str:
+    parent = find_section(outline, parent_id) if parent_id else None
+    return parent.title if parent else ""
+
+
+def _check_heading(title: str, outline: Outline, siblings: list[Section], parent_id: str | None,
+                   banned: frozenset[str], itself: str | None = None) -> None:
+    why = heading_clash(title, siblings, _parent_title(outline, parent_id), banned, itself=itself)
+    if why:
+        raise _Rejected(why)
+
+
 def _clamp(position: int | None, length: int) -> int:
     return length if position is None else max(0, min(position, length))
 
@@ -85,13 +109,14 @@ def _fresh_id(outline: Outline) -> str:
 # --- the five operations (each validates fully before it mutates) -------------------------------------
 
 
-def _add(outline: Outline, edit: Edit) -> None:
+def _add(outline: Outline, edit: Edit, banned: frozenset[str]) -> None:
     title = (edit.title or "").strip()
     if not title:
         raise _Rejected("add needs a non-empty title")
     children, d = _target_children(outline, edit.parent_id)
     if d > MAX_DEPTH:
         raise _Rejected(f"add under {edit.parent_id!r} would exceed depth {MAX_DEPTH}")
+    _check_heading(title, outline, children, edit.parent_id, banned)
     section = Section(
         section_id=_fresh_id(outline),
         title=title,
@@ -101,14 +126,14 @@ def _add(outline: Outline, edit: Edit) -> None:
     children.insert(_clamp(edit.position, len(children)), section)
 
 
-def _remove(outline: Outline, edit: Edit) -> None:
+def _remove(outline: Outline, edit: Edit, banned: frozenset[str]) -> None:
     siblings, i, d = _locate(outline, _require_id(edit))
     if d == 1 and len(outline.sections) == 1:
         raise _Rejected("cannot remove the last top-level section")
     del siblings[i]
 
 
-def _move(outline: Outline, edit: Edit) -> None:
+def _move(outline: Outline, edit: Edit, banned: frozenset[str]) -> None:
     sid = _require_id(edit)
     siblings, i, _ = _locate(outline, sid)
     section = siblings[i]
@@ -118,21 +143,26 @@ def _move(outline: Outline, edit: Edit) -> None:
     _, parent_depth = _target_children(outline, edit.parent_id)  # validates parent_id
     if parent_depth - 1 + subtree_depth(section) > MAX_DEPTH:
         raise _Rejected(f"moving {sid!r} under {edit.parent_id!r} would exceed depth {MAX_DEPTH}")
+    target, _ = _target_children(outline, edit.parent_id)
+    # only where it lands: its title was already a heading, so the banned titles do not apply to a move
+    _check_heading(section.title, outline, target, edit.parent_id, frozenset(), itself=sid)
     del siblings[i]
     # Position is read against the target list without the moved section.
     children, _ = _target_children(outline, edit.parent_id)
     children.insert(_clamp(edit.position, len(children)), section)
 
 
-def _retitle(outline: Outline, edit: Edit) -> None:
-    siblings, i, _ = _locate(outline, _require_id(edit))
+def _retitle(outline: Outline, edit: Edit, banned: frozenset[str]) -> None:
+    sid = _require_id(edit)
+    siblings, i, _ = _locate(outline, sid)
     title = (edit.title or "").strip()
     if not title:
         raise _Rejected("retitle needs a non-empty title")
+    _check_heading(title, outline, siblings, parent_of(outline, sid), banned, itself=sid)
     siblings[i].title = title
 
 
-def _describe(outline: Outline, edit: Edit) -> None:
+def _describe(outline: Outline, edit: Edit, banned: frozenset[str]) -> None:
     siblings, i, _ = _locate(outline, _require_id(edit))
     construction = (edit.construction or "").strip()
     analysis = (edit.analysis or "").strip()

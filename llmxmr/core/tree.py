@@ -13,9 +13,10 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from llmxmr.core.headings import clean_headings, normalize_title, not_heading_keys
 from llmxmr.state.records import Outline, Section
 from llmxmr.state.responses import OutlineDraft
 
@@ -180,17 +181,20 @@ def outline_from_draft(draft: OutlineDraft, title: str | None = None) -> Outline
     return Outline(title=_clean(title) or _clean(draft.title), sections=sections, next_id=counter[0] + 1)
 
 
-# "1.2", "3.", "Section 2", "IV." -- short numbers only, so a leading year ("2023 ...") is kept.
-_NUMBERING_RE = re.compile(
-    r"^\s*(?:(?:section|chapter)\s+)?(?:\d{1,2}(?:\.\d{1,2})*\.?|[ivxl]{1,5}\.)(?=\s|$|[^\w])", re.IGNORECASE
-)
-
-
-def normalize_title(title: str) -> str:
-    """Casefold, drop leading numbering ("1.2", "3.", "Section 2"), punctuation and extra whitespace."""
-    t = _NUMBERING_RE.sub("", title.casefold())
-    t = re.sub(r"[\W_]+", " ", t)
-    return " ".join(t.split())
+def with_usable_headings(outline: Outline, not_headings: Iterable[str] = (), *,
+                         renumber: bool = False) -> tuple[Outline, list[str]]:
+    """(the outline with no heading repeated among siblings or from its parent, none that only repeats the
+    survey's title or one of `not_headings`, what was changed); `llmxmr.core.headings`. `renumber`: fresh
+    ids s1, s2, ... in pre-order (a new draft's), else ids are kept (a rewrite that kept ids by title)."""
+    sections, notes = clean_headings(outline.sections, not_heading_keys([outline.title, *not_headings]))
+    cleaned = outline.model_copy(update={"sections": sections})
+    if renumber:
+        counter = 0
+        for s, _, _ in iter_sections(cleaned):
+            counter += 1
+            s.section_id = f"s{counter}"
+        cleaned.next_id = counter + 1
+    return cleaned, notes
 
 
 def outline_from_draft_keeping_ids(draft: OutlineDraft, old: Outline) -> Outline:

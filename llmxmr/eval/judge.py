@@ -20,6 +20,7 @@ from llmxmr.nodes.model_calls import ModelCalls
 from llmxmr.prompts.evaluate import ARTICLE_CRITERIA, SECTION_CRITERIA
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Document
+from llmxmr.state.responses import verdicts_reply_for
 
 JUDGE, VERIFY, CLAIMS = STAGES["eval_judge"], STAGES["verify"], STAGES["eval_claims"]
 SAME_CLAIM = 0.8  # content-word Jaccard at which two listed claims are one
@@ -104,7 +105,8 @@ def _faithfulness(calls: ModelCalls, corpus: dict[str, Document], item: Item, un
         passages = passage_index(doc).best(_plain(sentence), calls.settings.verify_passages)
         shown.append((_plain(sentence), pid, doc.title, [p.text for p in passages]))
     reply = calls.ask(VERIFY, unit, VERIFY.prompt(shown, language=calls.settings.language), candidate=seed,
-                      temperature=temperature, logprobs=logprobs)
+                      temperature=temperature, logprobs=logprobs,  # the claim and passage numbers shown, only
+                      schema=verdicts_reply_for(len(shown), max((len(s[3]) for s in shown), default=0)))
     if reply is None:
         return []
     verdicts = {v.claim: v.verdict for v in reply.value.verdicts if 1 <= v.claim <= len(shown)}
