@@ -20,6 +20,7 @@ from llmxmr.core.tree import (
 )
 from llmxmr.limits import input_budget
 from llmxmr.models.tokens import CHARS_PER_TOKEN_MAX, count_tokens, truncate_to_tokens
+from llmxmr.nodes.finalize import MIN_SECTIONS
 from llmxmr.nodes.step import Step
 from llmxmr.prompts.skeleton import example_titles
 from llmxmr.stages import STAGES
@@ -131,10 +132,15 @@ def merge_skeleton(state: SurveyState, step: Step) -> dict[str, Any]:
     """O_0: the last merge's outline (the fallback outline when no local draft survived), stored."""
     _, keys = next_merge_level(state.get("results") or [])
     outline = run_store.get_outline(step.store, step.run_id, keys[0]) if keys else None
-    if outline is None:
+    # A draft thinner than the groups allow (a small model's one-chapter outline, or one left with a section
+    # or two once copied headings were dropped) would make a thin article: the groups give a better start.
+    enough = min(MIN_SECTIONS, sum(1 for g in state["groups"] if g))
+    if outline is None or len(outline.sections) < enough:
+        why = ("no usable outline draft" if outline is None else
+               f"the drafted outline has {len(outline.sections)} top-level section(s), fewer than {enough}")
         titles = {r["paper_id"]: r["title"] for r in state["paper_refs"]}
         outline = fallback_outline(state["title"], state["groups"], titles)
-        step.calls.fail(SKELETON.name, "outline", "fallback", "no usable outline draft: started from one section per group")
+        step.calls.fail(SKELETON.name, "outline", "fallback", f"{why}: started from one section per group")
     key = outline_key(outline)
     run_store.put_outline(step.store, step.run_id, key, outline)
     step.progress("merge_skeleton", sections=len(outline.sections))

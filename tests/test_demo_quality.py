@@ -141,3 +141,28 @@ def test_copied_paper_and_example_titles_never_become_headings(tmp_path: Path) -
     assert headings == ["Group-wise scaling", "Accuracy loss", "Batching requests", "Caching prefixes"]
     report = json.loads((tmp_path / "out" / "survey.json").read_text())
     assert sum(f["kind"] == "heading" for f in report["failures"]) >= 5
+
+
+def test_a_one_chapter_draft_gives_way_to_one_section_per_group(tmp_path: Path) -> None:
+    """The demo model drafted one chapter (the rest copied example or paper titles and were dropped): the run
+    starts from one section per group instead of writing a one-section article."""
+    one = {"title": "Inference cost", "sections": [
+        {"title": "Batching", "construction": "How requests are batched.", "analysis": "Compare throughput.",
+         "subsections": []}]}
+
+    def fault(stage: str, request: dict) -> dict | None:
+        if stage in ("skeleton", "merge_skeleton"):
+            return {"content": json.dumps(one)}
+        if stage == "modify":
+            return {"content": json.dumps({"edits": []})}
+        return None
+
+    with scripted_server(fault=fault) as server:
+        code = cli.main(["run", str(CORPUS), "-o", str(tmp_path / "out"), "--model", "openai:scripted",
+                         "--base-url", server.base_url, *TINY, "--set", "group_size=1"])
+    report = json.loads((tmp_path / "out" / "survey.json").read_text())
+    assert code in (0, 3)
+    fallback = [f for f in report["failures"] if f["kind"] == "fallback"]
+    assert len(fallback) == 1 and "has 1 top-level section(s), fewer than 3" in fallback[0]["message"], fallback
+    headings = re.findall(r"^## [\d.]+ (.*)$", (tmp_path / "out" / "survey.md").read_text(), re.MULTILINE)
+    assert len(headings) == 4 and "Batching" not in headings  # one per paper's group
