@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,9 @@ def bundled_weights_path() -> Path:
     return exact if exact.exists() else found[0]
 
 
-def local_base_url(model_path: Path, *, n_ctx: int, n_parallel: int, threads: int) -> str:
-    """Start (once per model path, thread-safe) the embedded server; return its OpenAI base URL."""
+def local_base_url(model_path: Path, *, n_ctx: int, n_parallel: int, threads: int | None = None) -> str:
+    """Start (once per model path, thread-safe) the embedded server; return its OpenAI base URL. Without
+    `threads`, the cores other work leaves free decide (llmxmr.models.cpu_share)."""
     key = str(Path(model_path).resolve())
     with _lock:
         running = _servers.get(key)
@@ -64,9 +66,14 @@ def slot_context(model_path: Path) -> int | None:
     return running.slot_ctx if running else None
 
 
-def _start(path: Path, *, n_ctx: int, n_parallel: int, threads: int) -> _Running:
+def _start(path: Path, *, n_ctx: int, n_parallel: int, threads: int | None) -> _Running:
     if not path.is_file():
         raise ModelSetupError(f"model file {path} does not exist; pass gguf:/absolute/path/to/model.gguf")
+    if threads is None:
+        from llmxmr.models.cpu_share import embedded_threads
+
+        threads, why = embedded_threads()
+        logging.getLogger(__name__).info("embedded llama.cpp server: %d thread(s) (%s)", threads, why)
     try:
         import xllamacpp
     except ImportError as exc:

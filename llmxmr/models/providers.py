@@ -268,8 +268,8 @@ class EmbeddedServer(ChatOpenAIFamily):
         path = self.model_path(spec)
         slot = settings.context_window or LOCAL_SLOT_CTX
         # n_ctx is split across the slots: give each parallel request the full per-call window.
-        base_url = local_base_url(path, n_ctx=slot * LOCAL_PARALLEL, n_parallel=LOCAL_PARALLEL,
-                                  threads=max(1, os.cpu_count() or 1))
+        # Threads: the cores other work leaves free when the server starts (llmxmr.models.cpu_share).
+        base_url = local_base_url(path, n_ctx=slot * LOCAL_PARALLEL, n_parallel=LOCAL_PARALLEL)
         penalty = {} if self.frequency_penalty is None else {"frequency_penalty": self.frequency_penalty}
         # No read time-out in the client: the server runs in this process and never gets more requests than
         # it has slots (metering.server_slots), so a request it holds is being worked on, however slow the
