@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -469,16 +470,18 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
 
 def _execute(console: Console, db_path: Path | str, out: Path, thread: str, start: dict[str, Any] | None,
              context: Any, overrides: dict[str, Any], wait: bool = False, busy_ok: bool = False,
-             update: dict[str, Any] | None = None) -> int:
+             update: dict[str, Any] | None = None, written_since: float | None = None) -> int:
     """Work one thread while holding its lock: two processes never work (and pay for) the same thread.
-    `busy_ok`: a held thread returns llmxmr.surveys.BUSY (the caller comes back to it) instead of an error."""
+    `busy_ok`: a held thread returns llmxmr.surveys.BUSY (the caller comes back to it) instead of an error.
+    `written_since`: a finished thread whose survey.json in `out` is at least that recent (a Unix time) is
+    left as it is (another process of the same `--processes` command wrote it)."""
     from llmxmr.postgres import DatabaseError
     from llmxmr.surveys import BUSY
     from llmxmr.thread_lock import ThreadBusyError, hold_thread
 
     try:
         with hold_thread(db_path, thread, wait=wait, on_wait=console.say):
-            return _execute_locked(console, db_path, out, thread, start, context, overrides, update)
+            return _execute_locked(console, db_path, out, thread, start, context, overrides, update, written_since)
     except ThreadBusyError as exc:
         if busy_ok:
             console.say(f"{exc}: coming back to it after the others")
@@ -515,8 +518,18 @@ def _begin_update(console: Console, db: Any, graph: Any, st: Any, thread: str, u
     return settings
 
 
+def _written_since(out: Path, since: float) -> bool:
+    from llmxmr.export import JSON_NAME
+
+    try:
+        return (out / JSON_NAME).stat().st_mtime >= since
+    except OSError:
+        return False
+
+
 def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, start: dict[str, Any] | None,
-                    context: Any, overrides: dict[str, Any], update: dict[str, Any] | None = None) -> int:
+                    context: Any, overrides: dict[str, Any], update: dict[str, Any] | None = None,
+                    written_since: float | None = None) -> int:
     """Start, resume or report one thread; every error becomes a message and an exit code."""
     import sqlite3
 
@@ -552,6 +565,9 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
             if update is not None:
                 settings = _begin_update(console, db, graph, st, thread, update, overrides, hint)
                 drive(graph, {"update": update}, config_for(thread, settings), on_event=console.event)
+            elif st.finished and written_since is not None and _written_since(out, written_since):
+                console.say(f"thread {thread} is complete and its outputs in {out} are written")
+                return EXIT_OK
             elif st.finished:
                 console.say(f"thread {thread} is already complete: writing its outputs again (no model calls)")
                 return _finish(console, st.values, out)
@@ -675,18 +691,25 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.parallel_surveys < 1 or args.processes < 1 or (args.max_in_flight is not None and args.max_in_flight < 1):
         raise SettingsError("--parallel-surveys, --processes and --max-in-flight must be at least 1")
 
+    # With --processes, each finished survey's outputs are written once: a helper leaves alone any survey
+    # already written (the process that started it writes it), and this process one that a helper wrote.
+    started = time.time()
+    written_since: float | None = None
+
     def work(job: SurveyJob, wait: bool) -> int:
         return _execute(console, db_path, job.out, job.thread, job.start, context, connection, wait=wait,
-                        busy_ok=not wait)
+                        busy_ok=not wait, written_since=written_since)
 
     again = "the same `llmxmr run` command (finished surveys are kept, the others resume)"
     limit = args.max_in_flight or settings.max_concurrency
     if args.worker_slot:  # a helper of another process's --processes: its share, the list from its own start
+        written_since = 0.0
         index, processes = parse_slot(args.worker_slot)
         with request_cap(limit), _stop_on_ctrl_c(console, again):
             return run_surveys(rotated(jobs, index, processes), work, parallel=args.parallel_surveys,
                                wait=args.wait, come_back=False)
     plan = shares(args.processes, args.parallel_surveys, limit)
+    written_since = started if len(plan) > 1 else None
     helpers = Helpers()
     with request_cap(plan[0][1]), _stop_on_ctrl_c(console, again, before_exit=helpers.stop):
         try:

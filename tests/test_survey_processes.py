@@ -66,14 +66,17 @@ def slow(stage: str, request: dict[str, Any]) -> None:
     threading.Event().wait(0.1)  # each survey lasts longer than a helper takes to start
 
 
-def test_two_processes_work_every_survey_once_with_the_articles_of_one(tmp_path: Path) -> None:
+def test_two_processes_work_every_survey_once_with_the_articles_of_one(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     corpus = three_surveys(tmp_path / "job.jsonl")
     with scripted_server(fault=slow) as stub:
         assert run(corpus, tmp_path / "one", stub.base_url) == 0
         one_calls = len(stub.chat_requests)
+    capsys.readouterr()
     with scripted_server(fault=slow) as stub:
         assert run(corpus, tmp_path / "two", stub.base_url, "--processes", "2") == 0
         two_calls = len(stub.chat_requests)
+    parent_said = capsys.readouterr().err
     assert two_calls == one_calls  # no survey worked twice
     folders = sorted(p.parent.name for p in (tmp_path / "one").glob("*/survey.json"))
     assert len(folders) == 3
@@ -82,9 +85,19 @@ def test_two_processes_work_every_survey_once_with_the_articles_of_one(tmp_path:
         two = json.loads((tmp_path / "two" / name / "survey.json").read_text())
         assert two["content"] == one["content"]
     log = (tmp_path / "two" / "worker-1.log").read_text()
-    worked = [name for name in folders if f"{name}/survey.md" in log]
-    assert worked, log  # the helper process worked at least one survey itself
+    by_helper = {name for name in folders if f"{name}/survey.md" in log}
+    by_parent = {name for name in folders if f"{name}/survey.md" in parent_said}
+    assert by_helper, log  # the helper process worked at least one survey itself
+    assert by_helper | by_parent == set(folders) and not by_helper & by_parent  # each written once
     assert not (tmp_path / "two" / "worker-2.log").exists()
+    # Run again: every survey is finished; their outputs are written again, once each, by this process.
+    capsys.readouterr()
+    with scripted_server() as stub:
+        assert run(corpus, tmp_path / "two", stub.base_url, "--processes", "2") == 0
+        assert stub.chat_requests == []
+    again = capsys.readouterr().err
+    assert all(f"{name}/survey.md" in again for name in folders), again
+    assert "survey.md" not in (tmp_path / "two" / "worker-1.log").read_text()
 
 
 def test_stopping_the_run_stops_its_helper_processes(tmp_path: Path) -> None:
