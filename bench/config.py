@@ -12,3 +12,4 @@ PER_TOKEN = 0.005  # realistic decode: 5 ms per completion token
 # The embedded demo's configuration (scripts/demo.sh).
 DEMO_SET = {"max_blocks": 1, "max_layers": 1, "units": 2, "refine_rounds": 1, "best_of": 1}
 QUICK_SET = {"max_blocks": 1, "max_layers": 1, "units": 2, "refine_rounds": 1, "best_of": 1}
+ONE_BLOCK = "default, one block"  # the cache part's default-mode run held to mode=reference's one block

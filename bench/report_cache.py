@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.config import ONE_BLOCK
 from llmxmr.core.prompt_cache import cost
 from llmxmr.stages import STAGE_NAMES
 
@@ -130,7 +131,7 @@ def cache_section(results: dict[str, Any]) -> list[str]:
                   f"in o200k, **{d['prompt_chars'] / max(1, ref['prompt_chars']):.2f}** in characters ÷ 4 (goal ≤ 0.5). "
                   f"Cached share of the default mode's prompt tokens: **{_pct(d['cached_tokens'], d['prompt_tokens'])}** "
                   f"(goal ≥ 50 %)."]
-            one = modes.get("default, one block")
+            one = modes.get(ONE_BLOCK)
             if one is not None:  # the same refinement depth as mode=reference (the mock's scores decide the blocks)
                 o = _totals(one["run"]["log"])
                 L += ["", f"With one refinement block, as `mode=reference` runs (`max_blocks=1`; the default run above "

@@ -34,7 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.config import CAP, DEMO_SET, LAT, PER_TOKEN, QUICK_SET, RESULTS_DIR  # noqa: E402 - after sys.path
+from bench.config import (  # noqa: E402 - after sys.path
+    CAP,
+    DEMO_SET,
+    LAT,
+    ONE_BLOCK,
+    PER_TOKEN,
+    QUICK_SET,
+    RESULTS_DIR,
+)
 from bench.report import plot, render  # noqa: E402
 
 SHAPE: str | None = None  # outline shape of the mock's drafts (None: S = 38); --quick makes it small
@@ -388,7 +396,6 @@ def machine() -> dict[str, Any]:
 # Corpora are sized in characters ÷ 4, the unit of the reference implementation's measurement, so that
 # "60 × 3,000" means what it meant there; every table gives tokens in tiktoken o200k as well.
 UNIT = "chars4"
-ONE_BLOCK = "default, one block"  # the cache part's default-mode run limited to mode=reference's one block
 
 
 def make_corpus(work: Path, n: int, tokens: int) -> tuple[Path, int]:

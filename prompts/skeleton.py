@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from llmxmr.prompts.common import document_block, json_only, messages
 
@@ -34,9 +35,8 @@ def _example_heads(topic: str) -> list[str]:
     return [f"Foundations of {topic}", f"Comparison of approaches to {topic}", f"Open problems in {topic}"]
 
 
-# The fixed example's headings (OUTLINE_SHAPE): copied, they would be another survey's chapters.
-SHAPE_TITLES = ("Garbage collection in managed runtimes", "Tracing collectors", "Generational collection",
-                "Concurrent marking")
+# The fixed example's headings, read from OUTLINE_SHAPE: copied, they would be another survey's chapters.
+SHAPE_TITLES = tuple(re.findall(r'"title": "([^"]+)"', OUTLINE_SHAPE))
 
 
 def example_titles(topic: str) -> list[str]:

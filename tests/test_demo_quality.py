@@ -63,22 +63,27 @@ def test_thin_article_reasons() -> None:
         "survey.json for each one's reason"]
 
 
+def run_with_drafted_outline(outline: dict, out: Path, *extra: str) -> int:
+    """The CLI on the mini corpus, the scripted model drafting and merging `outline` and editing nothing."""
+    def fault(stage: str, request: dict) -> dict | None:
+        if stage in ("skeleton", "merge_skeleton"):
+            return {"content": json.dumps(outline)}
+        if stage == "modify":
+            return {"content": json.dumps({"edits": []})}
+        return None
+
+    with scripted_server(fault=fault) as server:
+        return cli.main(["run", str(CORPUS), "-o", str(out), "--model", "openai:scripted",
+                         "--base-url", server.base_url, *TINY, *extra])
+
+
 def test_an_article_of_two_sections_exits_3_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     two = {"title": "Inference cost", "sections": [
         {"title": "Batching", "construction": "How requests are batched.", "analysis": "Compare throughput.",
          "subsections": []},
         {"title": "Caching", "construction": "What is cached.", "analysis": "Compare hit rates.", "subsections": []}]}
 
-    def fault(stage: str, request: dict) -> dict | None:
-        if stage in ("skeleton", "merge_skeleton"):
-            return {"content": json.dumps(two)}
-        if stage == "modify":
-            return {"content": json.dumps({"edits": []})}
-        return None
-
-    with scripted_server(fault=fault) as server:
-        code = cli.main(["run", str(CORPUS), "-o", str(tmp_path / "out"), "--model", "openai:scripted",
-                         "--base-url", server.base_url, *TINY])
+    code = run_with_drafted_outline(two, tmp_path / "out")
     err = capsys.readouterr().err
     assert code == 3, err
     assert "weak article: the article has only 2 section(s) (fewer than 3)" in err
@@ -125,16 +130,7 @@ def test_copied_paper_and_example_titles_never_become_headings(tmp_path: Path) -
         leaf(f"Foundations of {topic}"),
         leaf("Batching requests"), leaf("batching requests"), leaf("Caching prefixes"), leaf(topic)]}
 
-    def fault(stage: str, request: dict) -> dict | None:
-        if stage in ("skeleton", "merge_skeleton"):
-            return {"content": json.dumps(copied)}
-        if stage == "modify":
-            return {"content": json.dumps({"edits": []})}
-        return None
-
-    with scripted_server(fault=fault) as server:
-        code = cli.main(["run", str(CORPUS), "-o", str(tmp_path / "out"), "--model", "openai:scripted",
-                         "--base-url", server.base_url, *TINY])
+    code = run_with_drafted_outline(copied, tmp_path / "out")
     assert code == 0
     article = (tmp_path / "out" / "survey.md").read_text()
     headings = re.findall(r"^##+ [\d.]+ (.*)$", article, re.MULTILINE)  # numbered: the outline's sections
@@ -150,16 +146,7 @@ def test_a_one_chapter_draft_gives_way_to_one_section_per_group(tmp_path: Path) 
         {"title": "Batching", "construction": "How requests are batched.", "analysis": "Compare throughput.",
          "subsections": []}]}
 
-    def fault(stage: str, request: dict) -> dict | None:
-        if stage in ("skeleton", "merge_skeleton"):
-            return {"content": json.dumps(one)}
-        if stage == "modify":
-            return {"content": json.dumps({"edits": []})}
-        return None
-
-    with scripted_server(fault=fault) as server:
-        code = cli.main(["run", str(CORPUS), "-o", str(tmp_path / "out"), "--model", "openai:scripted",
-                         "--base-url", server.base_url, *TINY, "--set", "group_size=1"])
+    code = run_with_drafted_outline(one, tmp_path / "out", "--set", "group_size=1")
     report = json.loads((tmp_path / "out" / "survey.json").read_text())
     assert code in (0, 3)
     fallback = [f for f in report["failures"] if f["kind"] == "fallback"]
