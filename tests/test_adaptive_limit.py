@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from llmxmr.models.adaptive import AdaptiveLimit
+from llmxmr.models.adaptive import REPROBE_AFTER, AdaptiveLimit
 
 
 def test_a_burst_of_timeouts_from_one_round_halves_once() -> None:
@@ -70,3 +70,24 @@ def test_changes_are_reported() -> None:
         pass
     limit.congestion(r)
     assert seen and seen[-1]["settled"] == 2
+
+
+def test_a_limit_that_congested_is_approached_again_only_after_a_long_run_of_successes() -> None:
+    limit = AdaptiveLimit(4, 4)
+    with limit.slot() as r:
+        pass
+    assert limit.congestion(r) and limit.limit == 2  # 4 congested: 3 is the highest limit believed safe
+    for _ in range(2):
+        limit.success()
+    assert limit.limit == 3  # back up to the safe limit at the usual pace
+    for _ in range(REPROBE_AFTER - 1):
+        limit.success()
+    assert limit.limit == 3  # not straight back into the time-outs
+    limit.success()
+    assert limit.limit == 4  # a long run of successes: the server may have more room now
+    with limit.slot() as r:
+        pass
+    assert limit.congestion(r) and limit.limit == 2
+    for _ in range(2 + REPROBE_AFTER - 1):
+        limit.success()
+    assert limit.limit == 3

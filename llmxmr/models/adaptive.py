@@ -7,6 +7,11 @@ server's work rather than the time it spent queued behind our own other requests
 
 One congestion signal per round: requests sent under a limit that was already lowered do not lower it
 again (a burst of time-outs from one overfull round halves the limit once, not once per request).
+
+A limit that congested is remembered: the limit climbs back to one below it, and past that only after
+`REPROBE_AFTER` successes in a row. Plain AIMD would climb straight back into the time-outs every few
+answers, and each time-out wastes the server's work on a request that is then sent again (a server that
+finishes a request just as the client gives up has done that work for nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+REPROBE_AFTER = 50  # successes in a row at the remembered safe limit before trying one more
 
 class AdaptiveLimit:
     def __init__(self, start: int, ceiling: int, on_change: Any = None) -> None:
@@ -28,6 +34,7 @@ class AdaptiveLimit:
         self._in_flight = 0
         self._successes = 0
         self._round = 0  # bumped by every decrease
+        self._safe = self.ceiling  # one below the lowest limit that congested
         self._cond = threading.Condition()
         self._on_change = on_change  # called (outside the lock) with the report after the limit changes
 
@@ -49,7 +56,8 @@ class AdaptiveLimit:
     def success(self) -> None:
         with self._cond:
             self._successes += 1
-            if self._successes < self.limit or self.limit >= self.ceiling:
+            needed = REPROBE_AFTER if self.limit >= self._safe else self.limit
+            if self._successes < needed or self.limit >= self.ceiling:
                 return
             self._successes = 0
             self.limit += 1
@@ -63,6 +71,7 @@ class AdaptiveLimit:
             if sent_in != self._round or self.limit == 1:
                 self._successes = 0
                 return False
+            self._safe = max(1, min(self._safe, self.limit - 1))
             self.limit = max(1, self.limit // 2)
             self.lowest = min(self.lowest, self.limit)
             self.decreases += 1
