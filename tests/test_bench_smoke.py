@@ -89,3 +89,14 @@ def test_update_scenario_counts_an_update_against_a_fresh_run():
     assert r["never"]["calls"] < r["fresh"]["calls"] and r["never"]["per_stage"]["digest"] == 1
     assert r["never"]["rewritten"] + r["never"]["kept"] == r["sections"]
     assert "| update, `refine=auto` |" in table(r)
+
+
+def test_the_benchmarked_demo_runs_the_settings_of_scripts_demo_sh():
+    import re
+
+    sys.path.insert(0, str(ROOT))
+    from bench.config import DEMO_SET
+
+    script = (ROOT / "scripts" / "demo.sh").read_text()
+    flags = dict(re.findall(r"--set (\w+)=(\S+)", script))
+    assert flags == {key: str(value) for key, value in DEMO_SET.items()}
