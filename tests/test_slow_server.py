@@ -2,7 +2,12 @@
 each taking longer than a quarter of the client's time-out, a run whose max_concurrency would queue four
 requests at the server completes. The in-flight limit drops, nothing is paid twice (every response the
 server finished is in the run's record, none is finished twice), and survey.json and the summary show the
-limit the run settled at."""
+limit the run settled at.
+
+The one-slot server runs in a process of its own (`scripted_server_process`): inside the test's process its
+threads would share the interpreter lock with the pipeline's, and on a busy machine a reply it had finished
+could wait there past the client's time-out, to be asked for again (seen once in a fresh clone run beside a
+CPU-bound process: 43 distinct bodies among 44 finished)."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from llmxmr import cli, run_store
 from llmxmr.models import caller as caller_mod
 from llmxmr.runs import open_database
 from llmxmr.testing.scripted_server import scripted_server
+from llmxmr.testing.server_process import scripted_server_process
 
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "mini.jsonl"
 TINY = ["--set", "max_layers=0", "--set", "max_blocks=1", "--set", "refine_rounds=0", "--set", "best_of=1",
@@ -33,7 +39,7 @@ def test_one_slot_server_slower_than_a_quarter_of_the_timeout(tmp_path: Path, ca
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(caller_mod, "BACKOFF_BASE", 0.05)
     out = tmp_path / "out"
-    with scripted_server(slots=1, work=WORK) as server:
+    with scripted_server_process(slots=1, work=WORK) as server:
         code = cli.main(["run", str(CORPUS), "-o", str(out), "--model", "openai:scripted", "--base-url",
                          server.base_url, "--set", f"request_timeout={TIMEOUT}", "--set", "max_concurrency=4", *TINY])
         chats = server.chat_requests
