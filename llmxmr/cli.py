@@ -131,6 +131,7 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--title", help="survey title for a folder corpus")
     pl.add_argument("--sections", type=int, help="expected sections of the outline (default: from the corpus size)")
     _add_price_flags(pl)
+    _add_batch_flag(pl)
     _add_model_flags(pl)
     sub.add_parser("settings", help="list every setting with its default and description")
     from llmxmr.eval.command import add_parser as add_eval_parser
@@ -875,13 +876,16 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         _print_plan(listing, args, plan,
                     f"plan: {title} ({_count(plan.papers, 'paper')}, {_count(sum(tokens), 'token')}, "
                     f"~{_count(plan.sections, 'section')}, {settings.mode} mode, up to {_count(plan.blocks, 'block')})",
-                    "Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates.")
+                    "Upper bounds: refinement may stop early (stop rules, budgets); tokens are estimates.",
+                    batch=settings.batch_stages)
     return EXIT_OK
 
 
-def _print_plan(console: Console, args: argparse.Namespace, plan: Any, title: str, note: str) -> None:
+def _print_plan(console: Console, args: argparse.Namespace, plan: Any, title: str, note: str,
+                batch: frozenset[str] = frozenset()) -> None:
     from rich.table import Table
 
+    from llmxmr.core.prompt_cache import BATCH_PRICE
     from llmxmr.plan import stage_cost
 
     priced = args.price_in is not None or args.price_out is not None or args.price_cached is not None
@@ -893,14 +897,17 @@ def _print_plan(console: Console, args: argparse.Namespace, plan: Any, title: st
     for stage, sp in plan.stages.items():
         row = [stage, str(sp.calls), str(sp.prompt_tokens), str(sp.cached_tokens), str(sp.completion_tokens)]
         if priced:
-            row.append(f"{stage_cost(sp, pin, pout, pcached):.4f}")
-        table.add_row(*row)
+            row.append(f"{stage_cost(sp, pin, pout, pcached, batched=stage in batch):.4f}")
+        table.add_row(f"{stage} (batch)" if stage in batch else stage, *row[1:])
     total = ["total", str(plan.calls), str(plan.prompt_tokens), str(plan.cached_tokens), str(plan.completion_tokens)]
-    table.add_row(*(total + ([f"{plan.cost(pin, pout, pcached):.4f}"] if priced else [])), style="bold")
+    table.add_row(*(total + ([f"{plan.cost(pin, pout, pcached, batch):.4f}"] if priced else [])), style="bold")
     console.out.print(table)
+    batched = [stage for stage in plan.stages if stage in batch]
     console.out.print(note + " Cached tok: prompt tokens a provider with prompt caching (OpenAI's rule) serves from its "
                       "cache" + ("; $ bills them at --price-cached." if pcached is not None else
-                                 "; give --price-cached to bill them at the cached price."),
+                                 "; give --price-cached to bill them at the cached price.")
+                      + (f" Batch API stages ({', '.join(batched)}): $ at {BATCH_PRICE:.0%} of the prices, without a "
+                         "cache discount." if batched and priced else ""),
                       markup=False, highlight=False)
 
 

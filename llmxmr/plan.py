@@ -67,13 +67,20 @@ class Plan:
     def cached_tokens(self) -> int:
         return sum(s.cached_tokens for s in self.stages.values())
 
-    def cost(self, price_in: float, price_out: float, price_cached: float | None = None) -> float:
+    def cost(self, price_in: float, price_out: float, price_cached: float | None = None,
+             batch: frozenset[str] = frozenset()) -> float:
         """Money at `price_in` / `price_out` per million prompt / completion tokens; with `price_cached`,
-        the prompt tokens a provider serves from its prompt cache at that price."""
-        return sum(stage_cost(sp, price_in, price_out, price_cached) for sp in self.stages.values())
+        the prompt tokens a provider serves from its prompt cache at that price; the `batch` stages at the
+        Batch API's price."""
+        return sum(stage_cost(sp, price_in, price_out, price_cached, batched=stage in batch)
+                   for stage, sp in self.stages.items())
 
 
-def stage_cost(sp: StagePlan, price_in: float, price_out: float, price_cached: float | None = None) -> float:
+def stage_cost(sp: StagePlan, price_in: float, price_out: float, price_cached: float | None = None, *,
+               batched: bool = False) -> float:
+    if batched:  # a Batch API job: half price, and no prompt-cache discount counted on it (as the run bills)
+        return prompt_cache.cost(sp.prompt_tokens, sp.completion_tokens, price_in=price_in * prompt_cache.BATCH_PRICE,
+                                 price_out=price_out * prompt_cache.BATCH_PRICE)
     return prompt_cache.cost(sp.prompt_tokens, sp.completion_tokens, price_in=price_in, price_out=price_out,
                              cached_tokens=sp.cached_tokens if price_cached is not None else 0,
                              price_cached=price_cached)

@@ -119,3 +119,24 @@ def test_plan_estimates_cached_tokens_and_bills_them(tmp_path: Path, capsys: pyt
     assert cli.main(["plan", str(CORPUS), "--price-in", "2", "--price-out", "8", "--price-cached", "0.5"]) == 0
     shown = capsys.readouterr().out  # the plan is the command's output: stdout
     assert "cached tok" in shown and "--price-cached" in shown
+
+
+def test_plan_prices_the_batch_stages_at_the_batch_price(capsys: pytest.CaptureFixture[str]) -> None:
+    from llmxmr.plan import estimate, stage_cost
+
+    settings = resolve_settings({"mode": "default", "max_blocks": 1})
+    plan = estimate(settings, [3000] * 60, sections=38)
+    map_, digest = plan.stages["map"], plan.stages["digest"]
+    batch = frozenset({"map", "digest"})
+    saved = (stage_cost(map_, 2, 8) - stage_cost(map_, 2, 8, batched=True)
+             + stage_cost(digest, 2, 8, 0.5) - stage_cost(digest, 2, 8, 0.5, batched=True))
+    # half price on batched stages, and their cache discount is not counted on top
+    assert stage_cost(map_, 2, 8, batched=True) == pytest.approx(stage_cost(map_, 2, 8) / 2)
+    assert stage_cost(digest, 2, 8, 0.5, batched=True) == pytest.approx(stage_cost(digest, 2, 8) / 2)
+    assert plan.cost(2, 8, 0.5, batch) == pytest.approx(plan.cost(2, 8, 0.5) - saved)
+    assert cli.main(["plan", str(CORPUS), "--price-in", "2", "--price-out", "8", "--batch", "map,digest",
+                     "--model", "openai:gpt-4.1-mini"]) == 0
+    shown = capsys.readouterr().out
+    assert "map (batch)" in shown and "digest (batch)" in shown and "at 50% of the prices" in shown
+    assert cli.main(["plan", str(CORPUS), "--batch", "writing", "--model", "openai:gpt-4.1-mini"]) != 0  # a stage batch mode cannot take
+    assert "batch" in capsys.readouterr().err
