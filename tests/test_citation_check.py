@@ -44,8 +44,8 @@ class PlantedWriter:
         return " ".join(sentences)
 
 
-PAPER_RE = re.compile(r"(<document.*?</document>)\n((?:Claim \d+: [^\n]*\n?)+)", re.S)  # a paper, then its claims
-CLAIM_RE = re.compile(r"^Claim (\d+): ([^\n]*)", re.M)
+PAPER_RE = re.compile(r"(<document.*?</document>)\n((?:Claim \d+: [^\n]*\n?)+)", re.DOTALL)  # a paper, then its claims
+CLAIM_RE = re.compile(r"^Claim (\d+): ([^\n]*)", re.MULTILINE)
 
 
 def claims_shown(messages) -> list[tuple[int, str, str]]:

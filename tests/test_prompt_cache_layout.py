@@ -6,8 +6,8 @@ self-refine rounds, best-of candidates and two blocks, so every loop stage is ca
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -193,5 +193,5 @@ def test_verify_calls_group_claims_by_paper(run_log):
             passages = block.split("\nPassage ")[1:]
             texts = [p.split(":\n", 1)[1] for p in passages]
             assert len(texts) == len(set(texts)), "a passage shown twice for one paper"
-        shared += len(re.findall(r"^Claim \d+: ", user, re.M)) > len(papers)
+        shared += len(re.findall(r"^Claim \d+: ", user, re.MULTILINE)) > len(papers)
     assert shared, "no call checked two claims of one paper"
