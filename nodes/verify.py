@@ -27,7 +27,7 @@ from llmxmr.models.specs import ModelSpec
 from llmxmr.nodes.step import Step
 from llmxmr.nodes.write import evidence_text
 from llmxmr.plan import check_calls
-from llmxmr.prompts.verify import SectionToRepair
+from llmxmr.prompts.verify import SectionToRepair, by_paper
 from llmxmr.retrieval import PASSAGE_WORDS, index_for, passage_spans
 from llmxmr.stages import STAGES
 from llmxmr.state.context import Settings
@@ -103,6 +103,8 @@ def _held(step: Step, stage: str, unit: str, planned: int, allowed: int | None) 
 
 def _store_batches(step: Step, final_key: str, round_: int, pairs: list[list[Any]], allowed: int | None = None) -> int:
     """The pairs cut into verifier calls (at most `allowed`), stored (checkpoints carry only their count)."""
+    # Grouped by cited paper (a stable sort): a call then holds few papers, whose passages it shows once each.
+    pairs = sorted(pairs, key=lambda pair: pair[2])
     batches = batched(pairs, pairs_per_call(step.settings, len(pairs))) if pairs else []
     batches = batches[:_held(step, VERIFY.name, f"round{round_}", len(batches), allowed)]
     for b, batch in enumerate(batches):
@@ -152,9 +154,15 @@ def verify_claims(task: CheckTask, step: Step) -> Command:
         shown.append((record, passages))
     unit = f"r{task['round']}:batch{task['batch']}"
     if items:
+        # The prompt shows each paper's distinct passages once (`by_paper`): a verdict's passage number counts
+        # within its claim's paper, so each claim reads against its paper's passages in that order.
+        blocks = {b.paper_id: b for b in by_paper(items)}
+        by_text = {(item[1], p.text): p for (_, passages), item in zip(shown, items) for p in passages}
+        shown = [(record, [by_text[(item[1], t)] for t in blocks[item[1]].passages])
+                 for (record, _), item in zip(shown, items)]
         logprobs = ModelSpec.parse(settings.model_for(VERIFY.role)).supports_logprobs
         reply = step.calls.ask(VERIFY, unit, VERIFY.prompt(items, language=settings.language), logprobs=logprobs,
-                               schema=verdicts_reply_for(len(items), max(len(ps) for *_, ps in items)))
+                               schema=verdicts_reply_for(len(items), max(len(b.passages) for b in blocks.values())))
         _read_verdicts(reply, shown)
     run_store.put_verdicts(step.store, step.run_id, task["final_key"], task["round"], task["batch"], records)
     step.progress("verify", done=len(records), unit=unit)

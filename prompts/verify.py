@@ -8,20 +8,46 @@ from dataclasses import dataclass
 
 from llmxmr.prompts.common import document_block, json_only, messages
 
-VERIFY_SYSTEM = """You check the citations of a survey. For each numbered claim, read the passages of the paper
-it cites and decide whether they state what the claim attributes to the paper:
+VERIFY_SYSTEM = """You check the citations of a survey. The claims are grouped under the paper they cite: each
+paper's passages are shown once, followed by the numbered claims that cite it. For each claim, read the
+passages of its paper and decide whether they state what the claim attributes to the paper:
 2 = supported (the passages say it), 1 = partially supported (some of it, or less strongly),
 0 = not supported (the passages do not say it, or say otherwise).
 Judge only from the passages, not from what you know. For every claim give its number, the number of the
-passage you relied on (0 when none), a short reason, then the verdict as a single digit."""
+passage of its paper you relied on (0 when none), a short reason, then the verdict as a single digit."""
+
+
+@dataclass(frozen=True)
+class PaperClaims:
+    """One cited paper in a verifier call: its distinct passages (numbered from 1 in the prompt) and the
+    claims that cite it, as (claim number, claim)."""
+
+    paper_id: str
+    title: str
+    passages: tuple[str, ...]
+    claims: tuple[tuple[int, str], ...]
+
+
+def by_paper(items: Sequence[tuple[str, str, str, Sequence[str]]]) -> list[PaperClaims]:
+    """`items` (claim, cited paper id, paper title, passages) grouped by paper in order of first citation,
+    claims numbered from 1 in item order. Claims citing one paper often retrieve the same passages: each is
+    sent once (the verifier reads every passage of the paper for each of its claims), not once per claim."""
+    order: dict[str, tuple[str, list[str], list[tuple[int, str]]]] = {}
+    for n, (claim, paper_id, title, passages) in enumerate(items, 1):
+        _, shown, claims = order.setdefault(paper_id, (title, [], []))
+        shown.extend(p for p in passages if p not in shown)
+        claims.append((n, claim))
+    return [PaperClaims(pid, title, tuple(shown), tuple(claims)) for pid, (title, shown, claims) in order.items()]
 
 
 def verify_claims(items: Sequence[tuple[str, str, str, Sequence[str]]], *, language: str = "en"):
-    """`items`: (claim, cited paper id, paper title, passages), numbered from 1 in the prompt."""
+    """`items`: (claim, cited paper id, paper title, passages), numbered from 1 in the prompt and shown
+    grouped by paper (`by_paper`): a verdict's passage number counts within its claim's paper."""
     blocks = []
-    for n, (claim, paper_id, title, passages) in enumerate(items, 1):
-        shown = "\n\n".join(f"Passage {i}:\n{p}" for i, p in enumerate(passages, 1))
-        blocks.append(f"Claim {n}: {claim}\n{document_block(paper_id, title, shown)}")
+    for paper in by_paper(items):
+        shown = "\n\n".join(f"Passage {i}:\n{p}" for i, p in enumerate(paper.passages, 1))
+        claims = "\n".join(f"Claim {n}: {claim}" for n, claim in paper.claims)
+        blocks.append(f"{document_block(paper.paper_id, paper.title, shown)}\n{claims}")
     return messages("verify", VERIFY_SYSTEM, "\n\n".join(blocks), language=language, answer=json_only(
         '{"verdicts": [{"claim": 1, "passage": 2, "reason": "Passage 2 reports the same 40% latency drop.", '
         '"verdict": 2}]}'))

@@ -44,12 +44,14 @@ class PlantedWriter:
         return " ".join(sentences)
 
 
-CLAIM_RE = re.compile(r"^Claim (\d+): ([^\n]*)\n(<document.*?</document>)", re.M | re.S)
+PAPER_RE = re.compile(r"(<document.*?</document>)\n((?:Claim \d+: [^\n]*\n?)+)", re.DOTALL)  # a paper, then its claims
+CLAIM_RE = re.compile(r"^Claim (\d+): ([^\n]*)", re.MULTILINE)
 
 
 def claims_shown(messages) -> list[tuple[int, str, str]]:
-    """(number, claim, the cited paper's passages) of a verify prompt."""
-    return [(int(n), claim, doc) for n, claim, doc in CLAIM_RE.findall(user_text(messages))]
+    """(number, claim, the cited paper's passages) of a verify prompt: each paper's passages, then its claims."""
+    return sorted((int(n), claim, doc) for doc, claims in PAPER_RE.findall(user_text(messages))
+                  for n, claim in CLAIM_RE.findall(claims))
 
 
 def verifier(messages, n):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,35 @@ def test_scripted_answers_do_not_depend_on_where_the_format_line_sits():
     assert seed_text(f"Task: t\nDo it.\n{fmt}\nData rule.", "Outline") == seed_text("Task: t\nDo it.\nData rule.",
                                                                                   f"Outline\n\n{fmt}")
     assert seed_text("Task: t\nDo it.", "A") != seed_text("Task: t\nDo it.", "B")
+
+
+def test_verify_shows_each_papers_passages_once_with_its_claims_after():
+    from llmxmr.prompts import verify
+
+    items = [("A holds [@p1].", "p1", "P one", ["alpha", "beta"]), ("B holds [@p2].", "p2", "P two", ["gamma"]),
+             ("C holds [@p1].", "p1", "P one", ["beta", "delta"])]
+    user = verify.verify_claims(items)[1].content
+    assert user == ('<document id="p1" title="P one">\nPassage 1:\nalpha\n\nPassage 2:\nbeta\n\nPassage 3:\ndelta\n'
+                    '</document>\nClaim 1: A holds [@p1].\nClaim 3: C holds [@p1].\n\n'
+                    '<document id="p2" title="P two">\nPassage 1:\ngamma\n</document>\nClaim 2: B holds [@p2].')
+
+
+def test_verify_calls_group_claims_by_paper(run_log):
+    """The citation check batches its (claim, paper) pairs by paper: a call names each paper once and shows
+    each of its passages once, however many of the call's claims cite it."""
+    mode, bodies = run_log
+    if mode != "default":
+        pytest.skip("only the default mode checks citations")
+    calls = _by_stage(bodies)["verify"]
+    assert calls
+    shared = 0
+    for b in calls:
+        user = _user(b)
+        papers = DOC_RE.findall(user)
+        assert len(papers) == len({pid for pid, _ in papers}), "a paper shown twice in one call"
+        for block in user.split("</document>")[:-1]:
+            passages = block.split("\nPassage ")[1:]
+            texts = [p.split(":\n", 1)[1] for p in passages]
+            assert len(texts) == len(set(texts)), "a passage shown twice for one paper"
+        shared += len(re.findall(r"^Claim \d+: ", user, re.MULTILINE)) > len(papers)
+    assert shared, "no call checked two claims of one paper"

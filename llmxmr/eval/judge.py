@@ -18,6 +18,7 @@ from llmxmr.models.specs import ModelSpec
 from llmxmr.models.tokens import truncate_to_tokens
 from llmxmr.nodes.model_calls import ModelCalls
 from llmxmr.prompts.evaluate import ARTICLE_CRITERIA, SECTION_CRITERIA
+from llmxmr.prompts.verify import by_paper
 from llmxmr.stages import STAGES
 from llmxmr.state.records import Document
 from llmxmr.state.responses import verdicts_reply_for
@@ -106,7 +107,7 @@ def _faithfulness(calls: ModelCalls, corpus: dict[str, Document], item: Item, un
         shown.append((_plain(sentence), pid, doc.title, [p.text for p in passages]))
     reply = calls.ask(VERIFY, unit, VERIFY.prompt(shown, language=calls.settings.language), candidate=seed,
                       temperature=temperature, logprobs=logprobs,  # the claim and passage numbers shown, only
-                      schema=verdicts_reply_for(len(shown), max((len(s[3]) for s in shown), default=0)))
+                      schema=verdicts_reply_for(len(shown), max((len(b.passages) for b in by_paper(shown)), default=0)))
     if reply is None:
         return []
     verdicts = {v.claim: v.verdict for v in reply.value.verdicts if 1 <= v.claim <= len(shown)}
