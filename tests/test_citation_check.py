@@ -197,3 +197,43 @@ def test_under_a_call_budget_each_round_of_the_check_keeps_to_what_is_left():
     v = held["report"]["verification"]
     assert held["article"] and v["unchecked"] > 0 and v["claims_checked"] > v["unchecked"]
     assert "Section not written" not in held["article"]
+
+
+PASSAGE_RE = re.compile(r"Passage (\d+):\n(.*?)(?=\n\nPassage \d+:|\n</|\Z)", re.DOTALL)
+
+
+def test_a_verdicts_passage_number_names_the_passage_shown_under_its_paper():
+    """The verifier numbers passages within each paper's block: the recorded span must be the passage the
+    verifier named there. Three claims per paper, each on a word from another part of it, so a paper's block
+    holds passages that only some of its claims retrieved."""
+
+    def writer(messages, n):
+        evidence = EVIDENCE_RE.findall(user_text(messages))
+        return " ".join(f"Paper {i} reports w{i}x{j} [@{pid}]." for pid, i in evidence for j in (30, 190, 350)) or "Intro."
+
+    def named_passage(messages, n):
+        verdicts = []
+        for doc, claims in PAPER_RE.findall(user_text(messages)):
+            passages = PASSAGE_RE.findall(doc)
+            for number, claim in CLAIM_RE.findall(claims):
+                word = TOKEN_RE.findall(claim)[0]
+                holding = [int(k) for k, text in passages if word in text.split()]
+                verdicts.append({"claim": int(number), "passage": holding[-1] if holding else 0,
+                                 "reason": "scripted", "verdict": 2 if holding else 0})
+        return json.dumps({"verdicts": verdicts})
+
+    corpus = papers(6, words=400)
+    model = ScriptedChatModel(overrides={"write_section": writer, "verify": named_passage})
+    out = run(model, corpus, **FAST)
+    checks = [(c["claim"], k) for c in out["report"]["verification"]["claims"] for k in c["checks"]]
+    supported = [(text, k) for text, k in checks if k["verdict"] == "supported"]
+    assert supported and len(supported) == len(checks)  # every claim's word was in a passage shown
+    later = 0
+    for text, k in supported:
+        word = TOKEN_RE.findall(text)[0]
+        paper = corpus[int(word[1:].split("x")[0])]["txt"]
+        assert k.get("passage"), f"no passage recorded for {text!r}"  # a number read against the wrong list
+        span = paper[k["passage"]["start"]:k["passage"]["end"]]
+        assert word in span.split(), (word, k["passage"])
+        later += k["passage"]["start"] > 0
+    assert later, "some named passages lie past the paper's first"
