@@ -52,7 +52,8 @@ def test_the_citation_check_is_planned_in_default_mode_only() -> None:
     # sections repaired: batched into one round of max_concurrency (8) calls each.
     assert on.stages["verify"].calls == 8 + 8 and on.stages["repair"].calls == 8
     assert on.calls == off.calls + 16 + 8
-    assert on.stages["verify"].prompt_tokens > 494 * 2 * 160, "every pair's passages are in a prompt"
+    # Each call shows a cited paper's passages once for all its claims: about 55 % of 2 passages a pair.
+    assert 494 * 2 * 160 * 0.5 < on.stages["verify"].prompt_tokens < 494 * 2 * 160, "each paper's passages once"
     # The run does the citation check whenever it is on, so the minimum budget reserves its calls (issue 16 §4).
     assert minimum_calls(resolve_settings({}), [3000] * 12) > minimum_calls(resolve_settings({"verify_citations": False}), [3000] * 12)
 
