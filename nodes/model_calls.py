@@ -3,14 +3,16 @@ of every call go back to the graph with the step's state update."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from llmxmr.core.tree import with_usable_headings
 from llmxmr.limits import output_tokens
 from llmxmr.models.caller import CallResult, ModelCaller, UsageMeter
 from llmxmr.models.errors import ContextOverflowError, OutputFault
 from llmxmr.stages import Stage
 from llmxmr.state.context import Settings
+from llmxmr.state.records import Outline
 
 SHRINK_TRIES = 3  # halvings of a call's variable input after context overflows (1 -> 1/8)
 
@@ -67,6 +69,15 @@ class ModelCalls:
 
     def fail(self, stage: str, unit: str, kind: str, message: str) -> None:
         self.meter.fail(stage, unit, kind, message[:500])
+
+    def usable_headings(self, stage: str, unit: str, outline: Outline, not_headings: Sequence[str], *,
+                        renumber: bool = False) -> Outline:
+        """`outline` without the headings that are no headings (core.tree.with_usable_headings), each change
+        recorded as a `heading` notice of this call."""
+        outline, notes = with_usable_headings(outline, not_headings, renumber=renumber)
+        for note in notes:
+            self.fail(stage, unit, "heading", note)
+        return outline
 
     def update(self, **values: Any) -> dict[str, Any]:
         """State update carrying these calls' usage and failures along with `values`."""

@@ -15,7 +15,6 @@ from llmxmr.core.tree import (
     outline_key,
     outline_to_prompt_text,
     section_ids,
-    with_usable_headings,
 )
 from llmxmr.nodes.model_calls import ModelCalls
 from llmxmr.nodes.step import Step
@@ -52,10 +51,8 @@ def modify_outline(
                           candidate=candidate, temperature=temperature)
         if reply is None or not reply.value.sections:
             return None
-        outline, notes = with_usable_headings(outline_from_draft_keeping_ids(reply.value, base),
-                                              [*SHAPE_TITLES, *not_headings])
-        for note in notes:
-            calls.fail(REWRITE.name, unit, "heading", note)
+        outline = calls.usable_headings(REWRITE.name, unit, outline_from_draft_keeping_ids(reply.value, base),
+                                        [*SHAPE_TITLES, *not_headings])
         return outline if outline.sections else None
     # Edits touch the sections the suggestion names; the rest of the outline only needs its ids and titles
     # (to place, move or remove). At S = 38 this is ~1.5 k prompt tokens instead of ~6.5 k per modify call.

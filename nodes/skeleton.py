@@ -16,7 +16,6 @@ from llmxmr.core.tree import (
     outline_key,
     outline_to_prompt_text,
     section_ids,
-    with_usable_headings,
 )
 from llmxmr.limits import input_budget
 from llmxmr.models.tokens import CHARS_PER_TOKEN_MAX, count_tokens, truncate_to_tokens
@@ -44,10 +43,8 @@ def skeleton_batch(task: SkeletonTask, step: Step) -> dict[str, Any]:
     results = []
     if reply is not None:
         # A chapter titled as one of these papers, or as the prompt's example, is no chapter (core.headings).
-        outline, notes = with_usable_headings(outline_from_draft(reply.value, title=task["topic"]),
-                                              [*example_titles(task["topic"]), *(t for _, t, _ in papers)], renumber=True)
-        for note in notes:
-            step.calls.fail(SKELETON.name, unit, "heading", note)
+        outline = step.calls.usable_headings(SKELETON.name, unit, outline_from_draft(reply.value, title=task["topic"]),
+                                             [*example_titles(task["topic"]), *(t for _, t, _ in papers)], renumber=True)
         if outline.sections:
             key = outline_key(outline)
             run_store.put_outline(step.store, step.run_id, key, outline)
@@ -88,10 +85,8 @@ def merge_batch(task: MergeTask, step: Step) -> dict[str, Any]:
     key = keys[0]
     if reply is not None and reply.value.sections:
         not_headings = [*example_titles(task["topic"]), *run_store.get_paper_titles(step.store, step.run_id)]
-        outline, notes = with_usable_headings(outline_from_draft(reply.value, title=task["topic"]), not_headings,
-                                              renumber=True)
-        for note in notes:
-            step.calls.fail(MERGE.name, unit, "heading", note)
+        outline = step.calls.usable_headings(MERGE.name, unit, outline_from_draft(reply.value, title=task["topic"]),
+                                             not_headings, renumber=True)
         if outline.sections:
             key = outline_key(outline)
             run_store.put_outline(step.store, step.run_id, key, outline)
