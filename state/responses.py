@@ -215,8 +215,24 @@ def edits_reply_for(section_ids: tuple[str, ...]) -> type[EditsReply]:
         parent_id=(Annotated[str | None, _cut(16), WithJsonSchema(_id_wire(section_ids, nullable=True))], None),
         title=(Annotated[str | None, _cut(SHORT), WithJsonSchema({"anyOf": [text, {"type": "null"}]})], None),
         position=(Annotated[int | None, WithJsonSchema({"anyOf": [_number_wire(0, 10), {"type": "null"}]})], None))
+    wire = {"type": "array", "items": _split_by_op(item.model_json_schema()), **_at_most(12)}
     return create_model("EditsReply", __base__=EditsReply, edits=(
-        Annotated[list[item], _cut(12)], Field(default_factory=list, max_length=12)))  # type: ignore[valid-type]
+        Annotated[list[item], _cut(12), WithJsonSchema(wire)], Field(default_factory=list, max_length=12)))  # type: ignore[valid-type]
+
+
+def _split_by_op(edit: dict[str, Any]) -> dict[str, Any]:
+    """An edit's wire schema as two shapes: an add gives a title and names no section; the other edits name
+    the section they change (one of the outline's ids). A grammar-enforcing server (llama.cpp) then cannot
+    send a remove, move, retitle or describe without its target, which would only be rejected."""
+    props = edit["properties"]
+    section = next(b for b in props["section_id"]["anyOf"] if b.get("type") == "string")
+    title = next(b for b in props["title"]["anyOf"] if b.get("type") == "string")
+    changes = [op for op in props["op"]["enum"] if op != "add"]
+    add = {**edit, "properties": {**props, "op": {"type": "string", "enum": ["add"]}, "section_id": {"type": "null"},
+                                  "title": title}, "required": ["op", "title"]}
+    change = {**edit, "properties": {**props, "op": {"type": "string", "enum": changes}, "section_id": section},
+              "required": ["op", "section_id"]}
+    return {"anyOf": [add, change]}
 
 
 @functools.lru_cache(maxsize=256)

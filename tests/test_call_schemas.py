@@ -72,11 +72,20 @@ def _enum(branch: dict) -> list[str]:
 def test_modify_names_only_the_outlines_ids(bodies: dict[str, list[dict]]) -> None:
     assert bodies.get("modify")
     for body in bodies["modify"]:
-        item = _schema(body)["$defs"]["EditDraft"]["properties"]
+        add, change = (shape["properties"] for shape in _schema(body)["properties"]["edits"]["items"]["anyOf"])
         shown = _ids_in_prompt(body)
-        assert shown and set(_enum(item["section_id"])) == shown and set(_enum(item["parent_id"])) == shown
-        title = next(b for b in item["title"]["anyOf"] if b.get("type") == "string")
-        assert title["minLength"] == 1 and title["maxLength"] > 0
+        assert shown and set(_enum(change["section_id"])) == shown
+        assert set(_enum(change["parent_id"])) == shown and set(_enum(add["parent_id"])) == shown
+        assert add["title"]["minLength"] == 1 and add["title"]["maxLength"] > 0
+
+
+def test_an_edit_names_its_section_and_an_add_its_title_on_the_wire() -> None:
+    add, change = edits_reply_for(("s1", "s2")).model_json_schema()["properties"]["edits"]["items"]["anyOf"]
+    assert add["properties"]["op"]["enum"] == ["add"] and add["properties"]["section_id"] == {"type": "null"}
+    assert set(add["required"]) == {"op", "title"} and add["properties"]["title"]["type"] == "string"
+    assert set(change["properties"]["op"]["enum"]) == {"remove", "move", "retitle", "describe"}
+    assert change["properties"]["section_id"] == {"type": "string", "enum": ["s1", "s2"]}  # not nullable
+    assert set(change["required"]) == {"op", "section_id"}
 
 
 def test_verify_numbers_are_the_claims_and_passages_shown(bodies: dict[str, list[dict]]) -> None:
