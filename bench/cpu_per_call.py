@@ -2,7 +2,8 @@
 
 One survey of `--docs` x `--tokens` (bench/scale_out.py's corpus, default mode, SQLite, 20 in flight) at zero
 latency against bench/mock.py, `--repeats` times. For each run it reports the pipeline worker's user+sys CPU
-over the graph run (`resource.getrusage`, as bench/scale_out.py's worker measures it) and the mock's user+sys
+over the graph run (`resource.getrusage`, as bench/scale_out.py's worker measures it, here after the costs
+paid once per process: importing the client stack and loading the tokenizer, `warm_cpu_s`) and the mock's user+sys
 CPU while it served (from /proc/PID/stat, after it started listening and before it is stopped), each divided
 by the calls the mock logged. CPU seconds, not wall: other processes on a shared machine change the wall of
 a run, hardly the CPU it needs. Medians over the repeats.
@@ -21,6 +22,7 @@ import hashlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.config import CAP  # noqa: E402 - after sys.path
-from bench.run import Mock, log_summary  # noqa: E402
-from bench.scale_out import corpus, run_worker  # noqa: E402
+from bench.config import CAP
+from bench.run import Mock, _env, log_summary
+from bench.scale_out import corpus
 
 
 def process_cpu_s(pid: int) -> float:
@@ -46,6 +48,34 @@ def bodies_digest(entries: list[dict[str, Any]]) -> str:
     return hashlib.sha256("\n".join(sorted(e["body_sha"] for e in entries)).encode()).hexdigest()[:16]
 
 
+def worker(cfg: dict[str, Any]) -> dict[str, Any]:
+    """bench/scale_out.py's worker after the costs paid once per process, which it would count as the run's:
+    importing the client stack and loading the tokenizer's vocabulary (`warm_cpu_s`)."""
+    import resource
+
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    import langchain_openai  # noqa: F401
+
+    from llmxmr.models.tokens import count_tokens
+    from llmxmr.runs import graph_for  # noqa: F401
+
+    count_tokens("warm")
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    from bench.scale_out import worker as run
+
+    res = run(cfg)
+    res["warm_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return res
+
+
+def run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)],
+                          capture_output=True, text=True, env=_env(), timeout=3600, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def one_run(path: Path, work: Path, prefix_cache: bool) -> dict[str, Any]:
     mock = Mock(latency=0.0, cap=CAP, log_dir=work, prefix_cache=prefix_cache)
     try:
@@ -56,7 +86,7 @@ def one_run(path: Path, work: Path, prefix_cache: bool) -> dict[str, Any]:
         entries = mock.stop()
     log = log_summary(entries)
     calls = log["calls"] or 1
-    return {"calls": log["calls"], "pipeline_cpu_s": res["cpu_s"], "mock_cpu_s": mock_cpu,
+    return {"calls": log["calls"], "pipeline_cpu_s": res["cpu_s"], "warm_cpu_s": res["warm_cpu_s"], "mock_cpu_s": mock_cpu,
             "pipeline_ms_per_call": 1000 * res["cpu_s"] / calls, "mock_ms_per_call": 1000 * mock_cpu / calls,
             "prompt_tokens": log["prompt_tokens"], "completion_tokens": log["completion_tokens"],
             "cached_tokens": log["cached_tokens"], "bodies": bodies_digest(entries),
@@ -70,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-prefix-cache", action="store_true", help="the mock without its prefix-cache accounting")
     ap.add_argument("--out", help="write the runs and medians here as JSON")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="llmxmr-cpu-"))
     path, _, _ = corpus(work, args.docs, args.tokens)
     runs = []
@@ -78,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         run = one_run(path, work, prefix_cache=not args.no_prefix_cache)
         runs.append(run)
         print(f"run {r + 1}/{args.repeats}: " + json.dumps(run), flush=True)
-    keys = ("pipeline_cpu_s", "mock_cpu_s", "pipeline_ms_per_call", "mock_ms_per_call")
+    keys = ("pipeline_cpu_s", "warm_cpu_s", "mock_cpu_s", "pipeline_ms_per_call", "mock_ms_per_call")
     medians = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
     print("median: " + json.dumps(medians))
     if args.out:

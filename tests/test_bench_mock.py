@@ -12,10 +12,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu_per_call import bodies_digest, process_cpu_s  # noqa: E402
-from bench.mock import BenchMock  # noqa: E402
-from llmxmr.models.tokens import SLICE_CHARS  # noqa: E402
-from llmxmr.testing.scripted_server import prompt_tokens  # noqa: E402
+from bench.cpu_per_call import bodies_digest, process_cpu_s
+from bench.mock import BenchMock
+from llmxmr.models.tokens import SLICE_CHARS
+from llmxmr.testing.scripted_server import prompt_tokens
 
 SYSTEM = {"role": "system", "content": "Task: judge\nRate the outline. " * 40}
 

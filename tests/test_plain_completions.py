@@ -12,8 +12,8 @@ from langchain_openai import ChatOpenAI
 
 from llmxmr.models.plain_completions import PlainChatCompletions, lean
 from llmxmr.models.providers import bind_for
-from llmxmr.state.context import resolve_settings
 from llmxmr.stages import STAGES
+from llmxmr.state.context import resolve_settings
 from llmxmr.testing.openai_stub import StubOpenAIServer, digit_logprobs
 
 JUDGE = '{"rationale": "well ordered", "score": 7}'
