@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # `python bench/mock.py`: make `bench` importable
 
 from bench.prefix_cache import PrefixCache, prompt_token_ids
 from llmxmr.models.tokens import (
+    SLICE_CHARS,
     _encoder,
     count_tokens,
     ensure_tiktoken_offline,
@@ -287,6 +288,7 @@ class BenchMock:
                  responder: Responder | None = None, log_path: str | Path | None = None,
                  enforce_max_tokens: bool = False, prefix_cache: bool = True) -> None:
         ensure_tiktoken_offline()
+        self._encoder = _encoder()  # loaded before serving, not inside the first request (~1 s of CPU)
         self.latency = latency
         self.per_token = per_token
         self.max_inflight = max_inflight
@@ -326,16 +328,24 @@ class BenchMock:
         return self.server.base_url
 
     # -- one request ---------------------------------------------------------------------------------------
+    def _encode(self, text: str) -> list[int]:
+        if self._encoder is None:  # no vocabulary: the 4-characters heuristic of count_tokens
+            return [0] * count_tokens(text)
+        return self._encoder.encode(text, disallowed_special=())
+
     def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         arrived = time.time()
         messages = request.get("messages") or []
         stage = stage_of(messages)
-        cached = None
+        cached = prompt = None
         if self.prefix_cache is not None:
-            enc = _encoder()
-            ids = prompt_token_ids(messages, (lambda t: enc.encode(t, disallowed_special=())) if enc else
-                                   (lambda t: [0] * count_tokens(t)))
+            ids = prompt_token_ids(messages, self._encode)
             cached = self.prefix_cache.lookup_and_add(str(request.get("model")), ids, arrived - self.t0)
+            # The same count the usage reports (4 markers + the content's tokens per message), from the one
+            # encoding: texts counted slice by slice (count_tokens) or in content parts are counted there.
+            if all(isinstance(m.get("content") or "", str) and len(m.get("content") or "") <= SLICE_CHARS
+                   for m in messages):
+                prompt = len(ids)
         prompt_chars = sum(len(str(m.get("content") or "")) for m in messages)
         with self._lock:
             self._queued += 1
@@ -346,7 +356,7 @@ class BenchMock:
                 self._queued -= 1
                 self._inflight += 1
                 inflight, queued = self._inflight, self._queued
-            reply = scripted_reply(self.responder, request)
+            reply = scripted_reply(self.responder, request, prompt=prompt)
             reply["cached_tokens"] = cached
             limit = completion_limit(request)
             over = limit is not None and reply["completion_tokens"] > limit

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,10 +61,12 @@ class PrefixCache:
 
     @staticmethod
     def _chain(tokens: Sequence[int]) -> list[bytes]:
+        # Each token as 4 bytes (ids and the role markers fit a signed 32-bit int): one conversion of the
+        # prompt, then one hash per whole block (the text form of every id cost ~0.6 ms a request).
+        data, size = array("i", tokens).tobytes(), 4 * BLOCK
         hashes, h = [], b""
-        for start in range(0, len(tokens) - BLOCK + 1, BLOCK):  # whole blocks only
-            block = ",".join(map(str, tokens[start:start + BLOCK])).encode()
-            h = hashlib.sha256(h + block).digest()
+        for start in range(0, len(data) - size + 1, size):  # whole blocks only
+            h = hashlib.sha256(h + data[start:start + size]).digest()
             hashes.append(h)
         return hashes
 

@@ -151,10 +151,12 @@ class OpenAIProvider(ChatOpenAIFamily):
     def make_client(self, spec: ModelSpec, settings: Settings) -> BaseChatModel:
         from langchain_openai import ChatOpenAI
 
+        from llmxmr.models.plain_completions import lean
+
         self.check_credentials(spec, settings)
         key = _key_for(settings.base_url, os.environ.get("OPENAI_API_KEY"))
-        return ChatOpenAI(model=spec.name, base_url=settings.base_url, api_key=key or "not-needed", max_retries=0,
-                          timeout=spec.request_timeout, use_responses_api=False)
+        return lean(ChatOpenAI(model=spec.name, base_url=settings.base_url, api_key=key or "not-needed",
+                               max_retries=0, timeout=spec.request_timeout, use_responses_api=False))
 
     def endpoint(self, spec: ModelSpec, settings: Settings) -> str | None:
         from llmxmr.state.context import redact_url
@@ -264,6 +266,7 @@ class EmbeddedServer(ChatOpenAIFamily):
         from langchain_openai import ChatOpenAI
 
         from llmxmr.models.local_server import local_base_url
+        from llmxmr.models.plain_completions import lean
 
         path = self.model_path(spec)
         slot = settings.context_window or LOCAL_SLOT_CTX
@@ -276,8 +279,8 @@ class EmbeddedServer(ChatOpenAIFamily):
         # machine. The caller asks the server (/slots) every request_timeout seconds instead, and gives a
         # request up only when the server works on nothing (issue 15: the busy-laptop demo).
         timeout = httpx.Timeout(None, connect=30.0)
-        return ChatOpenAI(model=path.stem, base_url=base_url, api_key="not-needed", max_retries=0,
-                          timeout=timeout, use_responses_api=False, **penalty)
+        return lean(ChatOpenAI(model=path.stem, base_url=base_url, api_key="not-needed", max_retries=0,
+                               timeout=timeout, use_responses_api=False, **penalty))
 
 
 class LocalProvider(EmbeddedServer):

@@ -288,6 +288,7 @@ def _make_handler(server: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 body = {}
             entry = server._log(self.path, body)
             entry["authorization"] = self.headers.get("Authorization")  # which key reached this server
+            entry["headers"] = {k.lower(): v for k, v in self.headers.items()}
             if self.path.rstrip("/").endswith("/batches"):
                 self._send_json(200, server._new_batch(body))
                 return

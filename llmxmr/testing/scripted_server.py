@@ -18,10 +18,16 @@ from llmxmr.testing.responder import Responder, stage_of
 Fault = Callable[[str, dict[str, Any]], dict[str, Any] | None]  # (stage, request) -> fault/reply or None
 
 
-def scripted_reply(responder: Responder, request: dict[str, Any]) -> dict[str, Any]:
+def prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """The usage's prompt tokens: each message's content in o200k plus 4 for its role and separators."""
+    return sum(count_tokens(str(m.get("content") or "")) + 4 for m in messages)
+
+
+def scripted_reply(responder: Responder, request: dict[str, Any], *, prompt: int | None = None) -> dict[str, Any]:
+    """The answer with its usage; `prompt`: the prompt tokens when the caller has counted them already."""
     messages = request.get("messages") or []
     text = responder.respond(messages)
-    prompt = sum(count_tokens(str(m.get("content") or "")) + 4 for m in messages)
+    prompt = prompt_tokens(messages) if prompt is None else prompt
     reply: dict[str, Any] = {"content": text, "prompt_tokens": prompt, "completion_tokens": count_tokens(text)}
     field = {"judge": "score", "verify": "verdict"}.get(stage_of(messages))
     if request.get("logprobs") and field:
