@@ -17,8 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 import openai
-from openai._base_client import make_request_options
-from openai._legacy_response import to_raw_response_wrapper
+
+try:  # private helpers of the SDK: a release without them falls back to the SDK's own `create`
+    from openai._base_client import make_request_options
+    from openai._legacy_response import to_raw_response_wrapper
+except ImportError:  # pragma: no cover - depends on the installed SDK
+    make_request_options = to_raw_response_wrapper = None
 
 _UNSET = (openai.NotGiven, openai.Omit)
 
@@ -50,6 +54,6 @@ class _RawResponse:
 
 def lean(chat: Any) -> Any:
     """The ChatOpenAI client `chat` with the plain `client` (sync calls; async ones stay the SDK's)."""
-    if getattr(chat, "root_client", None) is not None:
+    if make_request_options is not None and getattr(chat, "root_client", None) is not None:
         chat.client = PlainChatCompletions(chat.root_client)
     return chat
