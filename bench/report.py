@@ -279,7 +279,7 @@ def render(results: dict[str, Any], command: str) -> str:
         L += ["## 4. Scale", "", _when(sc),
               f"N documents of ~{sc['tokens']:,} tokens{' in characters ÷ 4' if sc.get('unit') == 'chars4' else ' (o200k)'}, "
               f"`mode={sc['mode']}`, zero latency, {CAP} in flight, one run each. "
-              "Peak RSS of the worker process (`ru_maxrss`); DB = the run's SQLite file with its -wal/-shm "
+              "Peak RSS of the worker process (VmHWM of `/proc/self/status`); DB = the run's SQLite file with its -wal/-shm "
               "(checkpoints + store), measured after the run closed it (closing folds the write-ahead log into the file).", "",
               "Tokens are o200k except where a column says characters ÷ 4.", "",
               "| N | corpus chars ÷ 4 | corpus tokens | wall | calls | prompt tokens | completion tokens | prompt ÷ corpus | largest prompt | "

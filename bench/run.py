@@ -199,7 +199,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     result = {
         "import_s": t_import, "build_s": t_build, "wall_s": wall,
         "cpu_s": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "db_bytes": sum(sizes.values()), "db_files": sizes, "db_breakdown": breakdown,
         "usage": report.get("usage") or {}, "stop_reason": report.get("stop_reason"),
         "failures": _failure_summary(report.get("failures") or []),
@@ -370,6 +370,21 @@ def measure(label: str, *, corpus: Path, mode: str, latency: float = 0.0, per_to
 
 
 # -- METHOD.md §5 ---------------------------------------------------------------------------------------
+def peak_rss_mb() -> float:
+    """This process's peak resident memory, MB. /proc's VmHWM counts this program's own memory only;
+    `ru_maxrss` does not: Linux keeps the high-water mark of the image a process replaced by exec, so a
+    worker forked from a harness that had grown (it writes the corpora) reported the harness's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:

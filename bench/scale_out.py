@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.config import CAP, QUICK_SET, RESULTS_DIR
-from bench.run import Mock, _env, log_summary
+from bench.run import Mock, _env, log_summary, peak_rss_mb
 
 PG_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpoint_migrations", "store",
              "store_migrations")
@@ -108,7 +108,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
     shutil.rmtree(tmp, ignore_errors=True)
     return {"wall_s": wall, "cpu_s": (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "db_bytes": db_bytes,
+            "peak_rss_mb": peak_rss_mb(), "db_bytes": db_bytes,
             "stop_reason": report.get("stop_reason"), "last_block": values.get("block"),
             "article_chars": len(values.get("article") or "")}
 
