@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +32,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.config import CAP
-from bench.run import Mock, _env, log_summary
+from bench.run import Mock, log_summary
+from bench.run import run_worker as run_bench_worker
 from bench.scale_out import corpus
 
 
@@ -69,11 +69,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)],
-                          capture_output=True, text=True, env=_env(), timeout=3600, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_bench_worker(cfg, script=Path(__file__).resolve())
 
 
 def one_run(path: Path, work: Path, prefix_cache: bool) -> dict[str, Any]:

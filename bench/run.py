@@ -268,9 +268,10 @@ class Mock:
         return entries
 
 
-def run_worker(cfg: dict[str, Any], timeout: float = 3600) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)],
-                          capture_output=True, text=True, env=_env(), timeout=timeout)
+def run_worker(cfg: dict[str, Any], timeout: float = 3600, script: Path | None = None) -> dict[str, Any]:
+    """`script --worker CFG` (default: this file) in a fresh process; its last stdout line is the result."""
+    proc = subprocess.run([sys.executable, str(script or Path(__file__).resolve()), "--worker", json.dumps(cfg)],
+                          capture_output=True, text=True, env=_env(), timeout=timeout, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
 
 from bench.config import CAP, QUICK_SET, RESULTS_DIR
 from bench.run import Mock, _env, log_summary, peak_rss_mb
+from bench.run import run_worker as run_bench_worker
 
 PG_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpoint_migrations", "store",
              "store_migrations")
@@ -114,11 +115,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_worker(cfg: dict[str, Any], timeout: float = 14400) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)],
-                          capture_output=True, text=True, env=_env(), timeout=timeout, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_bench_worker(cfg, timeout, script=Path(__file__).resolve())
 
 
 # ------------------------------------------------------------------------------------------------ parts
