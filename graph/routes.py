@@ -142,7 +142,7 @@ def start_block(state: SurveyState) -> list[Send] | Literal["select_final"]:
              for g, ids in enumerate(state["groups"])]
     H = next((o["H"] for o in state.get("block_outlines") or [] if o["outline_key"] == key), None)
     return sends + [Send("entropy_score", ScoreTask(run_id=state["run_id"], block=b, unit=f"b{b}:base", outline_key=key,
-                                                    candidate=0, H=H, then="feedback_done"))]
+                                                    candidate=0, H=H, then="feedback_done", base_key=key))]
 
 
 Leave = list[Send] | Literal["block_end"]
@@ -165,11 +165,12 @@ def refine_or_end(state: SurveyState) -> Leave:
     """The next self-refine round's candidates; else the fresh re-scores of the block's end; else its end."""
     if state.get("round", 0) >= 1:
         return [Send("refine_candidate", RefineTask(run_id=state["run_id"], block=state["block"], round=state["round"],
-                                                    candidate=c, best=state["best"]))
+                                                    candidate=c, best=state["best"], base_key=state.get("base_key")))
                 for c in range(state["candidates"])]
     if state.get("rescore_keys"):
         b = state["block"]
         return [Send("entropy_score", ScoreTask(run_id=state["run_id"], block=b, unit=unit, outline_key=key,
-                                                candidate=RESCORE_CANDIDATE + b, H=None, then="block_end"))
+                                                candidate=RESCORE_CANDIDATE + b, H=None, then="block_end",
+                                                base_key=state.get("base_key")))
                 for unit, key in zip(rescore_units(b), state["rescore_keys"])]
     return "block_end"

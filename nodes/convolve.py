@@ -90,4 +90,4 @@ def conv_unit(task: ConvUnitTask, step: Step) -> Command:
     step.progress("convolution", done=1, block=b, layer=layer, unit=unit)
     return Command(update=step.update(results=[result.model_dump()]), goto=score_next(
         {"run_id": step.run_id, "block": b, "unit": unit, "outline_key": key, "candidate": 0, "H": None,
-         "then": "layer_done"}))
+         "then": "layer_done", "base_key": task["base_key"]}))

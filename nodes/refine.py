@@ -38,4 +38,4 @@ def refine_candidate(task: RefineTask, step: Step) -> Command:
     # Scored with candidate 0: an outline identical to an earlier one deserves the recorded score.
     return Command(update=step.update(results=[result]), goto=score_next(
         {"run_id": step.run_id, "block": b, "unit": unit, "outline_key": key, "candidate": 0, "H": None,
-         "then": "refine_done"}))
+         "then": "refine_done", "base_key": task.get("base_key")}))

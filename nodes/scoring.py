@@ -14,27 +14,46 @@ from llmxmr.core.entropy import (
     digit_score,
     parsed_digit_score,
 )
+from llmxmr.core.revision import revision_text
 from llmxmr.core.tree import outline_to_prompt_text
+from llmxmr.limits import input_budget
 from llmxmr.models.specs import ModelSpec
+from llmxmr.models.tokens import count_tokens
 from llmxmr.nodes.model_calls import ModelCalls
 from llmxmr.nodes.step import Step
 from llmxmr.stages import STAGES
+from llmxmr.state.context import Settings
 from llmxmr.state.records import Outline, Score
 from llmxmr.state.tasks import ScoreTask
 
 JUDGE_DIGIT, JUDGE_NUMBER = STAGES["judge"], STAGES["judge_number"]
+PROMPT_OVERHEAD = 400  # the judge's instructions and format around the outlines
 
 
-def judge_outline(calls: ModelCalls, outline: Outline, unit: str, *, candidate: int = 0) -> Score | None:
-    """J of one outline, or None when the judge's answer stayed unusable (recorded as a failure)."""
+def judge_prompt(settings: Settings, outline: Outline, base: Outline | None) -> list:
+    """Default mode: the block's start outline `base` in full, then `outline` as its revision (the judge
+    calls of a block then share a prefix a provider's prompt cache serves); the outline in full when there is
+    no base, when most of its sections are revised, or when the two would not fit the judge's budget."""
+    language = settings.language
+    revised = None if base is None else revision_text(base, outline)
+    if base is not None and revised is not None:
+        base_text = outline_to_prompt_text(base)
+        if count_tokens(base_text) + count_tokens(revised) + PROMPT_OVERHEAD <= input_budget(settings, JUDGE_DIGIT):
+            return JUDGE_DIGIT.prompt(revised, language=language, base_text=base_text)
+    return JUDGE_DIGIT.prompt(outline_to_prompt_text(outline), language=language)
+
+
+def judge_outline(calls: ModelCalls, outline: Outline, unit: str, *, candidate: int = 0,
+                  base: Outline | None = None) -> Score | None:
+    """J of one outline, or None when the judge's answer stayed unusable (recorded as a failure). `base`:
+    the block's start outline (default mode), which the prompt shows first."""
     settings = calls.settings
     if settings.mode == "reference":  # the reference's 0-10 number, parsed
         reply = calls.ask(JUDGE_NUMBER, unit, JUDGE_NUMBER.prompt(outline_to_prompt_text(outline), language=settings.language),
                           candidate=candidate)
         return None if reply is None else Score(J=float(reply.value.score), method="parsed", rationale=reply.value.rationale)
     wants_logprobs = ModelSpec.parse(settings.judge_model).supports_logprobs
-    reply = calls.ask(JUDGE_DIGIT, unit, JUDGE_DIGIT.prompt(outline_to_prompt_text(outline), language=settings.language),
-                      candidate=candidate, logprobs=wants_logprobs)
+    reply = calls.ask(JUDGE_DIGIT, unit, judge_prompt(settings, outline, base), candidate=candidate, logprobs=wants_logprobs)
     if reply is None:
         return None
     p = digit_distribution(reply.logprobs, reply.text) if reply.logprobs else None
@@ -52,7 +71,9 @@ def entropy_score(task: ScoreTask, step: Step) -> Command:
         score = Score(J=0.0, method="failed", reason="the unit produced no outline to score")
     else:
         outline = run_store.get_outline(step.store, step.run_id, key)
-        score = judge_outline(step.calls, outline, unit, candidate=task["candidate"]) or Score(
+        base_key = task.get("base_key")
+        base = run_store.get_outline(step.store, step.run_id, base_key) if base_key else None
+        score = judge_outline(step.calls, outline, unit, candidate=task["candidate"], base=base) or Score(
             J=0.0, method="failed", reason="the judge's answers were unusable")
     if score.method != "failed":
         score.H = task["H"]

@@ -6,7 +6,7 @@ A payload is persisted with its task, so it carries ids and small records only (
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from typing_extensions import TypedDict
 
@@ -90,6 +90,7 @@ class RefineTask(TypedDict):
     round: int
     candidate: int
     best: dict[str, Any]  # {"outline_key", "J", "rationale"}: the outline this round refines
+    base_key: NotRequired[str | None]  # O_b: its candidates' judge prompts show it first (absent in older checkpoints)
 
 
 ScoreJoin = Literal["feedback_done", "layer_done", "refine_done", "block_end"]
@@ -106,6 +107,7 @@ class ScoreTask(TypedDict):
     candidate: int  # 0, or a distinct index for a deliberately fresh judge call
     H: float | None  # structural entropy when the outline has digests (O_b), else None
     then: ScoreJoin  # the join that consumes the score
+    base_key: NotRequired[str | None]  # default mode: the block's O_b, shown to the judge before the outline
 
 
 CheckJoin = Literal["plan_repairs", "finish_checks"]

@@ -18,6 +18,7 @@ from llmxmr.citations import Reference
 from llmxmr.core.tree import section_ids
 from llmxmr.export import check_article
 from llmxmr.graph import build_graph
+from llmxmr.prompts import judge as judge_prompts
 from llmxmr.stages import STAGE_NAMES
 from llmxmr.state.context import Context
 from llmxmr.state.records import Outline
@@ -169,8 +170,9 @@ REVISED_RE = re.compile(r"Revised:")
 
 
 def revisions(messages: list[BaseMessage]) -> int:
-    """How many sections of the judged outline the scripted default-mode modify has retitled."""
-    return len(REVISED_RE.findall(user_text(messages)))
+    """How many sections of the judged outline the scripted default-mode modify has retitled (in the outline
+    to rate, not in the block's start outline the default-mode judge is shown before it)."""
+    return len(REVISED_RE.findall(user_text(messages).split(judge_prompts.RATE_REVISION_HEAD)[-1]))
 
 
 def truncated_default(responder: Responder, fraction: float = 0.6) -> Callable[[list[BaseMessage], int], str]:

@@ -15,7 +15,7 @@ import pytest
 
 from llmxmr import cli
 from llmxmr.core.tree import describe_sections, outline_to_prompt_text
-from llmxmr.prompts import convolve, digest
+from llmxmr.prompts import convolve, digest, judge
 from llmxmr.state.records import Outline, Section
 from llmxmr.testing.responder import DOC_RE, SECTION_RE, Responder, stage_of
 from llmxmr.testing.scripted_server import scripted_server
@@ -95,8 +95,10 @@ def test_outline_comes_first_and_the_per_call_part_last(run_log):
     mode, bodies = run_log
     stages = _by_stage(bodies)
     for stage in OUTLINE_FIRST:
+        # The default-mode judge names its first outline: the block's start outline (next test).
+        first = f"{judge.BASE_HEAD}\nTitle: " if (mode, stage) == ("default", "judge") else "Outline:\nTitle: "
         for b in stages.get(stage, []):
-            assert _user(b).startswith("Outline:\nTitle: "), f"{mode}/{stage}: {_user(b)[:80]!r}"
+            assert _user(b).startswith(first), f"{mode}/{stage}: {_user(b)[:80]!r}"
     # A digest pass: every paper's prompt is the same system message and outline, then its paper.
     passes: dict[str, set[str]] = {}
     for b in stages["digest"]:
@@ -108,6 +110,27 @@ def test_outline_comes_first_and_the_per_call_part_last(run_log):
         passes.setdefault(outline, set()).add(pid)
     papers = {DOC_RE.search(_user(b)).group(1) for b in stages["digest"]}
     assert max(len(p) for p in passes.values()) == len(papers)  # one shared prefix per pass, all papers
+
+
+def test_default_judge_calls_of_a_block_share_its_start_outline(run_log):
+    """Every judge call of a block shows the block's start outline O_b first, byte for byte, then the outline
+    to rate by id and title in its own order, with descriptions only where it differs from O_b."""
+    mode, bodies = run_log
+    if mode != "default":
+        pytest.skip("reference mode shows the judge each outline in full, as the reference does")
+    calls = _by_stage(bodies)["judge"]
+    bases: dict[str, list[str]] = {}
+    for b in calls:
+        base, rated = _user(b).split(f"\n\n{judge.RATE_REVISION_HEAD}\n", 1)
+        bases.setdefault(base, []).append(rated)
+        ids = re.findall(r"^\s*\[(s\d+)\]", rated, re.MULTILINE)
+        assert ids and len(ids) == len(set(ids)), rated  # every section of the rated outline, once
+        described = re.findall(r"^\s*\[(s\d+)\][^\n]*\n\s+(?:construction|analysis):", rated, re.MULTILINE)
+        assert len(described) <= len(ids) / 2, "only the revised sections carry descriptions"
+    assert len(bases) == 2, "one start outline per block (the run refines two blocks)"
+    assert all(len(rated) >= 3 for rated in bases.values()), {k[:60]: len(v) for k, v in bases.items()}
+    assert any(re.search(r"\n\s+(?:construction|analysis):", r) for v in bases.values() for r in v), \
+        "a candidate's revised sections are shown with their descriptions"
 
 
 def test_default_modifies_of_a_layer_share_the_titles_outline(run_log):

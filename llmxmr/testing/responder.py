@@ -44,10 +44,45 @@ _ANSWER_LINE = re.compile(r"\n(Answer with one JSON object only[^\n]*)")
 _CITE_LAST = re.compile(r"\nCite this paper as \[@[^\]\n]+\]\.$")
 
 
+_RATED_SECTION = re.compile(r"^( *)\[(s\d+)\] ")
+
+
+def _judged_in_full(system: str, user: str) -> tuple[str, str]:
+    """A default-mode judge request read as the outline to rate shown in full under "Outline:" (how every
+    judge request read before the block's start outline came first): a scripted judge rates the outline, not
+    its presentation, so the same candidate gets the same answer either way and a run keeps its course."""
+    from llmxmr.prompts.judge import BASE_HEAD, RATE_HEAD, RATE_REVISION_HEAD, REVISION
+
+    system = system.replace(f"\n{REVISION}", "")
+    if user.startswith(f"{RATE_HEAD}\n"):
+        return system, "Outline:\n" + user[len(RATE_HEAD) + 1:]
+    base, rated = user[len(BASE_HEAD) + 1:].split(f"\n\n{RATE_REVISION_HEAD}\n", 1)
+    described: dict[str, list[str]] = {}  # section id -> its description lines in the base, unindented
+    current = None
+    for line in base.split("\n"):
+        m = _RATED_SECTION.match(line)
+        if m:
+            current = m.group(2)
+        elif current and line.strip().startswith(("construction: ", "analysis: ")):
+            described.setdefault(current, []).append(line.strip())
+    lines = rated.split("\n")
+    full: list[str] = []
+    for i, line in enumerate(lines):
+        full.append(line)
+        m = _RATED_SECTION.match(line)
+        shown = i + 1 < len(lines) and lines[i + 1].strip().startswith(("construction: ", "analysis: "))
+        if m and not shown:
+            full += [f"{m.group(1)}  {d}" for d in described.get(m.group(2), [])]
+    return system, "Outline:\n" + "\n".join(full)
+
+
 def as_read(system: str, user: str) -> tuple[str, str]:
     """The request as the scripted models read it: the answer-format line at the user message's end, wherever
     the prompt puts it (the system message, since the prompts were laid out for prefix caching), so that
-    moving fixed text between the messages leaves a scripted run's answers, and so its course, as they were."""
+    moving fixed text between the messages leaves a scripted run's answers, and so its course, as they were;
+    a default-mode judge request with the outline in full (`_judged_in_full`)."""
+    if system.startswith("Task: judge\n") and "\nThe outline you rate follows" in system:
+        system, user = _judged_in_full(system, user)
     m = _ANSWER_LINE.search(system)
     if m is None:
         return system, user

@@ -1,0 +1,40 @@
+"""An outline as a revision of a base outline: what the default-mode judge reads.
+
+Every candidate of a refinement block is the block's start outline O_b with a few edits, and each was
+shown to the judge in full: the calls shared a prefix only up to the first section an edit touched, so a
+provider's prompt cache served about a third of the judge's tokens. Shown as O_b in full (the same bytes
+in every judge call of the block: a cacheable prefix), then the candidate in its own order with the
+descriptions of only the sections that differ from O_b, the judge still reads the whole candidate, and
+the part that changes from call to call is the candidate's titles and its changed sections.
+"""
+
+from __future__ import annotations
+
+from llmxmr.core.tree import iter_sections, outline_to_prompt_text
+from llmxmr.state.records import Outline, Section
+
+# Past this share of changed sections, the candidate in full is shorter than the base plus the revision.
+MAX_REVISED_SHARE = 0.5
+
+
+def _content(s: Section) -> tuple[str, str, str]:
+    return s.title, s.construction, s.analysis
+
+
+def revised_sections(base: Outline, candidate: Outline) -> set[str]:
+    """Ids of the candidate's sections that are new or whose title or descriptions differ from the base's
+    section of the same id. A moved section with the same text is not revised: the candidate's own order
+    shows where it stands now."""
+    before = {s.section_id: _content(s) for s, _, _ in iter_sections(base)}
+    return {s.section_id for s, _, _ in iter_sections(candidate) if before.get(s.section_id) != _content(s)}
+
+
+def revision_text(base: Outline, candidate: Outline) -> str | None:
+    """The candidate in its own order, every section by id and title, with descriptions for its revised
+    sections only (the others read as in the base); None when more than half of its sections are revised
+    (the candidate in full is then the shorter prompt)."""
+    revised = revised_sections(base, candidate)
+    total = sum(1 for _ in iter_sections(candidate))
+    if total and len(revised) > MAX_REVISED_SHARE * total:
+        return None
+    return outline_to_prompt_text(candidate, "full", focus=revised)
