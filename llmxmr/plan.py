@@ -169,13 +169,15 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
     else:
         room = input_budget(settings, "digest") - outline - PROMPT_OVERHEAD
         body = min(sum(paper_tokens) // max(1, n), max(100, room))
-    # Shared prefixes (prompts laid out for caching: instructions, then the outline of the pass or layer);
-    # the judge's candidates differ from their first edited section, so only its rubric is counted shared.
+    # Shared prefixes (prompts laid out for caching: instructions, then the outline of the pass or layer).
     add("digest", n * (blocks + 1), body + construction + PROMPT_OVERHEAD, SYSTEM_TOKENS + construction, blocks + 1)
     add("feedback", g * blocks, titles_view + 3 * NOTES_TOKENS + PROMPT_OVERHEAD, SYSTEM_TOKENS + titles_view, blocks)
     conv_units = layer_calls(settings, g) // 3
-    add("judge", blocks * (1 + g + conv_units + settings.best_of * settings.refine_rounds + (0 if reference else 2)),
-        outline + PROMPT_OVERHEAD, SYSTEM_TOKENS)
+    judged = blocks * (1 + g + conv_units + settings.best_of * settings.refine_rounds + (0 if reference else 2))
+    if reference:  # each outline in full: candidates share only the rubric
+        add("judge", judged, outline + PROMPT_OVERHEAD, SYSTEM_TOKENS)
+    else:  # the block's start outline, shared, then the candidate's revision of it (core/revision.py)
+        add("judge", judged, outline + modify_view + PROMPT_OVERHEAD, SYSTEM_TOKENS + outline, blocks)
     passes = blocks * (1 + settings.max_layers + settings.refine_rounds)  # base outlines of modify: layer, round
     modify_shared = SYSTEM_TOKENS + (outline if reference else titles)
     add("modify", blocks * (g + conv_units + settings.best_of * settings.refine_rounds), modify_view + 200 + PROMPT_OVERHEAD,

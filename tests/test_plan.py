@@ -65,8 +65,12 @@ def test_default_mode_trims_the_outline_it_sends_and_merges_drafts_by_level() ->
         per_ref = ref.stages[stage].prompt_tokens / ref.stages[stage].calls
         per_d = d.stages[stage].prompt_tokens / d.stages[stage].calls
         assert per_d < per_ref, stage
-    assert d.stages["judge"].prompt_tokens / d.stages["judge"].calls == pytest.approx(
-        ref.stages["judge"].prompt_tokens / ref.stages["judge"].calls), "the judge sees the whole outline"
+    # The default-mode judge sees the block's start outline in full, then the candidate's revision of it:
+    # more tokens per call than reference mode's outline in full, and most of them cached.
+    per_ref, per_d = (p.stages["judge"].prompt_tokens / p.stages["judge"].calls for p in (ref, d))
+    assert per_ref < per_d < 1.5 * per_ref
+    assert ref.stages["judge"].cached_tokens == 0
+    assert d.stages["judge"].cached_tokens > 0.6 * d.stages["judge"].prompt_tokens
     assert merge_levels(28, 2300, resolve_settings({"model": BIG})) == [4, 1]  # 8 drafts per call, then one merge
     assert merge_levels(28, 2300, resolve_settings({"mode": "reference", "model": BIG})) == [1]  # all in one call
     assert merge_levels(1, 2300, resolve_settings({"model": BIG})) == [1], "always one merge call"
