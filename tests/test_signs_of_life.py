@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.store.memory import InMemoryStore
 
-from llmxmr import cli
+from llmxmr import cli, console
 from llmxmr.models import caller as caller_mod
 from llmxmr.models.caller import ModelCaller, UsageMeter
 from llmxmr.models.errors import ProviderError
@@ -78,7 +78,7 @@ def test_without_a_terminal_each_step_is_a_line_with_its_total(tmp_path: Path, c
 
 def test_a_heartbeat_while_calls_are_in_flight(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(console, "HEARTBEAT_SECONDS", 0.1)
     code = _lines_run(tmp_path, work=0.3)
     err = capsys.readouterr().err
     assert code == 0, err
@@ -120,14 +120,14 @@ def _terminal_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, stop_li
     screen = io.StringIO()
     real_console, real_progress = rich.console.Console, rich.progress.Progress
 
-    def console(*args, **kwargs):
+    def terminal_console(*args, **kwargs):
         kwargs.pop("stderr", None)
         return real_console(*args, file=screen, force_terminal=True, width=120, color_system=None, **kwargs)
 
     def progress(*args, **kwargs):
         return real_progress(*args, refresh_per_second=100, **kwargs)
 
-    monkeypatch.setattr(rich.console, "Console", console)
+    monkeypatch.setattr(rich.console, "Console", terminal_console)
     monkeypatch.setattr(rich.progress, "Progress", progress)
     if not stop_live_first:  # the wrong order: bars stopped only when the console closes, after the summary
         monkeypatch.setattr(cli.Console, "stop_live", lambda self: None)
