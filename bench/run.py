@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="corpora of the cache part: DOCSxTOKENS (tokens in characters ÷ 4) separated by commas")
     ap.add_argument("--decode-modes", default="default", help="modes of the realistic-decode part")
     ap.add_argument("--out", default=None, help="results directory (default bench/results; --quick: a temp dir)")
-    ap.add_argument("--benchmarks", default=None, help="markdown to write (default BENCHMARKS.md; --quick: OUT/BENCHMARKS.md)")
+    ap.add_argument("--benchmarks", default=None, help="markdown to write (default BENCHMARKS.md; with --out or --quick: OUT/BENCHMARKS.md)")
     ap.add_argument("--render", action="store_true", help="only re-render BENCHMARKS.md and the plot from results.json")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -573,7 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         parts = []
     out.mkdir(parents=True, exist_ok=True)
-    bench_md = Path(args.benchmarks) if args.benchmarks else (out / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md")
+    # Results kept elsewhere (--out, --quick) render beside them: only the repository's results render into
+    # the repository's BENCHMARKS.md.
+    bench_md = Path(args.benchmarks) if args.benchmarks else (out / "BENCHMARKS.md" if args.quick or args.out else ROOT / "BENCHMARKS.md")
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     if parts:

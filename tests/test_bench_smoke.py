@@ -57,6 +57,16 @@ def test_quick_benchmark_writes_figures(tmp_path):
 
 
 @pytest.mark.timeout(300)
+def test_render_of_results_kept_elsewhere_writes_beside_them_not_into_the_repository(tmp_path):
+    repo_md = (ROOT / "BENCHMARKS.md").read_bytes()
+    (tmp_path / "results.json").write_text(json.dumps({"machine": {"commit": "x", "date": "d"}}))
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--render", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "BENCHMARKS.md").is_file()
+    assert (ROOT / "BENCHMARKS.md").read_bytes() == repo_md
+
+
 def test_one_big_document_scenario_runs_at_a_small_size(tmp_path):
     # bench/bigdoc.py measures plan and a run on one 200 MB document; here 0.3 MB, in several chunks.
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bigdoc.py"), "--mb", "0.3", "--work", str(tmp_path),
