@@ -26,7 +26,7 @@ from llmxmr.limits import input_budget, output_tokens
 from llmxmr.models.specs import ModelSpec
 from llmxmr.nodes.step import Step
 from llmxmr.nodes.write import evidence_text
-from llmxmr.plan import check_calls
+from llmxmr.plan import PASSAGE_REPEAT_SHARE, check_calls
 from llmxmr.prompts.verify import SectionToRepair, by_paper
 from llmxmr.retrieval import PASSAGE_WORDS, index_for, passage_spans
 from llmxmr.stages import STAGES
@@ -88,8 +88,11 @@ def calls_allowed(step: Step, sections: int, then: tuple[int, ...], per_call_tok
 
 
 def check_call_tokens(settings: Settings, pairs: int) -> int:
-    """About the tokens of one verifier call of a round of `pairs` pairs (prompt and verdicts)."""
-    passage_tokens = settings.verify_passages * PASSAGE_WORDS * 4 // 3
+    """About the tokens of one verifier call of a round of `pairs` pairs (prompt and verdicts). A call shows
+    each cited paper's passages once for all its claims, and claims citing one paper mostly retrieve the
+    same passages: the share measured at 60 x 3,000 (`plan.PASSAGE_REPEAT_SHARE`) is not counted again, as
+    `llmxmr plan` estimates it. (`pairs_per_call` keeps every pair's passages: a call must fit its window.)"""
+    passage_tokens = round(settings.verify_passages * PASSAGE_WORDS * 4 / 3 * (1 - PASSAGE_REPEAT_SHARE))
     return pairs_per_call(settings, pairs) * (passage_tokens + PAIR_TOKENS + VERDICT_TOKENS) + PROMPT_OVERHEAD
 
 
