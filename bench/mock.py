@@ -129,25 +129,11 @@ class BenchResponder(Responder):
     def sections_total(self) -> int:
         return len(self.shape) + sum(self.shape)
 
-    def _outline(self, user: str, seed: int) -> dict:
+    def _descriptions(self, seed: int, i: int, j: int, cite: str) -> tuple[str, str]:
         if not self.calibrated:
-            return super()._outline(user, seed)
-        cites = [d[0] for d in DOC_RE.findall(user)] or CITE_RE.findall(user)
-        cite = f" [@{cites[0]}]" if cites else ""
+            return super()._descriptions(seed, i, j, cite)
         d = self.t("description")
-
-        def leaf(i: int, j: int) -> dict:
-            return {"title": f"Aspect {i + 1}.{j + 1}: {_words(seed + 7 * i + j, self.title_words)}",
-                    "construction": f"Extract {prose(seed + i + j, d, 440)}{cite}.",
-                    "analysis": f"Compare {prose(seed + 3 * i + j, d, 440)}{cite}."}
-
-        sections = []
-        for i, subs in enumerate(self.shape):
-            s = leaf(i, 99)
-            s["title"] = f"Theme {i + 1}: {_words(seed + i, self.title_words)}"
-            s["subsections"] = [dict(leaf(i, j), subsections=[]) for j in range(subs)]
-            sections.append(s)
-        return {"title": "Survey", "sections": sections}
+        return f"Extract {prose(seed + i + j, d, 440)}{cite}.", f"Compare {prose(seed + 3 * i + j, d, 440)}{cite}."
 
     # -- reading ---------------------------------------------------------------------------------------
     def _map(self, system: str, user: str, seed: int) -> str:

@@ -157,15 +157,20 @@ class Responder:
         topics = [{"name": "Topic A", "papers": numbers[:half]}, {"name": "Topic B", "papers": numbers[half:]}]
         return json.dumps({"topics": [t for t in topics if t["papers"]]})
 
+    def _descriptions(self, seed: int, i: int, j: int, cite: str) -> tuple[str, str]:
+        """Section (i, j)'s construction and analysis (the benchmark mock writes calibrated ones)."""
+        cw, aw = self.desc_words
+        return (f"Extract {_words(seed + i + j, cw)} from each paper{cite}.",
+                f"Compare {_words(seed + 3 * i + j, aw)} across papers{cite}; {self.why}.")
+
     def _outline(self, user: str, seed: int) -> dict:
         cites = [d[0] for d in DOC_RE.findall(user)] or CITE_RE.findall(user)
         cite = f" [@{cites[0]}]" if cites else ""
-        cw, aw = self.desc_words
 
         def leaf(i: int, j: int) -> dict:
+            construction, analysis = self._descriptions(seed, i, j, cite)
             return {"title": f"Aspect {i + 1}.{j + 1}: {_words(seed + 7 * i + j, self.title_words)}",
-                    "construction": f"Extract {_words(seed + i + j, cw)} from each paper{cite}.",
-                    "analysis": f"Compare {_words(seed + 3 * i + j, aw)} across papers{cite}; {self.why}."}
+                    "construction": construction, "analysis": analysis}
 
         sections = []
         for i, subs in enumerate(self.shape):
