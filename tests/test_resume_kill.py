@@ -121,22 +121,29 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "calls": len(stages), "bodies": bodies}
 
 
-def _killed_then_resumed(tmp_path: Path, k: int, sig: int) -> tuple[Any, Any, KillAfter, Any, Any, Path]:
-    out, db = tmp_path / "out", tmp_path / "runs.sqlite"
+def run_killed(argv: list[str], k: int, sig: int) -> tuple[subprocess.Popen, str, KillAfter, Any]:
+    """`llmxmr ARGV --base-url STUB` against a scripted server whose KillAfter sends `sig` once the k-th
+    answer is delivered: the process, its stderr, the killer and the (stopped) server."""
     killer = KillAfter(k, sig)
-    stub1 = scripted_server(fault=killer.fault)
-    stub1.on_delivered = killer.on_delivered
-    with stub1:
-        proc = subprocess.Popen(llmxmr("run", str(CORPUS), "-o", str(out), "--db", str(db), "--thread", "t1",
-                                       "--model", "openai:scripted", "--base-url", stub1.base_url, *SMALL),
-                                env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stub = scripted_server(fault=killer.fault)
+    stub.on_delivered = killer.on_delivered
+    with stub:
+        proc = subprocess.Popen(llmxmr(*argv, "--base-url", stub.base_url), env=cli_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
         killer.pid = proc.pid
         try:
-            _, err1 = proc.communicate(timeout=120)
+            _, err = proc.communicate(timeout=120)
         finally:
             killer.frozen.set()
             if proc.poll() is None:
                 proc.kill()
+    return proc, err, killer, stub
+
+
+def _killed_then_resumed(tmp_path: Path, k: int, sig: int) -> tuple[Any, Any, KillAfter, Any, Any, Path]:
+    out, db = tmp_path / "out", tmp_path / "runs.sqlite"
+    proc, err1, killer, stub1 = run_killed(["run", str(CORPUS), "-o", str(out), "--db", str(db), "--thread", "t1",
+                                            "--model", "openai:scripted", *SMALL], k, sig)
     first = (proc.returncode, err1)
     with scripted_server() as stub2:  # a NEW server (new port): resume takes --base-url
         res = subprocess.run(llmxmr("resume", "t1", "--db", str(db), "-o", str(out), "-q",

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from test_resume_kill import (
     CORPUS,
-    KillAfter,
     body_key,
     cli_env,
     delivered,
     llmxmr,
     paid_twice,
+    run_killed,
 )
 from test_update_cli import more_jsonl
 
@@ -72,20 +72,8 @@ def test_an_update_killed_midway_is_finished_by_resume_paying_nothing_twice(base
     out, db = tmp_path / "out", tmp_path / "runs.sqlite"
     copy_db(baseline["finished"], db)
     k = baseline["calls"] // 2  # the K-th response lies in the middle of the update's calls
-    killer = KillAfter(k, signal.SIGKILL)
-    stub1 = scripted_server(fault=killer.fault)
-    stub1.on_delivered = killer.on_delivered
-    with stub1:
-        proc = subprocess.Popen(llmxmr("update", "t1", "--db", str(db), "-o", str(out), "--add", str(baseline["more"]),
-                                       "--refine", "never", "--base-url", stub1.base_url),
-                                env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        killer.pid = proc.pid
-        try:
-            _, err1 = proc.communicate(timeout=120)
-        finally:
-            killer.frozen.set()
-            if proc.poll() is None:
-                proc.kill()
+    proc, err1, killer, stub1 = run_killed(["update", "t1", "--db", str(db), "-o", str(out), "--add", str(baseline["more"]),
+                                            "--refine", "never"], k, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL, err1
     assert killer.kth is not None and not (out / "CHANGELOG.md").exists()
     before = delivered(stub1)
