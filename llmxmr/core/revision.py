@@ -13,7 +13,8 @@ from __future__ import annotations
 from llmxmr.core.tree import iter_sections, outline_to_prompt_text
 from llmxmr.state.records import Outline, Section
 
-# Past this share of changed sections, the candidate in full is shorter than the base plus the revision.
+# Past this share of revised sections the revision is nearly the candidate in full: the base before it would
+# double the prompt and save little, even when a prompt cache serves the base.
 MAX_REVISED_SHARE = 0.5
 
 
@@ -32,7 +33,7 @@ def revised_sections(base: Outline, candidate: Outline) -> set[str]:
 def revision_text(base: Outline, candidate: Outline) -> str | None:
     """The candidate in its own order, every section by id and title, with descriptions for its revised
     sections only (the others read as in the base); None when more than half of its sections are revised
-    (the candidate in full is then the shorter prompt)."""
+    (`MAX_REVISED_SHARE`: then the judge is better shown the candidate in full, alone)."""
     revised = revised_sections(base, candidate)
     total = sum(1 for _ in iter_sections(candidate))
     if total and len(revised) > MAX_REVISED_SHARE * total:

@@ -53,10 +53,14 @@ def _judged_in_full(system: str, user: str) -> tuple[str, str]:
     its presentation, so the same candidate gets the same answer either way and a run keeps its course."""
     from llmxmr.prompts.judge import BASE_HEAD, RATE_HEAD, RATE_REVISION_HEAD, REVISION
 
+    if f"\n{REVISION}" not in system:
+        return system, user
     system = system.replace(f"\n{REVISION}", "")
     if user.startswith(f"{RATE_HEAD}\n"):
         return system, "Outline:\n" + user[len(RATE_HEAD) + 1:]
-    base, rated = user[len(BASE_HEAD) + 1:].split(f"\n\n{RATE_REVISION_HEAD}\n", 1)
+    base, sep, rated = user.removeprefix(f"{BASE_HEAD}\n").partition(f"\n\n{RATE_REVISION_HEAD}\n")
+    if not sep:  # not a revision (a test's own message): as it is
+        return system, user
     described: dict[str, list[str]] = {}  # section id -> its description lines in the base, unindented
     current = None
     for line in base.split("\n"):
@@ -81,7 +85,7 @@ def as_read(system: str, user: str) -> tuple[str, str]:
     the prompt puts it (the system message, since the prompts were laid out for prefix caching), so that
     moving fixed text between the messages leaves a scripted run's answers, and so its course, as they were;
     a default-mode judge request with the outline in full (`_judged_in_full`)."""
-    if system.startswith("Task: judge\n") and "\nThe outline you rate follows" in system:
+    if system.startswith("Task: judge\n"):
         system, user = _judged_in_full(system, user)
     m = _ANSWER_LINE.search(system)
     if m is None:
