@@ -19,10 +19,10 @@ from llmxmr.limits import input_budget
 from llmxmr.stages import STAGES
 from llmxmr.state.context import Settings
 
-OUTLINE_TOKENS_PER_SECTION = 60  # an outline's prompt text per section (title, construction, analysis)
-TITLE_TOKENS_PER_SECTION = 12  # the same with titles only ("[s7] 2.3 Title")
+OUTLINE_TOKENS_PER_SECTION = 120  # an outline's prompt text per section (title, construction, analysis)
+TITLE_TOKENS_PER_SECTION = 17  # the same with titles only ("[s7] 2.3 Title")
 FOCUS_SECTIONS = 2  # sections a default-mode modify sees in full (those its suggestion names)
-NOTES_TOKENS = 250  # a paper's map notes
+NOTES_TOKENS = 480  # a paper's map notes
 PROMPT_OVERHEAD = 350
 GROUP_TITLE_TOKENS = 16  # a paper's title in the group prompt, when the titles are not known
 # The citation check, per written section: cited claims, citations per claim, the share of sections a
