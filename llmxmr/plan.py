@@ -19,6 +19,8 @@ from llmxmr.limits import input_budget
 from llmxmr.stages import STAGES
 from llmxmr.state.context import Settings
 
+# Sized like the reference implementation's measured answers (a whole-outline rewrite ~4,600 tokens for 38
+# sections; tests/test_plan_vs_run.py holds the estimates to a run of the calibrated benchmark mock).
 OUTLINE_TOKENS_PER_SECTION = 120  # an outline's prompt text per section (title, construction, analysis)
 TITLE_TOKENS_PER_SECTION = 17  # the same with titles only ("[s7] 2.3 Title")
 FOCUS_SECTIONS = 2  # sections a default-mode modify sees in full (those its suggestion names)
