@@ -176,7 +176,7 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
     add("feedback", g * blocks, titles_view + 3 * NOTES_TOKENS + PROMPT_OVERHEAD, SYSTEM_TOKENS + titles_view, blocks)
     conv_units = layer_calls(settings, g) // 3
     judged = blocks * (1 + g + conv_units + settings.best_of * settings.refine_rounds + (0 if reference else 2))
-    if reference:  # each outline in full: candidates share only the rubric
+    if reference or not settings.judge_revisions:  # each outline in full: candidates share only the rubric
         add("judge", judged, outline + PROMPT_OVERHEAD, SYSTEM_TOKENS)
     else:  # the block's start outline, shared, then the candidate's revision of it (core/revision.py)
         add("judge", judged, outline + modify_view + PROMPT_OVERHEAD, SYSTEM_TOKENS + outline, blocks)

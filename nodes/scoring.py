@@ -33,9 +33,10 @@ PROMPT_OVERHEAD = 400  # the judge's instructions and format around the outlines
 def judge_prompt(settings: Settings, outline: Outline, base: Outline | None) -> list:
     """Default mode: the block's start outline `base` in full, then `outline` as its revision (the judge
     calls of a block then share a prefix a provider's prompt cache serves); the outline in full when there is
-    no base, when most of its sections are revised, or when the two would not fit the judge's budget."""
+    no base, with `judge_revisions` off, when most of its sections are revised, or when the two would not fit
+    the judge's budget."""
     language = settings.language
-    revised = None if base is None else revision_text(base, outline)
+    revised = None if base is None or not settings.judge_revisions else revision_text(base, outline)
     if base is not None and revised is not None:
         base_text = outline_to_prompt_text(base)
         if count_tokens(base_text) + count_tokens(revised) + PROMPT_OVERHEAD <= input_budget(settings, JUDGE_DIGIT):

@@ -58,6 +58,9 @@ class Context:
     unsupported_claims: Literal["mark", "remove"] = _f(
         "mark", "What happens to a claim its sources still do not support after the repair: 'mark' it [unverified] or 'remove' it.")
     verify_passages: int = _f(2, "Passages of the cited paper the verifier reads per claim (BM25-ranked).")
+    judge_revisions: bool | None = _f(
+        None, "The judge reads each candidate as a revision of its block's start outline, shown first (a prefix a "
+        "provider's prompt cache serves); false: every outline in full (default mode: on; reference: off).")
     follow_links: bool = _f(False, "Folder corpus: also read symbolic links that point outside the folder "
                             "(skipped and reported by default).")
     language: str = _f("en", "Language of the article.")
@@ -91,12 +94,12 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reference": dict(
         group_size=3, skeleton_group_size=3, kernel_width=3, units=10, top_k=6, max_layers=6, max_blocks=1,
         refine_rounds=3, best_of=3, epsilon=0.0, patience=10**6, entropy_lambda=1.0, digest_input="fulltext",
-        charts=True, verify_citations=False,
+        charts=True, verify_citations=False, judge_revisions=False,
     ),
     "default": dict(
         group_size=3, skeleton_group_size=3, kernel_width=3, units=10, top_k=6, max_layers=6, max_blocks=3,
         refine_rounds=3, best_of=3, epsilon=0.1, patience=2, entropy_lambda=0.7, digest_input="notes",
-        charts=False, verify_citations=True,
+        charts=False, verify_citations=True, judge_revisions=True,
     ),
 }
 
@@ -158,6 +161,7 @@ class Settings(BaseModel):
     follow_links: bool = False  # a default, so that settings saved before this field existed still load
     batch: str = ""  # defaults, so that settings saved before batch mode existed still load
     batch_poll_seconds: float = 30.0
+    judge_revisions: bool = False  # a default: settings saved before this field existed still load (outlines in full)
 
     @property
     def batch_stages(self) -> frozenset[str]:

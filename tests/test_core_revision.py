@@ -106,3 +106,14 @@ def test_the_scripted_judge_reads_a_revision_as_the_outline_in_full():
     _, user = as_read(full[0].content, full[1].content)
     assert user.startswith(f"Outline:\n{outline_to_prompt_text(_revised())}\n")
     assert Responder().respond(revised) == Responder().respond(full)
+
+
+def test_judge_revisions_off_shows_every_outline_in_full_and_plan_counts_no_shared_outline():
+    from llmxmr.plan import estimate
+
+    off = resolve_settings({"mode": "default", "judge_revisions": False})
+    _, user = judge_prompt(off, _revised(), _base())
+    assert user.content == f"{judge.RATE_HEAD}\n{outline_to_prompt_text(_revised())}"
+    on, off = (estimate(resolve_settings({"judge_revisions": v}), [3000] * 12, sections=20) for v in (True, False))
+    assert on.stages["judge"].calls == off.stages["judge"].calls
+    assert off.stages["judge"].cached_tokens == 0 < on.stages["judge"].cached_tokens
