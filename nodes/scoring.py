@@ -39,9 +39,15 @@ def judge_prompt(settings: Settings, outline: Outline, base: Outline | None) -> 
     revised = None if base is None or not settings.judge_revisions else revision_text(base, outline)
     if base is not None and revised is not None:
         base_text = outline_to_prompt_text(base)
-        if count_tokens(base_text) + count_tokens(revised) + PROMPT_OVERHEAD <= input_budget(settings, JUDGE_DIGIT):
+        if _fits(input_budget(settings, JUDGE_DIGIT) - PROMPT_OVERHEAD, base_text, revised):
             return JUDGE_DIGIT.prompt(revised, language=language, base_text=base_text)
     return JUDGE_DIGIT.prompt(outline_to_prompt_text(outline), language=language)
+
+
+def _fits(budget: int, *texts: str) -> bool:
+    """Whether `texts` take at most `budget` tokens. A token is at least one byte, so texts within the budget
+    in bytes (a large window's usual case) are not tokenised: this runs for every judge call."""
+    return sum(len(t.encode()) for t in texts) <= budget or sum(count_tokens(t) for t in texts) <= budget
 
 
 def judge_outline(calls: ModelCalls, outline: Outline, unit: str, *, candidate: int = 0,
