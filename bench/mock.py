@@ -52,6 +52,7 @@ from llmxmr.testing.responder import (
     SECTION_RE,
     Responder,
     _words,
+    digest_asks,
     stage_of,
 )
 from llmxmr.testing.scripted_server import scripted_reply
@@ -150,8 +151,12 @@ class BenchResponder(Responder):
     def _digest(self, system: str, user: str, seed: int) -> str:
         docs = DOC_RE.findall(user)
         pid = docs[0][0] if docs else "unknown"
-        ids = list(dict.fromkeys(SECTION_RE.findall(user.split("<document", 1)[0])))
+        ids, again = digest_asks(user)
         chosen = list(dict.fromkeys(ids[(seed + 5 * k) % len(ids)] for k in range(3))) if ids else []
+        if again is not None:  # a later reading: each section it asks for is relevant as often as any in a
+            # full reading (3 of the outline's S), so the answer is as long per relevant section
+            chosen = [sid for sid in again
+                      if int(hashlib.sha256(f"{seed}:{sid}".encode()).hexdigest()[:8], 16) % len(ids) < 3]
         if self.calibrated:
             sections = [{"section_id": sid, "content": f"{prose(seed + n, self.t('digest_section'), 960)} [@{pid}]."}
                         for n, sid in enumerate(chosen)]

@@ -103,14 +103,15 @@ def after_plan_merge(state: SurveyState) -> list[Send] | Literal["merge_skeleton
             for b, keys in enumerate(state["merge_plan"])]
 
 
-def digest_all(state: SurveyState, then: DigestPurpose) -> list[Send]:
-    """Every paper against the current outline; `then` is the pass's join."""
+def digest_all(state: SurveyState, then: DigestPurpose, prior_key: str | None = None) -> list[Send]:
+    """Every paper against the current outline; `then` is the pass's join; `prior_key`: an outline every paper
+    was digested against, so that each is read again only for what changed since."""
     if "digest" in (state.get("batch") or []):  # one Batch API job, which then fans out the digest tasks
         return [Send("batch_digest", BatchDigestTask(run_id=state["run_id"], outline_key=state["outline_key"],
                                                      paper_ids=[r["paper_id"] for r in state["paper_refs"]],
-                                                     then=then))]
+                                                     then=then, prior_key=prior_key))]
     return [Send("outline_digest", DigestTask(run_id=state["run_id"], paper_id=r["paper_id"],
-                                              outline_key=state["outline_key"], then=then))
+                                              outline_key=state["outline_key"], then=then, prior_key=prior_key))
             for r in state["paper_refs"]]
 
 
@@ -120,7 +121,7 @@ def digest_skeleton(state: SurveyState) -> list[Send]:
 
 def after_block_end(state: SurveyState) -> list[Send] | Literal["select_final"]:
     """The block's outline C is digested for E_{b+1}, unless the block stopped the loop."""
-    return "select_final" if state.get("stop_reason") else digest_all(state, "block_entropy")
+    return "select_final" if state.get("stop_reason") else digest_all(state, "block_entropy", state.get("base_key"))
 
 
 def check_convergence(state: SurveyState) -> Literal["block_start", "select_final"]:
@@ -130,7 +131,7 @@ def check_convergence(state: SurveyState) -> Literal["block_start", "select_fina
 
 def after_review(state: SurveyState) -> list[Send] | Literal["write"]:
     """A person changed the outline's structure: digest it again before writing."""
-    return digest_all(state, "review_digested") if state.get("redigest") else "write"
+    return digest_all(state, "review_digested", state.get("redigest_from")) if state.get("redigest") else "write"
 
 
 def start_block(state: SurveyState) -> list[Send] | Literal["select_final"]:

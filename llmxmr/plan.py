@@ -172,6 +172,8 @@ def estimate(settings: Settings, paper_tokens: list[int], chunks: list[int] | No
         room = input_budget(settings, "digest") - outline - PROMPT_OVERHEAD
         body = min(sum(paper_tokens) // max(1, n), max(100, room))
     # Shared prefixes (prompts laid out for caching: instructions, then the outline of the pass or layer).
+    # A pass after a block reads each paper in full when most sections changed, else only for the changed
+    # ones (`incremental_digest`, often far less): counted in full, an upper bound.
     add("digest", n * (blocks + 1), body + construction + PROMPT_OVERHEAD, SYSTEM_TOKENS + construction, blocks + 1)
     add("feedback", g * blocks, titles_view + 3 * NOTES_TOKENS + PROMPT_OVERHEAD, SYSTEM_TOKENS + titles_view, blocks)
     conv_units = layer_calls(settings, g) // 3

@@ -128,14 +128,16 @@ def batch_map(task: BatchMapTask, step: Step) -> Command:
 
 def batch_digest(task: BatchDigestTask, step: Step) -> Command:
     """A digest pass as one Batch API job, then its digest tasks (which replay the job's answers)."""
-    key = task["outline_key"]
+    key, prior_key = task["outline_key"], task.get("prior_key")
     if "digest" in step.settings.batch_stages:  # a resume with `--set batch=` goes on with ordinary calls
         units: list[tuple[str, Any]] = []
         for pid in task["paper_ids"]:
             if run_store.get_digest(step.store, step.run_id, key, pid) is None:
-                unit, build, outline, _ = digest_request(pid, key, step)
-                units.append((unit, build(1.0), digest_schema(outline)))
+                r = digest_request(pid, key, step, prior_key)
+                if r.again != []:  # a paper with nothing to read again is not asked (outline_digest keeps its digest)
+                    units.append((r.unit, r.build(1.0), digest_schema(r.outline, r.again)))
         run_batch(step, STAGES["digest"], units)
     return Command(update=step.update(), goto=[
-        Send("outline_digest", DigestTask(run_id=task["run_id"], paper_id=pid, outline_key=key, then=task["then"]))
+        Send("outline_digest", DigestTask(run_id=task["run_id"], paper_id=pid, outline_key=key, then=task["then"],
+                                          prior_key=prior_key))
         for pid in task["paper_ids"]])

@@ -138,4 +138,4 @@ def review_outline(state: SurveyState, step: Step) -> dict[str, Any]:
         step.progress("review", outline_key=new_key, changed=True, redigest=False)
         return update
     step.progress("review", outline_key=new_key, changed=True, redigest=True)
-    return {**update, "redigest": True}
+    return {**update, "redigest": True, "redigest_from": key}

@@ -1,7 +1,9 @@
 """Outline digest: read one paper against the current outline.
 
 Laid out for prefix caching: the instructions and the outline (the same for every paper of a pass) come
-first, byte-identical; the paper and its id last."""
+first, byte-identical; the paper and its id last. A pass after a refinement block may ask for only some
+sections (`again`: those new or changed since the paper was last read); the outline then shows the
+construction of those only, and names them."""
 
 from __future__ import annotations
 
@@ -31,7 +33,17 @@ def _example(paper_id: str) -> str:
     return f"{example} (an example: use only the section ids in brackets in the outline above)"
 
 
-def digest_paper(outline_text: str, paper_id: str, title: str, body: str, *, language: str = "en"):
-    user = (f"Outline:\n{outline_text}\n\n{document_block(paper_id, title, body)}\n\n"
+def again_note(again: list[str]) -> str:
+    """Names the sections a later reading asks for (shared by every paper of the pass: before the paper)."""
+    named = ", ".join(f"[{sid}]" for sid in again)
+    return (f"This reading asks only for {named}: sections that are new or changed since the paper was read "
+            "against this survey's outline. Its content for the other sections is already recorded; answer "
+            "for these only (none, when the paper says nothing about them), and suggest a change to the whole outline.")
+
+
+def digest_paper(outline_text: str, paper_id: str, title: str, body: str, *, language: str = "en",
+                 again: list[str] | None = None):
+    asked = f"{again_note(again)}\n\n" if again is not None else ""
+    user = (f"Outline:\n{outline_text}\n\n{asked}{document_block(paper_id, title, body)}\n\n"
             f"{example_answer(_example(paper_id))}\nCite this paper as [@{paper_id}].")
     return messages("digest", SYSTEM, user, language=language, answer=ANSWER)

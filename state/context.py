@@ -61,6 +61,10 @@ class Context:
     judge_revisions: bool | None = _f(
         None, "The judge reads each candidate as a revision of its block's start outline, shown first (a prefix a "
         "provider's prompt cache serves); false: every outline in full (default mode: on; reference: off).")
+    incremental_digest: bool | None = _f(
+        None, "After a block (or a person's edit) a paper is read again only for the sections that are new or whose "
+        "title or construction changed; its digest of the others is kept (default mode: on; reference: off, "
+        "every paper read against the whole outline).")
     follow_links: bool = _f(False, "Folder corpus: also read symbolic links that point outside the folder "
                             "(skipped and reported by default).")
     language: str = _f("en", "Language of the article.")
@@ -94,12 +98,12 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reference": dict(
         group_size=3, skeleton_group_size=3, kernel_width=3, units=10, top_k=6, max_layers=6, max_blocks=1,
         refine_rounds=3, best_of=3, epsilon=0.0, patience=10**6, entropy_lambda=1.0, digest_input="fulltext",
-        charts=True, verify_citations=False, judge_revisions=False,
+        charts=True, verify_citations=False, judge_revisions=False, incremental_digest=False,
     ),
     "default": dict(
         group_size=3, skeleton_group_size=3, kernel_width=3, units=10, top_k=6, max_layers=6, max_blocks=3,
         refine_rounds=3, best_of=3, epsilon=0.1, patience=2, entropy_lambda=0.7, digest_input="notes",
-        charts=False, verify_citations=True, judge_revisions=True,
+        charts=False, verify_citations=True, judge_revisions=True, incremental_digest=True,
     ),
 }
 
@@ -162,6 +166,7 @@ class Settings(BaseModel):
     batch: str = ""  # defaults, so that settings saved before batch mode existed still load
     batch_poll_seconds: float = 30.0
     judge_revisions: bool = False  # a default: settings saved before this field existed still load (outlines in full)
+    incremental_digest: bool = False  # a default: settings saved before this field existed still load (full passes)
 
     @property
     def batch_stages(self) -> frozenset[str]:

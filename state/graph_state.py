@@ -93,6 +93,7 @@ class SurveyState(SurveyInput, SurveyOutput):
     block_outlines: list[dict[str, Any]]  # {"outline_key", "E", "J", "H"} of O_0 .. O_last (all digested)
     final_key: str
     redigest: bool  # a person changed the final outline's structure: digest it again before writing
+    redigest_from: str  # the outline before that change: each paper is read again only for what changed
     stop_reason: str
     results: Annotated[list[dict[str, Any]], append]  # a fan-out's results (drafts, suggestions, candidates)
     scores: Annotated[list[dict[str, Any]], append]  # entropy_score's records: one per scored outline

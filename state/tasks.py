@@ -48,6 +48,9 @@ class DigestTask(TypedDict):
     paper_id: str
     outline_key: str
     then: DigestPurpose  # the join of this pass: what the digests are for
+    # An outline every paper was digested against (the block's start outline, the outline before a person's
+    # edit): the paper is read again only for what changed since (`incremental_digest`). Absent: in full.
+    prior_key: NotRequired[str | None]
 
 
 class BatchMapTask(TypedDict):
@@ -65,6 +68,7 @@ class BatchDigestTask(TypedDict):
     outline_key: str
     paper_ids: list[str]
     then: DigestPurpose
+    prior_key: NotRequired[str | None]  # as DigestTask's
 
 
 class FeedbackTask(TypedDict):

@@ -1,12 +1,12 @@
 """The default-mode judge reads a candidate as a revision of the block's start outline (core/revision.py,
 nodes/scoring.py::judge_prompt): the start outline first, then the candidate with descriptions only where
-it differs."""
+it differs. A later digest pass reads a paper again only for the sections new or changed for reading."""
 
 from __future__ import annotations
 
 import re
 
-from llmxmr.core.revision import revised_sections, revision_text
+from llmxmr.core.revision import kept_digest_sections, revised_sections, revision_text, sections_to_read_again
 from llmxmr.core.tree import outline_to_prompt_text
 from llmxmr.nodes.scoring import judge_prompt
 from llmxmr.prompts import judge
@@ -38,6 +38,29 @@ def _revised() -> Outline:
 def test_revised_sections_are_the_new_and_the_changed_not_the_moved():
     assert revised_sections(_base(), _revised()) == {"s3", "s6", "s7"}
     assert revised_sections(_base(), _base()) == set()
+
+
+def test_a_paper_is_read_again_for_new_and_retitled_sections_not_for_new_analysis():
+    # s6's analysis changed (writing's guidance, not reading's): its content stands; s5 moved unchanged.
+    assert sections_to_read_again(_base(), _revised()) == {"s3", "s7"}
+    assert sections_to_read_again(_base(), _base()) == set()
+    construction = _base().model_copy(deep=True)
+    construction.sections[1].children[0].construction = "Extract hit rates by workload."
+    assert sections_to_read_again(_base(), construction) == {"s5"}
+
+
+def test_an_outline_with_most_sections_new_for_reading_is_read_in_full():
+    many = _revised().model_copy(deep=True)
+    for s in (many.sections[0], many.sections[1], many.sections[1].children[0]):
+        s.title += " (revised)"
+    assert len(sections_to_read_again(_base(), _revised()) | {"s1", "s4", "s6"}) == 5  # of 6
+    assert sections_to_read_again(_base(), many) is None
+
+
+def test_kept_content_is_for_sections_that_still_exist_and_are_not_read_again():
+    before = {"s2": "removed since", "s3": "retitled since", "s5": "moved since", "s6": "new analysis since"}
+    ids = {"s1", "s3", "s5", "s4", "s6", "s7"}
+    assert kept_digest_sections(before, ids, {"s3", "s7"}) == {"s5": "moved since", "s6": "new analysis since"}
 
 
 def test_the_revision_lists_every_section_in_its_order_and_describes_only_the_revised():

@@ -17,6 +17,14 @@ TASK_RE = re.compile(r"^Task: (\w+)", re.M)
 SECTION_RE = re.compile(r"\[(s\d+)\]")
 DOC_RE = re.compile(r'<document id="([^"]+)" title="([^"]*)"')
 CITE_RE = re.compile(r"\[@([a-z0-9][a-z0-9-]*)\]")
+AGAIN_RE = re.compile(r"This reading asks only for ([^:]*):")
+
+
+def digest_asks(user: str) -> tuple[list[str], list[str] | None]:
+    """(every section id of a digest prompt's outline, the ids a later reading asks for again or None)."""
+    ids = list(dict.fromkeys(SECTION_RE.findall(user.split("<document", 1)[0].split("This reading asks", 1)[0])))
+    again = AGAIN_RE.search(user)
+    return ids, (SECTION_RE.findall(again.group(1)) if again else None)
 NUMBERED_RE = re.compile(r"^(\d+)\. ", re.M)
 FLAGGED_RE = re.compile(r"^(\d+)\. .*\n   check:", re.M)  # a claim to fix in a repair prompt
 CLAIM_RE = re.compile(r"^Claim (\d+): ", re.M)  # a claim to check in a verify prompt
@@ -192,8 +200,10 @@ class Responder:
     def _digest(self, system: str, user: str, seed: int) -> str:
         docs = DOC_RE.findall(user)
         pid = docs[0][0] if docs else "unknown"
-        ids = list(dict.fromkeys(SECTION_RE.findall(user.split("<document", 1)[0])))
+        ids, again = digest_asks(user)
         chosen = [ids[(seed + k) % len(ids)] for k in range(min(2, len(ids)))] if ids else []
+        if again is not None:  # a later reading: each section it asks for is relevant as often as in a full one
+            chosen = [sid for sid in again if _h(f"{seed}:{sid}") % max(1, len(ids)) < 2]
         sections = [{"section_id": sid, "content": f"The paper reports {_words(seed + n, 8)} [@{pid}]."}
                     for n, sid in enumerate(dict.fromkeys(chosen))]
         return json.dumps({"sections": sections, "suggestion": f"Cover {_words(seed, 3)} in its own section [@{pid}]."})
