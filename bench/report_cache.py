@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.config import ONE_BLOCK
+from bench.config import ONE_BLOCK, SAME_WORK
 from llmxmr.core.prompt_cache import cost
 from llmxmr.stages import STAGE_NAMES
 
@@ -138,6 +138,13 @@ def cache_section(results: dict[str, Any]) -> list[str]:
                       f"ran {(modes['default']['run'].get('blocks') or 0) + 1}): **{o['prompt_tokens'] / ref['prompt_tokens']:.2f}** "
                       f"in o200k, **{o['prompt_chars'] / max(1, ref['prompt_chars']):.2f}** in characters ÷ 4; cached share "
                       f"**{_pct(o['cached_tokens'], o['prompt_tokens'])}**."]
+            same = modes.get(SAME_WORK)
+            if same is not None:  # mode=reference's work: one block and no citation check
+                o = _totals(same["run"]["log"])
+                L += ["", (f"Doing `mode=reference`'s work (one block, and no citation check, which the reference does "
+                           f"not make: `--set verify_citations=false`): **{o['prompt_tokens'] / ref['prompt_tokens']:.2f}** "
+                           f"in o200k, **{o['prompt_chars'] / max(1, ref['prompt_chars']):.2f}** in characters ÷ 4; cached "
+                           f"share **{_pct(o['cached_tokens'], o['prompt_tokens'])}**.")]
         L += ["", f"Cost at {PRICES['name']}: ${PRICES['in']}/M input, ${PRICES['cached']}/M cached input, "
               f"${PRICES['out']}/M output; Batch API ${PRICES['batch_in']}/M input and ${PRICES['batch_out']}/M output "
               "(no cache discount assumed on batched calls).", "",

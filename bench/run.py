@@ -42,6 +42,7 @@ from bench.config import (  # noqa: E402 - after sys.path
     PER_TOKEN,
     QUICK_SET,
     RESULTS_DIR,
+    SAME_WORK,
 )
 from bench.report import plot, render  # noqa: E402
 
@@ -506,6 +507,10 @@ def part_cache(work: Path, quick: bool, sizes: list[tuple[int, int]] | None = No
             size["modes"][ONE_BLOCK] = measure(f"cache-default1-{n}", corpus=corpus, mode="default", log_dir=work,
                                                corpus_tokens=size["corpus_o200k"], sets={"max_blocks": 1},
                                                timeout=7200)
+            print(f"[cache] default, one block, no citation check {n}x{t} (characters ÷ 4) at zero latency", flush=True)
+            size["modes"][SAME_WORK] = measure(f"cache-default1nc-{n}", corpus=corpus, mode="default", log_dir=work,
+                                               corpus_tokens=size["corpus_o200k"],
+                                               sets={"max_blocks": 1, "verify_citations": False}, timeout=7200)
         out["sizes"][f"{n}x{t}"] = size
     return out
 
