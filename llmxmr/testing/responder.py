@@ -17,7 +17,10 @@ TASK_RE = re.compile(r"^Task: (\w+)", re.M)
 SECTION_RE = re.compile(r"\[(s\d+)\]")
 DOC_RE = re.compile(r'<document id="([^"]+)" title="([^"]*)"')
 CITE_RE = re.compile(r"\[@([a-z0-9][a-z0-9-]*)\]")
-AGAIN_RE = re.compile(r"This reading asks only for ([^:]*):")
+AGAIN_RE = re.compile(r"This reading asks only for ([^:]*):")  # a later digest pass names its sections
+NUMBERED_RE = re.compile(r"^(\d+)\. ", re.M)
+FLAGGED_RE = re.compile(r"^(\d+)\. .*\n   check:", re.M)  # a claim to fix in a repair prompt
+CLAIM_RE = re.compile(r"^Claim (\d+): ", re.M)  # a claim to check in a verify prompt
 
 
 def digest_asks(user: str) -> tuple[list[str], list[str] | None]:
@@ -25,9 +28,6 @@ def digest_asks(user: str) -> tuple[list[str], list[str] | None]:
     ids = list(dict.fromkeys(SECTION_RE.findall(user.split("<document", 1)[0].split("This reading asks", 1)[0])))
     again = AGAIN_RE.search(user)
     return ids, (SECTION_RE.findall(again.group(1)) if again else None)
-NUMBERED_RE = re.compile(r"^(\d+)\. ", re.M)
-FLAGGED_RE = re.compile(r"^(\d+)\. .*\n   check:", re.M)  # a claim to fix in a repair prompt
-CLAIM_RE = re.compile(r"^Claim (\d+): ", re.M)  # a claim to check in a verify prompt
 
 
 def _text(message: Any) -> str:
