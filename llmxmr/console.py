@@ -182,8 +182,9 @@ def usage_table(report: Any) -> Any:
 
 def bill_line(usage: dict[str, Any], price_in: float, price_out: float, price_cached: float | None) -> str:
     """The run's money at the given prices: cached prompt tokens (as the provider reported them) at the
-    cached price, Batch API answers at the batch price (half). Answers replayed from the durable record count
-    as well (paid once, when first asked)."""
+    cached price, Batch API answers at the batch price (half). An answer replayed from the durable record is
+    counted once in a run (paid once, when first asked; a resumed run counts what the stopped process paid
+    for and never saved)."""
     from llmxmr.core.prompt_cache import BATCH_PRICE, cost
 
     prompt = sum(u.prompt_tokens for u in usage.values())

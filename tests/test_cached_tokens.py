@@ -24,7 +24,9 @@ from llmxmr.testing.scripted_server import scripted_reply, scripted_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "examples" / "mini.jsonl"
-TINY = ["--set", "max_layers=0", "--set", "max_blocks=1", "--set", "refine_rounds=0", "--set", "best_of=1"]
+# Two blocks with layers and self-refine: a run that asks some questions twice (answered from its record).
+LOOP = ["--set", "max_blocks=2", "--set", "max_layers=1", "--set", "units=2", "--set", "refine_rounds=2",
+        "--set", "best_of=2", "--set", "patience=5"]
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
@@ -74,6 +76,7 @@ def test_cache_reads_reach_the_meter_and_survive_a_replay() -> None:
 def test_cached_tokens_from_the_stub_reach_the_table_survey_json_and_the_bill(tmp_path: Path,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     reported: dict[str, int] = {}
+    sent: dict[str, int] = {}  # prompt tokens the stub billed per stage
     lock = threading.Lock()
     responder = Responder()
 
@@ -82,18 +85,22 @@ def test_cached_tokens_from_the_stub_reach_the_table_survey_json_and_the_bill(tm
         reply["cached_tokens"] = reply["prompt_tokens"] // 2 if stage in ("digest", "verify") else 0
         with lock:
             reported[stage] = reported.get(stage, 0) + reply["cached_tokens"]
+            sent[stage] = sent.get(stage, 0) + reply["prompt_tokens"]
         return reply
 
     out = tmp_path / "out"
     with scripted_server(fault=caching) as stub:
         code = cli.main(["run", str(CORPUS), "-o", str(out), "--model", "openai:scripted", "--base-url", stub.base_url,
-                         "--price-in", "2", "--price-out", "8", "--price-cached", "0.5", "-q", *TINY])
+                         "--price-in", "2", "--price-out", "8", "--price-cached", "0.5", "-q", *LOOP])
     err = capsys.readouterr().err
     assert code == 0, err
     usage = json.loads((out / "survey.json").read_text())["usage"]
     assert reported["digest"] > 0 and reported["verify"] > 0
     for stage, u in usage.items():
         assert u["cache_read_tokens"] == reported.get(stage, 0), stage
+        # what the provider billed, once: a question the run asks twice is replayed, not counted again
+        assert u["prompt_tokens"] == sent.get(stage, 0), (stage, u)
+    assert sum(u["cached"] for u in usage.values()) > 0, "the run replays some answers (the case counted once)"
     assert "cached tok" in " ".join(err.split()) or "cached" in err
     digest_row = next(line for line in err.splitlines() if line.startswith("│ digest"))
     cells = [c.strip() for c in digest_row.strip("│ ").split("│")]

@@ -126,10 +126,13 @@ def test_durable_record_replays_without_http(make: Any) -> None:
     assert len(stub.chat_requests) == 1 and again.cached and again.value == first.value
     assert (again.prompt_tokens, again.completion_tokens) == (20, 5)
     usage = meter.as_usage()["entropy"]
-    assert (usage["calls"], usage["cached"], usage["prompt_tokens"]) == (1, 1, 40)
-    # A new caller on the same store (a resumed run in a new process) does not pay either.
-    resumed = ModelCaller(caller.settings, caller.store)
-    assert _call(resumed, UsageMeter()).cached and len(stub.chat_requests) == 1
+    # Paid once, counted once: the replay in the same run adds a replayed call, not its tokens again.
+    assert (usage["calls"], usage["cached"], usage["prompt_tokens"], usage["completion_tokens"]) == (1, 1, 20, 5)
+    # A new caller on the same store (a resumed run in a new process) does not pay either, and counts the
+    # answer once: the stopped process's task that paid for it never saved its usage.
+    resumed, meter2 = ModelCaller(caller.settings, caller.store), UsageMeter()
+    assert _call(resumed, meter2).cached and _call(resumed, meter2).cached and len(stub.chat_requests) == 1
+    assert (meter2.as_usage()["entropy"]["cached"], meter2.as_usage()["entropy"]["prompt_tokens"]) == (2, 20)
     # Any change of the request is a new key.
     _call(caller, meter, candidate=1)
     _call(caller, meter, temperature=0.7)

@@ -165,6 +165,10 @@ class ModelCaller:
         self._limits_lock = threading.Lock()
         self._inflight: dict[str, threading.Lock] = {}  # one paid request per key at a time (single flight)
         self._inflight_lock = threading.Lock()
+        # Keys whose tokens this caller (one per run and process) has put in a meter: a question asked twice
+        # in one run is replayed and counted once; a resumed process counts what the killed one paid for
+        # (its tasks' usage was never checkpointed), and a Batch API answer when its task first replays it.
+        self._counted: set[str] = set()
         self._adaptive: dict[str, AdaptiveLimit] = {}  # per model spec: requests in flight, adapted (AIMD)
 
     def in_flight_limit(self, spec: str) -> AdaptiveLimit:
@@ -356,8 +360,12 @@ class ModelCaller:
                     max_tokens: int, temperature: float, logprobs: bool, candidate: int = 0) -> _Reply:
         v = run_store.get_response(self.store, key)
         if v is not None:
-            meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"],
-                      cache_read_tokens=int(v.get("cache_read_tokens") or 0))
+            if key in self._counted:  # this run already counted it: one payment, one count
+                meter.add(stage, cached=1)
+            else:
+                self._counted.add(key)
+                meter.add(stage, cached=1, prompt_tokens=v["prompt_tokens"], completion_tokens=v["completion_tokens"],
+                          cache_read_tokens=int(v.get("cache_read_tokens") or 0))
             self._note_reported(spec, v.get("reported_model"))
             return _Reply(text=v["text"], logprobs=v.get("logprobs"), prompt_tokens=v["prompt_tokens"],
                           completion_tokens=v["completion_tokens"], finish_reason=v.get("finish_reason", "stop"),
@@ -378,6 +386,7 @@ class ModelCaller:
                 "stage": stage, "recorded_at": time.time(),
             })
         self._note_reported(spec, reply.reported_model)
+        self._counted.add(key)
         meter.add(stage, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                   cache_read_tokens=reply.cache_read_tokens)
         self._spend(tokens=reply.prompt_tokens + reply.completion_tokens)
