@@ -278,18 +278,20 @@ def _finish(console: Console, values: dict[str, Any], out: Path) -> int:
 
 def _execute(console: Console, db_path: Path | str, out: Path, thread: str, start: dict[str, Any] | None,
              context: Any, overrides: dict[str, Any], wait: bool = False, busy_ok: bool = False,
-             update: dict[str, Any] | None = None, written_since: float | None = None) -> int:
+             update: dict[str, Any] | None = None, written_since: float | None = None, label: str | None = None) -> int:
     """Work one thread while holding its lock: two processes never work (and pay for) the same thread.
     `busy_ok`: a held thread returns llmxmr.surveys.BUSY (the caller comes back to it) instead of an error.
     `written_since`: a finished thread whose survey.json in `out` is at least that recent (a Unix time) is
-    left as it is (another process of the same `--processes` command wrote it)."""
+    left as it is (another process of the same `--processes` command wrote it). `label`: the survey's name on
+    its progress lines, when several surveys share the console."""
     from llmxmr.postgres import DatabaseError
     from llmxmr.surveys import BUSY
     from llmxmr.thread_lock import ThreadBusyError, hold_thread
 
     try:
         with hold_thread(db_path, thread, wait=wait, on_wait=console.say):
-            return _execute_locked(console, db_path, out, thread, start, context, overrides, update, written_since)
+            return _execute_locked(console, db_path, out, thread, start, context, overrides, update, written_since,
+                                   label)
     except ThreadBusyError as exc:
         if busy_ok:
             console.say(f"{exc}: coming back to it after the others")
@@ -337,7 +339,7 @@ def _written_since(out: Path, since: float) -> bool:
 
 def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, start: dict[str, Any] | None,
                     context: Any, overrides: dict[str, Any], update: dict[str, Any] | None = None,
-                    written_since: float | None = None) -> int:
+                    written_since: float | None = None, label: str | None = None) -> int:
     """Start, resume or report one thread; every error becomes a message and an exit code."""
     import sqlite3
 
@@ -364,7 +366,7 @@ def _execute_locked(console: Console, db_path: Path, out: Path, thread: str, sta
     hint = _resume_hint(thread, db_path, out)
 
     def on_event(event: dict[str, Any]) -> None:
-        console.event(event, outdir=out)  # artifacts go to this survey's folder (several run at once)
+        console.event(event, outdir=out, survey=label)  # artifacts go to this survey's folder (several run at once)
 
     with open_database(db_path) as db, _stop_on_ctrl_c(console, hint):
         graph = graph_for(db)
@@ -486,9 +488,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     jobs = []
     for index, survey in enumerate(surveys):
         report_skipped(console, survey)
-        if not console.quiet:
-            console.plan_totals(plan_of(survey, settings)[0])
         folder = out if len(surveys) == 1 else out / f"{index + 1:02d}-{_slug(survey.title)}"
+        if not console.quiet:  # several surveys: each one's progress under its folder's name
+            console.plan_totals(plan_of(survey, settings)[0], survey=None if len(surveys) == 1 else folder.name)
         thread = args.thread if args.thread and len(surveys) == 1 else (
             f"{args.thread}-{index}" if args.thread else thread_id_for(corpus, index, settings, args.title))
         start = {"corpus_path": str(corpus), "survey_index": index, **({"title": args.title} if args.title else {})}
@@ -506,7 +508,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     def work(job: SurveyJob, wait: bool) -> int:
         return _execute(console, db_path, job.out, job.thread, job.start, context, connection, wait=wait,
-                        busy_ok=not wait, written_since=written_since)
+                        busy_ok=not wait, written_since=written_since, label=job.out.name)
 
     again = "the same `llmxmr run` command (finished surveys are kept, the others resume)"
     limit = args.max_in_flight or settings.max_concurrency

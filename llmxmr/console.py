@@ -29,9 +29,11 @@ class Console:
         self.prices: tuple[float, float, float | None] | None = None  # --price-in/-out/-cached of run, resume
         self.live = self.out.is_terminal and not quiet
         self.lines = not self.out.is_terminal and not quiet or (bool(verbose) and not quiet)
-        self.counts: dict[str, int] = {}
-        self.totals: dict[str, int] = {}  # per event stage: from its own events, else from the plan
-        self.last_stage = ""
+        # Per (survey, event stage): several surveys of one job report through one console (`survey` labels
+        # them; None for a single survey), each with its own counts and totals.
+        self.counts: dict[tuple[str | None, str], int] = {}
+        self.totals: dict[tuple[str | None, str], int] = {}  # from the stage's own events, else from the plan
+        self.last: tuple[str | None, str] = (None, "")
         self.progress = None
         self.tasks: dict[str, Any] = {}
         self.started = time.monotonic()
@@ -82,12 +84,12 @@ class Console:
             self.progress.stop()
             self.progress = None
 
-    def plan_totals(self, plan: Any) -> None:
+    def plan_totals(self, plan: Any, survey: str | None = None) -> None:
         """Totals of the stages whose events carry none, from `llmxmr plan`'s estimate of this run."""
         for event_stage, plan_stage in PLAN_TOTALS.items():
             planned = plan.stages.get(plan_stage)
             if planned is not None and planned.calls:
-                self.totals.setdefault(event_stage, planned.calls)
+                self.totals.setdefault((survey, event_stage), planned.calls)
 
     def _elapsed(self) -> str:
         import time
@@ -95,9 +97,14 @@ class Console:
         seconds = int(time.monotonic() - self.started)
         return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
-    def _count(self, stage: str) -> str:
-        total = self.totals.get(stage)
-        return f"{self.counts.get(stage, 0)}/{total}" if total else str(self.counts.get(stage, 0))
+    def _count(self, key: tuple[str | None, str]) -> str:
+        total = self.totals.get(key)
+        return f"{self.counts.get(key, 0)}/{total}" if total else str(self.counts.get(key, 0))
+
+    @staticmethod
+    def _named(key: tuple[str | None, str]) -> str:
+        """A stage, after its survey's label when several surveys share the console."""
+        return f"{key[0]} {key[1]}" if key[0] else key[1]
 
     def _beat(self) -> None:
         from llmxmr.models.metering import requests_in_flight
@@ -105,35 +112,35 @@ class Console:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             flying = requests_in_flight()
             if flying:
-                stage = self.last_stage or "starting"
-                self.say(f"[{self._elapsed()}] working: {stage} {self._count(stage)} done, "
+                key = self.last if self.last[1] else (None, "starting")
+                self.say(f"[{self._elapsed()}] working: {self._named(key)} {self._count(key)} done, "
                          f"{flying} model call(s) in flight")
 
-    def event(self, event: dict[str, Any], outdir: Path | None = None) -> None:
+    def event(self, event: dict[str, Any], outdir: Path | None = None, survey: str | None = None) -> None:
         if event.get("event") == "artifact":  # outline-b<block>.md, entropy.json: written to OUTDIR as the run goes
             from llmxmr.artifacts import write_artifact
 
             write_artifact(outdir or getattr(self, "outdir", None), event)
             return
-        stage = str(event.get("stage", "?"))
+        key = (survey, str(event.get("stage", "?")))
         done = int(event.get("done", 0) or 0)
-        self.counts[stage] = self.counts.get(stage, 0) + done
+        self.counts[key] = self.counts.get(key, 0) + done
         if event.get("total"):
-            self.totals[stage] = int(event["total"])
-        if self.counts[stage] > self.totals.get(stage, self.counts[stage]):
-            self.totals[stage] = self.counts[stage]  # a plan's estimate was low: never show 9/8
-        self.last_stage = stage
+            self.totals[key] = int(event["total"])
+        if self.counts[key] > self.totals.get(key, self.counts[key]):
+            self.totals[key] = self.counts[key]  # a plan's estimate was low: never show 9/8
+        self.last = key
         info = " ".join(f"{k}={v}" for k, v in event.items() if k in ("block", "layer", "best", "score", "entropy",
                                                                         "stop_reason", "batch", "status") and v is not None)
         if self.progress is not None:
-            if stage not in self.tasks:
-                self.tasks[stage] = self.progress.add_task(stage, total=self.totals.get(stage), info="")
-            self.progress.update(self.tasks[stage], completed=self.counts[stage], info=info,
-                                 **({"total": self.totals[stage]} if self.totals.get(stage) else {}))
+            if key not in self.tasks:
+                self.tasks[key] = self.progress.add_task(self._named(key), total=self.totals.get(key), info="")
+            self.progress.update(self.tasks[key], completed=self.counts[key], info=info,
+                                 **({"total": self.totals[key]} if self.totals.get(key) else {}))
         elif self.lines and (done or info):
             from llmxmr.models.metering import requests_in_flight
 
-            self.say(f"[{self._elapsed()}] {stage} {self._count(stage)} done, {requests_in_flight()} in flight"
+            self.say(f"[{self._elapsed()}] {self._named(key)} {self._count(key)} done, {requests_in_flight()} in flight"
                      + (f" {info}" if info else ""))
 
     def say(self, text: str) -> None:

@@ -133,3 +133,23 @@ def test_stopping_the_run_stops_its_helper_processes(tmp_path: Path) -> None:
         seen = len(stub.chat_requests)
         time.sleep(3)
         assert len(stub.chat_requests) == seen  # nothing asks any more: the helper stopped too
+
+
+def test_surveys_run_at_once_report_their_progress_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three surveys share one console: every progress line names its survey (its folder), and each
+    survey's counts are its own (three surveys of 4 documents: map 4/4 each, never 12/4)."""
+    corpus = three_surveys(tmp_path / "job.jsonl")
+    with scripted_server() as stub:
+        code = cli.main(["run", str(corpus), "-o", str(tmp_path / "out"), "--model", "openai:scripted",
+                         "--base-url", stub.base_url, *[a for a in TINY if a != "-q"], "--parallel-surveys", "3"])
+    assert code == 0
+    folders = sorted(p.parent.name for p in (tmp_path / "out").glob("*/survey.json"))
+    assert len(folders) == 3
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if " done, " in ln]
+    assert lines
+    named = {ln.split("] ", 1)[1].split(" ", 1)[0] for ln in lines}
+    assert named == set(folders), named  # every line names a survey, and every survey has lines
+    papers = len(json.loads(CORPUS.read_text().splitlines()[0])["papers"])
+    for name in folders:
+        maps = [ln for ln in lines if f"] {name} map " in ln]
+        assert maps and maps[-1].split(f"] {name} map ", 1)[1].startswith(f"{papers}/{papers} done"), maps
