@@ -35,7 +35,7 @@ class Console:
         self.totals: dict[tuple[str | None, str], int] = {}  # from the stage's own events, else from the plan
         self.last: tuple[str | None, str] = (None, "")
         self.progress = None
-        self.tasks: dict[str, Any] = {}
+        self.tasks: dict[tuple[str | None, str], Any] = {}  # the bar of each (survey, stage)
         self.started = time.monotonic()
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
